@@ -1,0 +1,56 @@
+//! `mecha`: a distributed application runtime that speaks Dapr's APIs.
+
+mod defaults;
+mod flags;
+mod logging;
+mod metrics;
+mod sidecar;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mecha",
+    version,
+    about = "A distributed application runtime that speaks Dapr's APIs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the runtime beside an app; accepts daprd's flags.
+    Sidecar(Box<flags::SidecarArgs>),
+    /// Check resource files without connecting to anything.
+    Validate(validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let argv = flags::normalize_args(std::env::args());
+    let cli = Cli::parse_from(argv);
+    match cli.command {
+        Command::Sidecar(args) => sidecar::main(*args),
+        Command::Validate(args) => validate::main(args),
+    }
+}
+
+/// The data directory: `--data-dir`, `MECHA_DATA_DIR`, else
+/// `$XDG_DATA_HOME/mecha` (`~/.local/share/mecha`).
+pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("mecha");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/mecha")
+}

@@ -1,0 +1,6 @@
+//! In-process components. They keep nothing across restarts and are not
+//! shared between processes; they exist for tests and quick starts.
+
+mod state;
+
+pub use state::{MemoryStateFactory, MemoryStateStore};

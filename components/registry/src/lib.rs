@@ -1,0 +1,66 @@
+//! The one place that knows every concrete component. Adding a component is
+//! one folder under `components/` plus one line here.
+
+use mecha_runtime::Registry;
+
+#[allow(unused_imports)]
+use compiled_out::CompiledOut;
+
+/// Every component type compiled into this binary.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+
+    #[cfg(feature = "memory")]
+    registry.register_state(mecha_component_memory::MemoryStateFactory);
+    #[cfg(not(feature = "memory"))]
+    registry.register_state(CompiledOut("state.in-memory", "memory"));
+
+    #[cfg(feature = "sqlite")]
+    registry.register_state(mecha_component_sqlite::SqliteStateFactory);
+    #[cfg(not(feature = "sqlite"))]
+    registry.register_state(CompiledOut("state.sqlite", "sqlite"));
+
+    registry
+}
+
+/// Stubs for component types compiled out of this binary.
+#[allow(dead_code)]
+mod compiled_out {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+    use mecha_state::StateStore;
+
+    /// A component type this binary was built without: using it is a clear
+    /// validation error naming the cargo feature that builds it.
+    pub struct CompiledOut(pub &'static str, pub &'static str);
+
+    impl Factory<dyn StateStore> for CompiledOut {
+        fn type_name(&self) -> &'static str {
+            self.0
+        }
+
+        fn configure(
+            &self,
+            _version: &str,
+            metadata: &MetadataReader<'_>,
+            _ctx: &ComponentContext,
+        ) -> Box<dyn Builder<dyn StateStore>> {
+            metadata.error(format!(
+                "{} is not compiled into this binary; build mecha with the cargo feature '{}'",
+                self.0, self.1
+            ));
+            Box::new(Never)
+        }
+    }
+
+    struct Never;
+
+    #[async_trait]
+    impl Builder<dyn StateStore> for Never {
+        async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
+            anyhow::bail!("component compiled out")
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! SQLite components: `state.sqlite`. SQLite is the embedded default backend
+//! (DESIGN.md §3): durable, shared by the runtimes of one host through the
+//! data directory, and needing no external service.
+
+mod connection;
+mod state;
+
+pub use state::{SqliteStateFactory, SqliteStateStore, StateConfig};

@@ -1,0 +1,553 @@
+//! `state.sqlite`: a durable state store in one SQLite file, with ETags,
+//! first-write, TTL and transactions.
+//!
+//! The table layout is Dapr's own (`key, value, is_binary, etag,
+//! expiration_time, update_time`), so a database written by daprd's
+//! `state.sqlite` can be opened by Mecha and the other way round.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_state::*;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::connection::{self, is_memory, valid_identifier};
+
+const FEATURES: &[Feature] = &[Feature::Etag, Feature::Transactional, Feature::Ttl];
+
+/// The typed configuration of a `state.sqlite` component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// A file path, `:memory:` or a `file:` URI.
+    pub connection_string: String,
+    pub table_name: String,
+    pub metadata_table_name: String,
+    /// The longest one operation may take.
+    pub timeout: Duration,
+    /// How often expired rows are deleted; `None` disables it.
+    pub cleanup_interval: Option<Duration>,
+    pub busy_timeout: Duration,
+    pub disable_wal: bool,
+}
+
+impl StateConfig {
+    /// A configuration with Dapr's defaults for the given database.
+    pub fn new(connection_string: impl Into<String>) -> Self {
+        Self {
+            connection_string: connection_string.into(),
+            table_name: "state".into(),
+            metadata_table_name: "metadata".into(),
+            timeout: Duration::from_secs(20),
+            cleanup_interval: Some(Duration::from_secs(3600)),
+            busy_timeout: Duration::from_secs(2),
+            disable_wal: false,
+        }
+    }
+
+    /// Reads Dapr's `state.sqlite` metadata keys, recording every problem.
+    pub fn from_metadata(meta: &MetadataReader<'_>) -> Self {
+        let defaults = Self::new("");
+        let seconds = Duration::from_secs(1);
+        // `timeoutInSeconds` is the older spelling of `timeout`.
+        let legacy_timeout = meta.optional_duration("timeoutInSeconds", seconds);
+        let timeout = meta
+            .optional_duration("timeout", seconds)
+            .or(legacy_timeout)
+            .unwrap_or(defaults.timeout);
+        // Unlike daprd (which disables it by default), expired rows are
+        // cleaned up hourly unless told otherwise; zero or less disables it.
+        let cleanup_interval = match meta.string("cleanupInterval") {
+            None => defaults.cleanup_interval,
+            Some(_) => meta
+                .optional_duration("cleanupInterval", seconds)
+                .filter(|d| !d.is_zero()),
+        };
+        let config = Self {
+            connection_string: meta.required("connectionString"),
+            table_name: meta.string_or("tableName", &defaults.table_name),
+            metadata_table_name: meta.string_or("metadataTableName", &defaults.metadata_table_name),
+            timeout: if timeout.is_zero() {
+                defaults.timeout
+            } else {
+                timeout
+            },
+            cleanup_interval,
+            busy_timeout: meta.duration_or("busyTimeout", defaults.busy_timeout, seconds),
+            disable_wal: meta.bool_or("disableWAL", false),
+        };
+        for (key, name) in [
+            ("tableName", &config.table_name),
+            ("metadataTableName", &config.metadata_table_name),
+        ] {
+            if !valid_identifier(name) {
+                meta.error(format!(
+                    "metadata field '{key}': '{name}' is not a valid table name (letters, digits, '_' and '.')"
+                ));
+            }
+        }
+        if config.table_name == config.metadata_table_name {
+            meta.error("tableName and metadataTableName must differ");
+        }
+        config
+    }
+}
+
+pub struct SqliteStateFactory;
+
+impl Factory<dyn StateStore> for SqliteStateFactory {
+    fn type_name(&self) -> &'static str {
+        "state.sqlite"
+    }
+
+    fn configure(
+        &self,
+        _version: &str,
+        metadata: &MetadataReader<'_>,
+        _ctx: &ComponentContext,
+    ) -> Box<dyn Builder<dyn StateStore>> {
+        Box::new(SqliteBuilder(StateConfig::from_metadata(metadata)))
+    }
+}
+
+struct SqliteBuilder(StateConfig);
+
+#[async_trait]
+impl Builder<dyn StateStore> for SqliteBuilder {
+    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
+        Ok(SqliteStateStore::open(self.0).await?)
+    }
+}
+
+/// SQL statements for one table, formatted once.
+struct Sql {
+    get: String,
+    update_with_etag: String,
+    insert_first_write: String,
+    upsert: String,
+    delete_with_etag: String,
+    delete: String,
+}
+
+/// SQL for "now", in the text format `expiration_time` uses.
+const NOT_EXPIRED: &str = "(expiration_time IS NULL OR expiration_time > CURRENT_TIMESTAMP)";
+/// The expiry of a write: parameter 5 holds the TTL in seconds, or NULL.
+const EXPIRY: &str =
+    "CASE WHEN ?5 IS NULL THEN NULL ELSE DATETIME(CURRENT_TIMESTAMP, '+' || ?5 || ' seconds') END";
+
+impl Sql {
+    fn new(table: &str) -> Self {
+        let insert = format!(
+            "INSERT INTO \"{table}\" (key, value, is_binary, etag, expiration_time, update_time) \
+             VALUES (?1, ?2, ?3, ?4, {EXPIRY}, CURRENT_TIMESTAMP) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, is_binary = excluded.is_binary, \
+             etag = excluded.etag, expiration_time = excluded.expiration_time, \
+             update_time = CURRENT_TIMESTAMP"
+        );
+        Self {
+            get: format!(
+                "SELECT value, is_binary, etag, expiration_time FROM \"{table}\" \
+                 WHERE key = ?1 AND {NOT_EXPIRED}"
+            ),
+            update_with_etag: format!(
+                "UPDATE \"{table}\" SET value = ?2, is_binary = ?3, etag = ?4, \
+                 expiration_time = {EXPIRY}, update_time = CURRENT_TIMESTAMP \
+                 WHERE key = ?1 AND etag = ?6 AND {NOT_EXPIRED}"
+            ),
+            // An expired row counts as missing, so first-write may replace it.
+            insert_first_write: format!(
+                "{insert} WHERE \"{table}\".expiration_time IS NOT NULL \
+                 AND \"{table}\".expiration_time <= CURRENT_TIMESTAMP"
+            ),
+            upsert: insert,
+            delete_with_etag: format!(
+                "DELETE FROM \"{table}\" WHERE key = ?1 AND etag = ?2 AND {NOT_EXPIRED}"
+            ),
+            delete: format!("DELETE FROM \"{table}\" WHERE key = ?1"),
+        }
+    }
+}
+
+struct Inner {
+    /// Every write goes through this connection.
+    writer: Mutex<Connection>,
+    /// Reads use their own connection (WAL lets them run beside a write);
+    /// in-memory databases have only the writer.
+    reader: Option<Mutex<Connection>>,
+    sql: Sql,
+    config: StateConfig,
+}
+
+/// The `state.sqlite` store.
+pub struct SqliteStateStore {
+    inner: Arc<Inner>,
+}
+
+fn backend(err: impl std::fmt::Display) -> StateError {
+    StateError::Backend(anyhow::anyhow!("sqlite: {err}"))
+}
+
+impl SqliteStateStore {
+    /// Opens (creating if needed) the database and its tables, and starts
+    /// the cleanup of expired rows.
+    pub async fn open(config: StateConfig) -> anyhow::Result<Arc<Self>> {
+        let inner = tokio::task::spawn_blocking(move || open_blocking(config)).await??;
+        let store = Arc::new(Self {
+            inner: Arc::new(inner),
+        });
+        if let Some(interval) = store.inner.config.cleanup_interval {
+            spawn_cleanup(Arc::downgrade(&store.inner), interval);
+        }
+        Ok(store)
+    }
+
+    /// Runs `work` on a connection in the blocking pool, bounded by the
+    /// configured timeout.
+    async fn run<T, F>(&self, write: bool, work: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Sql) -> Result<T, StateError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let slot = match (&inner.reader, write) {
+                (Some(reader), false) => reader,
+                _ => &inner.writer,
+            };
+            let mut conn = slot
+                .lock()
+                .map_err(|_| backend("connection lock poisoned"))?;
+            work(&mut conn, &inner.sql)
+        });
+        match tokio::time::timeout(self.inner.config.timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(backend(join)),
+            Err(_) => Err(backend(format!(
+                "operation timed out after {:?}",
+                self.inner.config.timeout
+            ))),
+        }
+    }
+
+    /// Deletes expired rows now; returns how many.
+    pub async fn delete_expired(&self) -> Result<usize, StateError> {
+        let table = self.inner.config.table_name.clone();
+        self.run(true, move |conn, _| {
+            delete_expired(conn, &table).map_err(backend)
+        })
+        .await
+    }
+}
+
+fn open_blocking(config: StateConfig) -> anyhow::Result<Inner> {
+    let target = config.connection_string.as_str();
+    let parent = Path::new(target)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent
+        && !is_memory(target)
+        && !target.starts_with("file:")
+    {
+        anyhow::ensure!(
+            parent.is_dir(),
+            "the folder of the database '{target}' does not exist"
+        );
+    }
+    let wal = !config.disable_wal;
+    let writer = connection::open(target, config.busy_timeout, wal)
+        .map_err(|err| anyhow::anyhow!("cannot open sqlite database '{target}': {err}"))?;
+    let table = &config.table_name;
+    let meta_table = &config.metadata_table_name;
+    writer.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS \"{table}\" (
+            key TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL,
+            is_binary BOOLEAN NOT NULL,
+            etag TEXT NOT NULL,
+            expiration_time TIMESTAMP DEFAULT NULL,
+            update_time TIMESTAMP DEFAULT NULL
+        );
+        CREATE INDEX IF NOT EXISTS \"{table}_expiration_time_idx\" ON \"{table}\" (expiration_time);
+        CREATE TABLE IF NOT EXISTS \"{meta_table}\" (
+            key TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        );"
+    ))?;
+    let reader = if is_memory(target) {
+        None
+    } else {
+        Some(Mutex::new(connection::open(
+            target,
+            config.busy_timeout,
+            wal,
+        )?))
+    };
+    Ok(Inner {
+        writer: Mutex::new(writer),
+        reader,
+        sql: Sql::new(table),
+        config,
+    })
+}
+
+/// Deletes expired rows, at most once per interval across every process
+/// sharing the database (coordinated through the metadata table).
+fn spawn_cleanup(inner: Weak<Inner>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(strong) = inner.upgrade() else { break };
+            let result = tokio::task::spawn_blocking(move || {
+                let mut conn = strong.writer.lock().map_err(|_| backend("lock poisoned"))?;
+                cleanup_if_due(&mut conn, &strong.config, interval).map_err(backend)
+            })
+            .await;
+            match result {
+                Ok(Ok(Some(deleted))) if deleted > 0 => {
+                    tracing::debug!(deleted, "deleted expired state rows")
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "state cleanup failed"),
+                _ => {}
+            }
+        }
+    });
+}
+
+fn cleanup_if_due(
+    conn: &mut Connection,
+    config: &StateConfig,
+    interval: Duration,
+) -> rusqlite::Result<Option<usize>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let key = format!("last-cleanup-{}", config.table_name);
+    // Claim this round unless another process cleaned up within the interval
+    // (one second of slack absorbs timer jitter).
+    let claimed = tx.execute(
+        &format!(
+            "INSERT INTO \"{meta}\" (key, value) VALUES (?1, CAST(strftime('%s','now') AS TEXT)) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+             WHERE CAST(\"{meta}\".value AS INTEGER) <= CAST(strftime('%s','now') AS INTEGER) - ?2",
+            meta = config.metadata_table_name
+        ),
+        params![key, interval.as_secs().saturating_sub(1) as i64],
+    )?;
+    if claimed == 0 {
+        return Ok(None);
+    }
+    let deleted = delete_expired(&tx, &config.table_name)?;
+    tx.commit()?;
+    Ok(Some(deleted))
+}
+
+fn delete_expired(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!(
+            "DELETE FROM \"{table}\" WHERE expiration_time IS NOT NULL \
+             AND expiration_time <= CURRENT_TIMESTAMP"
+        ),
+        [],
+    )
+}
+
+/// Stores UTF-8 as text and anything else as base64, as daprd does.
+fn encode(value: &Bytes) -> (String, bool) {
+    match std::str::from_utf8(value) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (BASE64.encode(value), true),
+    }
+}
+
+fn check_etag(etag: &str) -> Result<(), StateError> {
+    uuid::Uuid::try_parse(etag)
+        .map(|_| ())
+        .map_err(|_| StateError::EtagInvalid(format!("'{etag}' is not an etag of this store")))
+}
+
+fn ttl_seconds(ttl: Option<Ttl>) -> Option<i64> {
+    match ttl {
+        Some(Ttl::Expire(after)) => Some(after.as_secs() as i64),
+        Some(Ttl::Never) | None => None,
+    }
+}
+
+fn get_one(conn: &Connection, sql: &Sql, key: &str) -> Result<Option<GetResponse>, StateError> {
+    let mut stmt = conn.prepare_cached(&sql.get).map_err(backend)?;
+    let row = stmt
+        .query_row([key], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .optional()
+        .map_err(backend)?;
+    let Some((value, is_binary, etag, expires)) = row else {
+        return Ok(None);
+    };
+    let data = if is_binary {
+        Bytes::from(BASE64.decode(value.as_bytes()).map_err(backend)?)
+    } else {
+        Bytes::from(value.into_bytes())
+    };
+    let mut metadata = Metadata::new();
+    if let Some(expires) = expires {
+        // SQLite's "YYYY-MM-DD HH:MM:SS" (UTC) as RFC 3339.
+        metadata.insert(
+            TTL_EXPIRE_TIME_KEY.to_owned(),
+            expires.replacen(' ', "T", 1) + "Z",
+        );
+    }
+    Ok(Some(GetResponse {
+        data,
+        etag: Some(etag),
+        metadata,
+    }))
+}
+
+fn set_one(conn: &Connection, sql: &Sql, req: &SetRequest) -> Result<(), StateError> {
+    let (value, is_binary) = encode(&req.value);
+    let new_etag = uuid::Uuid::new_v4().to_string();
+    let ttl = ttl_seconds(req.ttl);
+    let changed = match (&req.etag, req.concurrency) {
+        (Some(etag), _) => {
+            check_etag(etag)?;
+            let mut stmt = conn
+                .prepare_cached(&sql.update_with_etag)
+                .map_err(backend)?;
+            stmt.execute(params![req.key, value, is_binary, new_etag, ttl, etag])
+        }
+        (None, Concurrency::FirstWrite) => {
+            let mut stmt = conn
+                .prepare_cached(&sql.insert_first_write)
+                .map_err(backend)?;
+            stmt.execute(params![req.key, value, is_binary, new_etag, ttl])
+        }
+        (None, Concurrency::LastWrite) => {
+            let mut stmt = conn.prepare_cached(&sql.upsert).map_err(backend)?;
+            stmt.execute(params![req.key, value, is_binary, new_etag, ttl])
+        }
+    }
+    .map_err(backend)?;
+    if changed == 0 {
+        return Err(StateError::EtagMismatch);
+    }
+    Ok(())
+}
+
+fn delete_one(conn: &Connection, sql: &Sql, req: &DeleteRequest) -> Result<(), StateError> {
+    match &req.etag {
+        Some(etag) => {
+            check_etag(etag)?;
+            let mut stmt = conn
+                .prepare_cached(&sql.delete_with_etag)
+                .map_err(backend)?;
+            if stmt.execute(params![req.key, etag]).map_err(backend)? == 0 {
+                return Err(StateError::EtagMismatch);
+            }
+        }
+        None => {
+            let mut stmt = conn.prepare_cached(&sql.delete).map_err(backend)?;
+            stmt.execute([&req.key]).map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl StateStore for SqliteStateStore {
+    fn features(&self) -> &[Feature] {
+        FEATURES
+    }
+
+    async fn get(&self, req: &GetRequest) -> Result<Option<GetResponse>, StateError> {
+        let key = req.key.clone();
+        self.run(false, move |conn, sql| get_one(conn, sql, &key))
+            .await
+    }
+
+    async fn bulk_get(
+        &self,
+        reqs: &[GetRequest],
+        _parallelism: usize,
+    ) -> Vec<Result<Option<GetResponse>, StateError>> {
+        // One trip to the blocking pool reads every key.
+        let keys: Vec<String> = reqs.iter().map(|req| req.key.clone()).collect();
+        let count = keys.len();
+        let result = self
+            .run(false, move |conn, sql| {
+                Ok(keys.iter().map(|key| get_one(conn, sql, key)).collect())
+            })
+            .await;
+        match result {
+            Ok(results) => results,
+            Err(err) => {
+                let message = err.to_string();
+                (0..count)
+                    .map(|_| Err(StateError::Backend(anyhow::anyhow!(message.clone()))))
+                    .collect()
+            }
+        }
+    }
+
+    async fn set(&self, req: &SetRequest) -> Result<(), StateError> {
+        let req = req.clone();
+        self.run(true, move |conn, sql| set_one(conn, sql, &req))
+            .await
+    }
+
+    async fn delete(&self, req: &DeleteRequest) -> Result<(), StateError> {
+        let req = req.clone();
+        self.run(true, move |conn, sql| delete_one(conn, sql, &req))
+            .await
+    }
+
+    async fn bulk_set(&self, reqs: &[SetRequest]) -> Result<(), StateError> {
+        let reqs = reqs.to_vec();
+        self.run(true, move |conn, sql| {
+            combine_bulk_errors(
+                reqs.iter()
+                    .filter_map(|req| set_one(conn, sql, req).err())
+                    .collect(),
+            )
+        })
+        .await
+    }
+
+    async fn bulk_delete(&self, reqs: &[DeleteRequest]) -> Result<(), StateError> {
+        let reqs = reqs.to_vec();
+        self.run(true, move |conn, sql| {
+            combine_bulk_errors(
+                reqs.iter()
+                    .filter_map(|req| delete_one(conn, sql, req).err())
+                    .collect(),
+            )
+        })
+        .await
+    }
+
+    async fn transact(&self, ops: &[Operation], _metadata: &Metadata) -> Result<(), StateError> {
+        let ops = ops.to_vec();
+        self.run(true, move |conn, sql| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            for op in &ops {
+                match op {
+                    Operation::Upsert(req) => set_one(&tx, sql, req)?,
+                    Operation::Delete(req) => delete_one(&tx, sql, req)?,
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+}

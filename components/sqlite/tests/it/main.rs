@@ -1,0 +1,167 @@
+//! `state.sqlite` against the state conformance suite, plus what is
+//! particular to SQLite: durability on disk, Dapr's metadata keys and the
+//! cleanup of expired rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mecha_component_sqlite::{SqliteStateFactory, SqliteStateStore, StateConfig};
+use mecha_core::{ComponentContext, Factory, MetadataReader, Properties};
+use mecha_state::conformance::Harness;
+use mecha_state::*;
+
+/// Each case gets its own database file in its own temporary folder.
+#[derive(Default)]
+struct Sqlite;
+
+#[async_trait]
+impl Harness for Sqlite {
+    async fn component(&self) -> Option<Arc<dyn StateStore>> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let config = StateConfig::new(dir.join("state.db").to_string_lossy());
+        Some(SqliteStateStore::open(config).await.unwrap())
+    }
+}
+
+mecha_state::state_conformance!(Sqlite);
+
+/// The same suite on an in-memory database (`:memory:`, one connection).
+mod in_memory {
+    use super::*;
+
+    #[derive(Default)]
+    struct SqliteMemory;
+
+    #[async_trait]
+    impl Harness for SqliteMemory {
+        async fn component(&self) -> Option<Arc<dyn StateStore>> {
+            Some(
+                SqliteStateStore::open(StateConfig::new(":memory:"))
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+
+    mecha_state::state_conformance!(SqliteMemory);
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db").to_string_lossy().into_owned();
+    {
+        let store = SqliteStateStore::open(StateConfig::new(&path))
+            .await
+            .unwrap();
+        store.set(&SetRequest::new("k", "v")).await.unwrap();
+    }
+    let store = SqliteStateStore::open(StateConfig::new(&path))
+        .await
+        .unwrap();
+    let item = store
+        .get(&GetRequest {
+            key: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(item.unwrap().data, "v");
+}
+
+#[tokio::test]
+async fn expired_rows_are_deleted_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ttl.db");
+    let mut config = StateConfig::new(path.to_string_lossy());
+    config.cleanup_interval = Some(Duration::from_secs(1));
+    let store = SqliteStateStore::open(config).await.unwrap();
+    let mut req = SetRequest::new("short", "v");
+    req.ttl = Some(Ttl::Expire(Duration::from_secs(1)));
+    store.set(&req).await.unwrap();
+    store.set(&SetRequest::new("long", "v")).await.unwrap();
+    let rows = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM state", [], |row| row.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(rows(), 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while rows() != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expired row was not cleaned up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn binary_values_are_stored_as_daprd_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compat.db");
+    let store = SqliteStateStore::open(StateConfig::new(path.to_string_lossy()))
+        .await
+        .unwrap();
+    store
+        .set(&SetRequest::new("json", "{\"a\":1}"))
+        .await
+        .unwrap();
+    store
+        .set(&SetRequest::new("bin", vec![0u8, 255, 1]))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let row = |key: &str| {
+        conn.query_row(
+            "SELECT value, is_binary FROM state WHERE key = ?1",
+            [key],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(row("json"), ("{\"a\":1}".to_owned(), false));
+    assert_eq!(row("bin"), ("AP8B".to_owned(), true));
+}
+
+#[test]
+fn metadata_keys_and_errors() {
+    let props = Properties::new()
+        .with("connectionString", "/tmp/x.db")
+        .with("tableName", "my_state")
+        .with("timeout", "30")
+        .with("cleanupInterval", "-1")
+        .with("busyTimeout", "100ms")
+        .with("disableWAL", "true");
+    let meta = MetadataReader::new(&props);
+    let config = StateConfig::from_metadata(&meta);
+    assert!(meta.errors().is_empty(), "{:?}", meta.errors());
+    assert_eq!(config.table_name, "my_state");
+    assert_eq!(config.timeout, Duration::from_secs(30));
+    assert_eq!(config.cleanup_interval, None);
+    assert_eq!(config.busy_timeout, Duration::from_millis(100));
+    assert!(config.disable_wal);
+
+    let props = Properties::new()
+        .with("tableName", "bad; DROP TABLE x")
+        .with("timeout", "soon")
+        .with("color", "blue");
+    let meta = MetadataReader::new(&props);
+    let _ = SqliteStateFactory.configure("v1", &meta, &ComponentContext::default());
+    let errors = meta.errors();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("connectionString")));
+    assert!(errors.iter().any(|e| e.contains("tableName")));
+    assert!(errors.iter().any(|e| e.contains("timeout")));
+    assert_eq!(meta.unread(), vec!["color".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_missing_folder_is_a_clear_error() {
+    let err = SqliteStateStore::open(StateConfig::new("/nonexistent-dir/x/state.db"))
+        .await
+        .err()
+        .expect("opening fails");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}

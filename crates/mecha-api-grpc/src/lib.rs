@@ -1,0 +1,67 @@
+//! The gRPC adapter: `dapr.proto.runtime.v1.Dapr` on the API layer, plus
+//! gRPC health and reflection. Methods translate messages and nothing else;
+//! methods not built yet answer `UNIMPLEMENTED` (generated stubs).
+
+mod convert;
+mod service;
+
+use mecha_api::Api;
+use mecha_proto::runtime::dapr_server::DaprServer;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Status};
+
+pub use convert::status_from;
+pub use service::DaprService;
+
+/// The gRPC services of the Dapr API port: Dapr (behind the API token when
+/// one is set), health (always open) and reflection.
+pub fn routes(api: Api, max_message_size: usize) -> Routes {
+    let auth_api = api.clone();
+    let check_token = move |request: Request<()>| -> Result<Request<()>, Status> {
+        let token = request
+            .metadata()
+            .get("dapr-api-token")
+            .map(|v| v.as_bytes());
+        if auth_api.authorized(token) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated(mecha_api::INVALID_TOKEN_MESSAGE))
+        }
+    };
+    let dapr = DaprServer::new(DaprService::new(api))
+        .max_decoding_message_size(max_message_size)
+        .max_encoding_message_size(usize::MAX);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    // The reporter only records statuses; setting one never waits.
+    tokio::spawn(async move {
+        reporter.set_serving::<DaprServer<DaprService>>().await;
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the committed descriptor set is valid");
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the committed descriptor set is valid");
+    Routes::new(InterceptedService::new(dapr, check_token.clone()))
+        .add_service(health)
+        .add_service(InterceptedService::new(reflection, check_token.clone()))
+        .add_service(InterceptedService::new(reflection_alpha, check_token))
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,60 @@
+//! Request bodies: read within `--max-body-size`, and decoded as JSON with
+//! Dapr's errors.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use mecha_core::ApiError;
+use serde::Deserialize;
+
+/// Reads a whole body, refusing one over `max` bytes before reading it when
+/// its length is declared, and as soon as it passes `max` otherwise.
+pub(crate) async fn read(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large(max));
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
+        Err(err) => Err(ApiError::body_read(format!(
+            "failed reading the request body: {err}"
+        ))),
+    }
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::malformed_request(format!(
+        "failed deserializing HTTP body: stream too large: the request body exceeds the limit of {max} bytes (--max-body-size)"
+    ))
+}
+
+/// Decodes JSON with Dapr's error for a malformed body.
+pub(crate) fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::malformed_request(format!("failed deserializing HTTP body: {err}"))
+    })
+}
+
+/// A JSON scalar read as text: metadata values are strings in Dapr, but
+/// numbers and booleans are accepted too (`"ttlInSeconds": 60`).
+#[derive(Debug)]
+pub(crate) struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => Ok(Text(text)),
+            serde_json::Value::Number(number) => Ok(Text(number.to_string())),
+            serde_json::Value::Bool(flag) => Ok(Text(flag.to_string())),
+            serde_json::Value::Null => Ok(Text(String::new())),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a string, found {other}"
+            ))),
+        }
+    }
+}

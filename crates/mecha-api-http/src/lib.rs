@@ -1,0 +1,44 @@
+//! The HTTP adapter: Dapr's HTTP routes (HTTP/1.1 and h2c) on the API layer.
+//! Handlers only translate between HTTP and the API layer's types; every
+//! rule and error code lives in `mecha-api`.
+
+mod body;
+mod error;
+mod metadata;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use mecha_api::Api;
+use tokio::net::TcpListener;
+
+pub use error::error_response;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub api: Api,
+    /// `--max-body-size`, in bytes.
+    pub max_body: usize,
+}
+
+/// Builds the router of the Dapr HTTP API.
+pub fn router(api: Api, max_body: usize) -> Router {
+    routes::build(Ctx { api, max_body })
+}
+
+/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`
+/// resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::debug!(?addr, "http api listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,100 @@
+//! Metadata, health and shutdown routes.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mecha_core::units::format_go_duration;
+use serde_json::{Value, json};
+
+use crate::error::{ErrorResponse, error_response};
+use crate::{Ctx, body};
+
+pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
+    let meta = ctx.api.metadata();
+    let components: Vec<Value> = meta
+        .components
+        .iter()
+        .map(|c| json!({"name": c.name, "type": c.type_name, "version": c.version, "capabilities": c.capabilities}))
+        .collect();
+    let app = &meta.app_connection;
+    let mut app_json = json!({
+        "protocol": app.protocol,
+        "channelAddress": app.channel_address,
+        "maxConcurrency": app.max_concurrency,
+    });
+    if let Some(port) = app.port {
+        app_json["port"] = json!(port);
+    }
+    if let Some(health) = &app.health {
+        app_json["health"] = json!({
+            "healthCheckPath": health.path,
+            "healthProbeInterval": format_go_duration(health.interval),
+            "healthProbeTimeout": format_go_duration(health.timeout),
+            "healthThreshold": health.threshold,
+        });
+    }
+    Json(json!({
+        "id": meta.id,
+        "runtimeVersion": meta.runtime_version,
+        "enabledFeatures": meta.enabled_features,
+        "actors": [],
+        "components": components,
+        "extended": meta.extended,
+        "subscriptions": [],
+        "httpEndpoints": [],
+        "appConnectionProperties": app_json,
+        "actorRuntime": {
+            "runtimeStatus": meta.actor_runtime_status,
+            "activeActors": [],
+            "hostReady": false,
+            "placement": meta.placement,
+        },
+    }))
+    .into_response()
+}
+
+pub(crate) async fn set(
+    State(ctx): State<Ctx>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<StatusCode, ErrorResponse> {
+    let bytes = body::read(&headers, request, ctx.max_body).await?;
+    let value = String::from_utf8_lossy(&bytes).into_owned();
+    ctx.api.set_metadata(&key, value)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn healthz(
+    State(ctx): State<Ctx>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let result = match query.get("appid") {
+        Some(app_id) => ctx
+            .api
+            .check_app_id(app_id)
+            .and_then(|()| ctx.api.healthz()),
+        None => ctx.api.healthz(),
+    };
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+pub(crate) async fn outbound_healthz(State(ctx): State<Ctx>) -> Response {
+    match ctx.api.outbound_healthz() {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+pub(crate) async fn shutdown(State(ctx): State<Ctx>) -> StatusCode {
+    // The graceful shutdown drains this request too, so the 204 is sent.
+    ctx.api.shutdown();
+    StatusCode::NO_CONTENT
+}

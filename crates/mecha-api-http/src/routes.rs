@@ -1,0 +1,115 @@
+//! The route table (dapr-contract.md §1.1), auth, and the fallback.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use mecha_core::{ApiError, GrpcCode};
+
+use crate::error::error_response;
+use crate::{Ctx, metadata, state};
+
+/// API groups not built yet: each answers 501 with Dapr's error body.
+const NOT_YET: &[(&str, &str)] = &[
+    ("/v1.0/invoke/{*rest}", "service invocation"),
+    ("/v1.0/publish/{*rest}", "pub/sub"),
+    ("/v1.0-alpha1/publish/{*rest}", "pub/sub"),
+    ("/v1.0/bindings/{*rest}", "bindings"),
+    ("/v1.0/secrets/{*rest}", "secrets"),
+    ("/v1.0/configuration/{*rest}", "configuration"),
+    ("/v1.0-alpha1/configuration/{*rest}", "configuration"),
+    ("/v1.0-alpha1/lock/{*rest}", "distributed lock"),
+    ("/v1.0-alpha1/unlock/{*rest}", "distributed lock"),
+    ("/v1.0/actors/{*rest}", "actors"),
+    ("/v1.0/workflows/{*rest}", "workflow"),
+    ("/v1.0-beta1/workflows/{*rest}", "workflow"),
+    ("/v1.0-alpha1/workflows/{*rest}", "workflow"),
+    ("/v1.0/jobs/{*rest}", "jobs"),
+    ("/v1.0-alpha1/jobs/{*rest}", "jobs"),
+    ("/v1.0-alpha1/conversation/{*rest}", "conversation"),
+    ("/v1.0-alpha2/conversation/{*rest}", "conversation"),
+    ("/v1.0-alpha1/crypto/{*rest}", "cryptography"),
+    ("/v1.0-alpha1/subtlecrypto/{*rest}", "cryptography"),
+    ("/v1.0-alpha1/state/{store}/query", "the state query API"),
+];
+
+pub(crate) fn build(ctx: Ctx) -> Router {
+    let mut router = Router::new()
+        .route("/v1.0/state/{store}", post(state::save).put(state::save))
+        .route("/v1.0/state/{store}/{key}", any(state::by_key))
+        .route("/v1.0/metadata", get(metadata::get))
+        .route("/v1.0/metadata/{key}", put(metadata::set))
+        .route("/v1.0/healthz", get(metadata::healthz))
+        .route("/v1.0/healthz/outbound", get(metadata::outbound_healthz))
+        .route("/v1.0/shutdown", post(metadata::shutdown));
+    for (path, what) in NOT_YET {
+        let what: &'static str = what;
+        router = router.route(
+            path,
+            any(move || async move { error_response(&ApiError::unimplemented(what)) }),
+        );
+    }
+    let router = router.fallback(fallback);
+    let router = if ctx.api.runtime().info.api_token.is_some() {
+        router.layer(middleware::from_fn_with_state(ctx.clone(), require_token))
+    } else {
+        router
+    };
+    router.with_state(ctx)
+}
+
+/// With `DAPR_API_TOKEN` set, every call but the health checks must carry
+/// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise.
+async fn require_token(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let exempt = path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound";
+    let token = request
+        .headers()
+        .get("dapr-api-token")
+        .map(|v| v.as_bytes());
+    if exempt || ctx.api.authorized(token) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        mecha_api::INVALID_TOKEN_MESSAGE,
+    )
+        .into_response()
+}
+
+/// Any request no route takes is service invocation in daprd: with a
+/// `dapr-app-id` header (or Basic auth naming the app id) it would be
+/// forwarded; without one it is Dapr's 404.
+pub(crate) async fn fallback(headers: HeaderMap, _body: Body) -> Response {
+    if target_app_id(&headers).is_some() {
+        return error_response(&ApiError::unimplemented("service invocation"));
+    }
+    error_response(&ApiError::new(
+        "ERR_DIRECT_INVOKE",
+        404,
+        GrpcCode::NotFound,
+        "failed getting app id either from the URL path or the header dapr-app-id",
+    ))
+}
+
+/// The invocation target named by `dapr-app-id` or `Authorization: Basic`.
+fn target_app_id(headers: &HeaderMap) -> Option<String> {
+    if let Some(id) = headers.get("dapr-app-id").and_then(|v| v.to_str().ok()) {
+        return Some(id.to_owned());
+    }
+    use base64::Engine as _;
+    let basic = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.strip_prefix("dapr-app-id:").map(str::to_owned)
+}

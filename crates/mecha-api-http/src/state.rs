@@ -1,0 +1,297 @@
+//! State routes (dapr-contract.md §1.3).
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use mecha_api::state::{BulkStateItem, TransactionOperation, parse_concurrency, parse_consistency};
+use mecha_core::ApiError;
+use mecha_state::{DeleteRequest, Metadata, SetRequest};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::body::{self, Text};
+use crate::error::ErrorResponse;
+use crate::{Ctx, routes};
+
+type Params = Query<Vec<(String, String)>>;
+
+/// `?metadata.k=v` parameters, without their prefix.
+fn query_metadata(params: &[(String, String)]) -> Metadata {
+    params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata.")
+                .map(|k| (k.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+fn query_value<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+fn to_metadata(map: Option<BTreeMap<String, Text>>) -> Metadata {
+    map.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OptionsBody {
+    concurrency: Option<String>,
+    consistency: Option<String>,
+}
+
+/// One state item as the HTTP API carries it.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ItemBody<'a> {
+    key: String,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+    etag: Option<Text>,
+    metadata: Option<BTreeMap<String, Text>>,
+    options: Option<OptionsBody>,
+}
+
+impl ItemBody<'_> {
+    fn into_request(self) -> Result<SetRequest, ApiError> {
+        let options = self.options.unwrap_or_default();
+        // The value is stored as the JSON text the app sent.
+        let value = self.value.map_or("null", RawValue::get);
+        Ok(SetRequest {
+            key: self.key,
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            etag: self.etag.map(|e| e.0),
+            concurrency: parse_concurrency(options.concurrency.as_deref().unwrap_or_default())?,
+            consistency: parse_consistency(options.consistency.as_deref().unwrap_or_default())?,
+            ttl: None,
+            metadata: to_metadata(self.metadata),
+        })
+    }
+}
+
+/// `POST|PUT /v1.0/state/{store}`: save a JSON array of items.
+pub(crate) async fn save(
+    State(ctx): State<Ctx>,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<StatusCode, ErrorResponse> {
+    let bytes = body::read(&headers, request, ctx.max_body).await?;
+    let items: Vec<ItemBody<'_>> = body::json(&bytes)?;
+    let reqs = items
+        .into_iter()
+        .map(ItemBody::into_request)
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.api.save_state(&store, reqs).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `/v1.0/state/{store}/{key}`: get and delete a key, and the `bulk` and
+/// `transaction` sub-routes (a key named `bulk` can still be read with GET).
+pub(crate) async fn by_key(
+    State(ctx): State<Ctx>,
+    Path((store, key)): Path<(String, String)>,
+    method: Method,
+    Query(params): Params,
+    headers: HeaderMap,
+    request: Body,
+) -> Response {
+    let result = match (&method, key.as_str()) {
+        (&Method::POST | &Method::PUT, "bulk") => {
+            bulk_get(&ctx, &store, &params, &headers, request).await
+        }
+        (&Method::POST | &Method::PUT, "transaction") => {
+            transaction(&ctx, &store, &params, &headers, request).await
+        }
+        (&Method::GET, _) => get(&ctx, &store, &key, &params).await,
+        (&Method::DELETE, _) => delete(&ctx, &store, &key, &params, &headers).await,
+        _ => return routes::fallback(headers, request).await,
+    };
+    result.unwrap_or_else(|err| err.into_response())
+}
+
+async fn get(
+    ctx: &Ctx,
+    store: &str,
+    key: &str,
+    params: &[(String, String)],
+) -> Result<Response, ErrorResponse> {
+    let consistency = parse_consistency(query_value(params, "consistency"))?;
+    let found = ctx
+        .api
+        .get_state(store, key, consistency, query_metadata(params))
+        .await?;
+    let Some(item) = found else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let mut response = (StatusCode::OK, item.data).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(etag) = item.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    add_metadata_headers(headers, &item.metadata);
+    Ok(response)
+}
+
+/// Response metadata as `metadata.<key>` headers.
+fn add_metadata_headers(headers: &mut HeaderMap, metadata: &Metadata) {
+    for (key, value) in metadata {
+        let name = HeaderName::try_from(format!("metadata.{key}"));
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+async fn delete(
+    ctx: &Ctx,
+    store: &str,
+    key: &str,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Response, ErrorResponse> {
+    let etag = headers
+        .get(header::IF_MATCH)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let req = DeleteRequest {
+        key: key.to_owned(),
+        etag,
+        concurrency: parse_concurrency(query_value(params, "concurrency"))?,
+        consistency: parse_consistency(query_value(params, "consistency"))?,
+        metadata: query_metadata(params),
+    };
+    ctx.api.delete_state(store, req).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BulkGetBody {
+    keys: Vec<String>,
+    parallelism: Option<i64>,
+    metadata: Option<BTreeMap<String, Text>>,
+}
+
+async fn bulk_get(
+    ctx: &Ctx,
+    store: &str,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    request: Body,
+) -> Result<Response, ErrorResponse> {
+    let bytes = body::read(headers, request, ctx.max_body).await?;
+    let req: BulkGetBody = body::json(&bytes)?;
+    let mut metadata = to_metadata(req.metadata);
+    metadata.extend(query_metadata(params));
+    let parallelism = usize::try_from(req.parallelism.unwrap_or(0).max(0)).unwrap_or(0);
+    let items = ctx
+        .api
+        .get_bulk_state(store, req.keys, parallelism, metadata)
+        .await?;
+    let body = bulk_items_json(&items);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Bulk items as daprd writes them: `data` is the stored JSON embedded as
+/// is. Values that are not JSON (such as bytes saved over gRPC) are given as
+/// a JSON string, or base64 when they are not UTF-8, instead of daprd's
+/// empty answer.
+fn bulk_items_json(items: &[BulkStateItem]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        out.push_str(&serde_json::to_string(&item.key).expect("string"));
+        if let Some(data) = &item.data {
+            out.push_str(",\"data\":");
+            if serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok() {
+                out.push_str(std::str::from_utf8(data).expect("valid JSON is UTF-8"));
+            } else {
+                let text = match std::str::from_utf8(data) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(data)
+                    }
+                };
+                out.push_str(&serde_json::to_string(&text).expect("string"));
+            }
+        }
+        if let Some(etag) = &item.etag {
+            out.push_str(",\"etag\":");
+            out.push_str(&serde_json::to_string(etag).expect("string"));
+        }
+        if !item.metadata.is_empty() {
+            out.push_str(",\"metadata\":");
+            out.push_str(&serde_json::to_string(&item.metadata).expect("map"));
+        }
+        if let Some(error) = &item.error {
+            out.push_str(",\"error\":");
+            out.push_str(&serde_json::to_string(error).expect("string"));
+        }
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+#[derive(Deserialize)]
+struct OperationBody<'a> {
+    #[serde(default)]
+    operation: String,
+    #[serde(borrow, default)]
+    request: ItemBody<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TransactionBody<'a> {
+    #[serde(borrow)]
+    operations: Vec<OperationBody<'a>>,
+    metadata: Option<BTreeMap<String, Text>>,
+}
+
+async fn transaction(
+    ctx: &Ctx,
+    store: &str,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    request: Body,
+) -> Result<Response, ErrorResponse> {
+    let bytes = body::read(headers, request, ctx.max_body).await?;
+    let req: TransactionBody<'_> = body::json(&bytes)?;
+    let mut metadata = to_metadata(req.metadata);
+    metadata.extend(query_metadata(params));
+    let operations = req
+        .operations
+        .into_iter()
+        .map(|op| {
+            Ok(TransactionOperation {
+                operation: op.operation,
+                item: op.request.into_request()?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    ctx.api
+        .execute_state_transaction(store, operations, metadata)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

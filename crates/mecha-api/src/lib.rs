@@ -1,0 +1,60 @@
+//! The API layer: every operation of every building block, implemented once.
+//!
+//! The HTTP and gRPC adapters translate wire types into the types here and
+//! render [`ApiError`] back; they hold no rules. A behaviour difference
+//! between the two transports is a bug in an adapter.
+
+mod health;
+mod metadata;
+pub mod state;
+
+use std::sync::Arc;
+
+pub use mecha_core::ApiError;
+use mecha_runtime::Runtime;
+
+pub use metadata::{AppConnectionInfo, MetadataSnapshot};
+
+/// The operations, over one runtime.
+#[derive(Clone)]
+pub struct Api {
+    runtime: Arc<Runtime>,
+}
+
+impl Api {
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self { runtime }
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Whether a call presenting `token` (the `dapr-api-token` header or
+    /// metadata) may use the API. Always true when no token is configured.
+    pub fn authorized(&self, token: Option<&[u8]>) -> bool {
+        match &self.runtime.info.api_token {
+            None => true,
+            Some(expected) => {
+                token.is_some_and(|given| constant_time_eq(given, expected.as_bytes()))
+            }
+        }
+    }
+
+    /// `POST /v1.0/shutdown`, gRPC `Shutdown`: stop taking work and drain.
+    pub fn shutdown(&self) {
+        tracing::info!("shutdown requested through the API");
+        self.runtime.request_shutdown();
+    }
+}
+
+/// The plain-text body daprd answers a call without the right token.
+pub const INVALID_TOKEN_MESSAGE: &str = "invalid api token";
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

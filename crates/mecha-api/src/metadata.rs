@@ -1,0 +1,73 @@
+//! `GET /v1.0/metadata`, `PUT /v1.0/metadata/{key}`, gRPC `GetMetadata` and
+//! `SetMetadata`.
+
+use std::collections::BTreeMap;
+
+use mecha_core::ApiError;
+use mecha_runtime::{AppHealthCheck, ComponentInfo};
+
+use crate::Api;
+
+/// How the runtime reaches its app, as the metadata API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppConnectionInfo {
+    /// `None` when the runtime has no app (`--app-port` unset).
+    pub port: Option<u16>,
+    pub protocol: String,
+    pub channel_address: String,
+    pub max_concurrency: u32,
+    pub health: Option<AppHealthCheck>,
+}
+
+/// Everything the metadata API reports; each adapter renders it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataSnapshot {
+    pub id: String,
+    pub runtime_version: String,
+    pub enabled_features: Vec<String>,
+    pub components: Vec<ComponentInfo>,
+    pub extended: BTreeMap<String, String>,
+    pub app_connection: AppConnectionInfo,
+    /// `DISABLED` until actors exist.
+    pub actor_runtime_status: &'static str,
+    pub placement: String,
+}
+
+impl Api {
+    pub fn metadata(&self) -> MetadataSnapshot {
+        let rt = self.runtime();
+        let info = &rt.info;
+        let mut extended = rt.extended();
+        extended.insert("daprRuntimeVersion".into(), info.runtime_version.clone());
+        let app_connection = AppConnectionInfo {
+            port: info.app.port,
+            protocol: info.app.protocol.clone(),
+            channel_address: info.app.channel_address.clone(),
+            max_concurrency: info.app.max_concurrency.unwrap_or(0),
+            health: info.app.health.clone(),
+        };
+        MetadataSnapshot {
+            id: info.app_id.clone(),
+            runtime_version: info.runtime_version.clone(),
+            enabled_features: info.enabled_features.clone(),
+            components: rt.components().infos().to_vec(),
+            extended,
+            app_connection,
+            actor_runtime_status: "DISABLED",
+            placement: if info.placement_addresses.is_empty() {
+                String::new()
+            } else {
+                "placement: actors are not supported by this runtime yet".into()
+            },
+        }
+    }
+
+    /// Sets an extended attribute, reported under `extended`.
+    pub fn set_metadata(&self, key: &str, value: String) -> Result<(), ApiError> {
+        if key.is_empty() {
+            return Err(ApiError::bad_request("the metadata key cannot be empty"));
+        }
+        self.runtime().set_extended(key.to_owned(), value);
+        Ok(())
+    }
+}

@@ -1,0 +1,320 @@
+//! The state API: get, bulk get, save, delete, bulk delete, transactions.
+//! Keys here are the app's keys; the block's [`Store`] applies prefixes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mecha_core::{ApiError, GrpcCode};
+use mecha_runtime::ComponentStore;
+use mecha_state::{
+    Concurrency, Consistency, DeleteRequest, Feature, GetRequest, GetResponse, Metadata, Operation,
+    SetRequest, StateError, Store,
+};
+
+use crate::Api;
+
+/// One item of a bulk get answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BulkStateItem {
+    pub key: String,
+    pub data: Option<Bytes>,
+    pub etag: Option<String>,
+    pub metadata: Metadata,
+    pub error: Option<String>,
+}
+
+/// One operation of a transaction as the wire carries it: a type string
+/// (`upsert` or `delete`) and the item.
+#[derive(Clone, Debug)]
+pub struct TransactionOperation {
+    pub operation: String,
+    pub item: SetRequest,
+}
+
+/// Which operation failed, to pick Dapr's code and message.
+#[derive(Clone, Copy)]
+enum Op<'a> {
+    Get(&'a str),
+    BulkGet,
+    Save,
+    Delete(&'a str),
+    BulkDelete,
+    Transaction,
+}
+
+/// Parses `options.concurrency`; empty means last-write.
+pub fn parse_concurrency(value: &str) -> Result<Concurrency, ApiError> {
+    match value {
+        "" | "last-write" => Ok(Concurrency::LastWrite),
+        "first-write" => Ok(Concurrency::FirstWrite),
+        other => Err(ApiError::malformed_request(format!(
+            "invalid concurrency '{other}': expected first-write or last-write"
+        ))),
+    }
+}
+
+/// Parses `options.consistency` (or `?consistency=`); empty means eventual.
+pub fn parse_consistency(value: &str) -> Result<Consistency, ApiError> {
+    match value {
+        "" | "eventual" => Ok(Consistency::Eventual),
+        "strong" => Ok(Consistency::Strong),
+        other => Err(ApiError::malformed_request(format!(
+            "invalid consistency '{other}': expected strong or eventual"
+        ))),
+    }
+}
+
+impl Api {
+    /// Finds a state store by name, with Dapr's errors when there is none.
+    fn state_store(&self, components: &Arc<ComponentStore>, name: &str) -> Result<Store, ApiError> {
+        if let Some(entry) = components.state(name) {
+            return Ok(entry.store.clone());
+        }
+        let app_id = &self.runtime().info.app_id;
+        let err = if components.has_state_stores() {
+            ApiError::new(
+                "ERR_STATE_STORE_NOT_FOUND",
+                400,
+                GrpcCode::InvalidArgument,
+                format!("state store {name} is not found"),
+            )
+            .with_reason("DAPR_STATE_NOT_FOUND")
+        } else {
+            ApiError::new(
+                "ERR_STATE_STORE_NOT_CONFIGURED",
+                500,
+                GrpcCode::FailedPrecondition,
+                format!("state store {name} is not configured"),
+            )
+            .with_reason("DAPR_STATE_NOT_CONFIGURED")
+        };
+        Err(if app_id.is_empty() {
+            err
+        } else {
+            err.with_info_metadata("appID", app_id.clone())
+        })
+    }
+
+    fn store(&self, name: &str) -> Result<Store, ApiError> {
+        self.state_store(&self.runtime().components(), name)
+    }
+
+    /// Gets one item; `None` when it is missing.
+    pub async fn get_state(
+        &self,
+        store: &str,
+        key: &str,
+        consistency: Consistency,
+        metadata: Metadata,
+    ) -> Result<Option<GetResponse>, ApiError> {
+        let handle = self.store(store)?;
+        let req = GetRequest {
+            key: key.to_owned(),
+            consistency,
+            metadata,
+        };
+        handle
+            .get(req)
+            .await
+            .map_err(|err| state_error(Op::Get(key), store, err))
+    }
+
+    /// Gets many items, `parallelism` at a time (0 means all at once).
+    pub async fn get_bulk_state(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+        parallelism: usize,
+        metadata: Metadata,
+    ) -> Result<Vec<BulkStateItem>, ApiError> {
+        let handle = self.store(store)?;
+        let parallelism = if parallelism == 0 {
+            keys.len().max(1)
+        } else {
+            parallelism
+        };
+        let items = handle
+            .bulk_get(keys, parallelism, Consistency::Eventual, &metadata)
+            .await;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(match item.result {
+                Ok(Some(found)) => BulkStateItem {
+                    key: item.key,
+                    data: Some(found.data),
+                    etag: found.etag,
+                    metadata: found.metadata,
+                    error: None,
+                },
+                Ok(None) => BulkStateItem {
+                    key: item.key,
+                    data: None,
+                    etag: None,
+                    metadata: Metadata::new(),
+                    error: None,
+                },
+                // An invalid key fails the request, as on a single get.
+                Err(err @ (StateError::IllegalKey(_) | StateError::EmptyKey)) => {
+                    return Err(state_error(Op::BulkGet, store, err));
+                }
+                Err(err) => BulkStateItem {
+                    key: item.key,
+                    data: None,
+                    etag: None,
+                    metadata: Metadata::new(),
+                    error: Some(err.to_string()),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Saves items (an empty list is a no-op).
+    pub async fn save_state(&self, store: &str, items: Vec<SetRequest>) -> Result<(), ApiError> {
+        let handle = self.store(store)?;
+        handle
+            .save(items)
+            .await
+            .map_err(|err| state_error(Op::Save, store, err))
+    }
+
+    /// Deletes one item, honouring its ETag.
+    pub async fn delete_state(&self, store: &str, req: DeleteRequest) -> Result<(), ApiError> {
+        let handle = self.store(store)?;
+        let key = req.key.clone();
+        handle
+            .delete(req)
+            .await
+            .map_err(|err| state_error(Op::Delete(&key), store, err))
+    }
+
+    /// Deletes many items (gRPC only, as in Dapr).
+    pub async fn delete_bulk_state(
+        &self,
+        store: &str,
+        reqs: Vec<DeleteRequest>,
+    ) -> Result<(), ApiError> {
+        let handle = self.store(store)?;
+        handle
+            .delete_many(reqs)
+            .await
+            .map_err(|err| state_error(Op::BulkDelete, store, err))
+    }
+
+    /// Applies every operation or none.
+    pub async fn execute_state_transaction(
+        &self,
+        store: &str,
+        operations: Vec<TransactionOperation>,
+        metadata: Metadata,
+    ) -> Result<(), ApiError> {
+        let handle = self.store(store)?;
+        let mut ops = Vec::with_capacity(operations.len());
+        for op in operations {
+            let item = op.item;
+            ops.push(match op.operation.as_str() {
+                "upsert" => Operation::Upsert(item),
+                "delete" => Operation::Delete(DeleteRequest {
+                    key: item.key,
+                    etag: item.etag,
+                    concurrency: item.concurrency,
+                    consistency: item.consistency,
+                    metadata: item.metadata,
+                }),
+                other => {
+                    return Err(ApiError::new(
+                        "ERR_NOT_SUPPORTED_STATE_OPERATION",
+                        400,
+                        GrpcCode::Unimplemented,
+                        format!("operation type {other} not supported"),
+                    ));
+                }
+            });
+        }
+        handle
+            .transact(ops, &metadata)
+            .await
+            .map_err(|err| state_error(Op::Transaction, store, err))
+    }
+}
+
+/// Maps a block error to Dapr's error for the operation.
+fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
+    let (code, prefix) = match op {
+        Op::Get(key) => (
+            "ERR_STATE_GET",
+            format!("fail to get {key} from state store {store}"),
+        ),
+        Op::BulkGet => (
+            "ERR_STATE_BULK_GET",
+            format!("failed getting bulk state from state store {store}"),
+        ),
+        Op::Save => (
+            "ERR_STATE_SAVE",
+            format!("failed saving state in state store {store}"),
+        ),
+        Op::Delete(key) => (
+            "ERR_STATE_DELETE",
+            format!("failed deleting state with key {key}"),
+        ),
+        Op::BulkDelete => (
+            "ERR_STATE_BULK_DELETE",
+            format!("failed deleting state in state store {store}"),
+        ),
+        Op::Transaction => (
+            "ERR_STATE_TRANSACTION",
+            "error while executing state transaction".to_owned(),
+        ),
+    };
+    match err {
+        StateError::IllegalKey(key) => {
+            let message = format!("input key/keyPrefix '{key}' can't contain '||'");
+            ApiError::new("ERR_MALFORMED_REQUEST", 400, GrpcCode::InvalidArgument, message.clone())
+                .with_reason("DAPR_STATE_ILLEGAL_KEY")
+                .with_resource("state", store)
+                .with_field_violation(key, message)
+        }
+        StateError::EmptyKey => ApiError::malformed_request("state key cannot be empty"),
+        StateError::Unsupported(Feature::Transactional) => ApiError::new(
+            "ERR_STATE_STORE_NOT_SUPPORTED",
+            500,
+            GrpcCode::Unimplemented,
+            format!("state store {store} doesn't support transactions"),
+        )
+        .with_reason("DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED")
+        .with_resource("state", store),
+        StateError::Unsupported(feature) => ApiError::new(
+            "ERR_STATE_STORE_NOT_SUPPORTED",
+            500,
+            GrpcCode::Unimplemented,
+            format!("state store {store} doesn't support {}", feature.as_str()),
+        )
+        .with_reason(match feature {
+            Feature::Etag => "DAPR_STATE_ETAG_NOT_SUPPORTED",
+            Feature::Ttl => "DAPR_STATE_TTL_NOT_SUPPORTED",
+            Feature::QueryApi => "DAPR_STATE_QUERYING_NOT_SUPPORTED",
+            Feature::Transactional => "DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED",
+        })
+        .with_resource("state", store),
+        StateError::TooManyOperations { count, limit } => ApiError::new(
+            "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS",
+            400,
+            GrpcCode::InvalidArgument,
+            format!(
+                "the transaction contains {count} operations, which is more than what the state store supports: {limit}"
+            ),
+        )
+        .with_reason("DAPR_STATE_TOO_MANY_TRANSACTIONS")
+        .with_resource("state", store)
+        .with_info_metadata("currentOpsTransaction", count.to_string())
+        .with_info_metadata("maxOpsPerTransaction", limit.to_string()),
+        StateError::EtagMismatch => ApiError::new(code, 409, GrpcCode::Aborted, format!("{prefix}: {err}")),
+        StateError::EtagInvalid(_) | StateError::InvalidTtl(_) => {
+            ApiError::new(code, 400, GrpcCode::InvalidArgument, format!("{prefix}: {err}"))
+        }
+        StateError::Backend(inner) => {
+            tracing::warn!(store, code, error = %format!("{inner:#}"), "state operation failed");
+            ApiError::new(code, 500, GrpcCode::Internal, format!("{prefix}: {inner:#}"))
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Mecha's shared vocabulary. Every other crate depends on this one, and it
+//! depends on no web framework, gRPC stack or database client.
+
+pub mod component;
+pub mod error;
+pub mod metadata;
+pub mod testing;
+pub mod units;
+
+pub use component::{Builder, ComponentContext, Factory};
+pub use error::{ApiError, GrpcCode};
+pub use metadata::{MetadataReader, Properties};

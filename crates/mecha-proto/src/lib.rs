@@ -1,0 +1,37 @@
+//! Dapr's gRPC wire types and services, generated from the descriptors of the
+//! official `dapr` Python SDK wheel (see `scripts/extract-dapr-protos.py`).
+//! Nothing but generated code lives here, so the rest of the workspace never
+//! waits on code generation.
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+/// The encoded `FileDescriptorSet`, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("../proto/dapr.fds.bin");
+
+pub mod dapr {
+    pub mod proto {
+        pub mod common {
+            pub mod v1 {
+                tonic::include_proto!("dapr.proto.common.v1");
+            }
+        }
+        pub mod runtime {
+            pub mod v1 {
+                tonic::include_proto!("dapr.proto.runtime.v1");
+            }
+        }
+    }
+}
+
+pub mod google {
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+}
+
+/// The durable-task protocol (`TaskHubSidecarService`), which has no package.
+pub mod durabletask {
+    tonic::include_proto!("_");
+}
+
+pub use dapr::proto::common::v1 as common;
+pub use dapr::proto::runtime::v1 as runtime;

@@ -1,0 +1,11 @@
+//! The runtime's services beside the API spine: the registry of component
+//! types, the two-phase loading of components (a pure plan, then an async
+//! build), the live component store, and the runtime's status.
+
+mod components;
+mod registry;
+mod runtime;
+
+pub use components::{ComponentInfo, ComponentStore, Plan, StateEntry, plan};
+pub use registry::Registry;
+pub use runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo};

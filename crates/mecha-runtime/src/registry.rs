@@ -1,0 +1,40 @@
+//! The registry of component types. Only `components/registry` and the
+//! binaries fill it; the runtime knows no concrete component.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mecha_core::Factory;
+use mecha_state::StateStore;
+
+/// Every component type the runtime can build, by building block.
+#[derive(Default, Clone)]
+pub struct Registry {
+    state: BTreeMap<&'static str, Arc<dyn Factory<dyn StateStore>>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a state component type.
+    ///
+    /// # Panics
+    /// When the type is registered twice: the registry is a fixed list, so
+    /// a duplicate is a programming error.
+    pub fn register_state(&mut self, factory: impl Factory<dyn StateStore> + 'static) {
+        let name = factory.type_name();
+        let previous = self.state.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    pub fn state(&self, type_name: &str) -> Option<&Arc<dyn Factory<dyn StateStore>>> {
+        self.state.get(type_name)
+    }
+
+    /// Every known type name, sorted.
+    pub fn known_types(&self) -> Vec<&'static str> {
+        self.state.keys().copied().collect()
+    }
+}

@@ -1,0 +1,115 @@
+//! The runtime's identity, status and shutdown signal, shared by the API
+//! layer and the process lifecycle.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::components::ComponentStore;
+
+/// How the runtime reaches its app (`--app-*` flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppConnection {
+    pub port: Option<u16>,
+    pub protocol: String,
+    pub channel_address: String,
+    pub max_concurrency: Option<u32>,
+    pub health: Option<AppHealthCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppHealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub threshold: u32,
+}
+
+/// Who this runtime is. Fixed at start.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeInfo {
+    pub app_id: String,
+    pub namespace: Option<String>,
+    pub runtime_version: String,
+    pub data_dir: PathBuf,
+    pub app: AppConnection,
+    pub enabled_features: Vec<String>,
+    pub placement_addresses: Vec<String>,
+    /// `DAPR_API_TOKEN`: every API call must carry it.
+    pub api_token: Option<String>,
+}
+
+/// The runtime's shared state.
+pub struct Runtime {
+    pub info: RuntimeInfo,
+    components: RwLock<Arc<ComponentStore>>,
+    components_ready: AtomicBool,
+    api_ready: AtomicBool,
+    extended: RwLock<BTreeMap<String, String>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Runtime {
+    pub fn new(info: RuntimeInfo) -> Arc<Self> {
+        Arc::new(Self {
+            info,
+            components: RwLock::default(),
+            components_ready: AtomicBool::new(false),
+            api_ready: AtomicBool::new(false),
+            extended: RwLock::default(),
+            shutdown: watch::channel(false).0,
+        })
+    }
+
+    /// The live components.
+    pub fn components(&self) -> Arc<ComponentStore> {
+        self.components.read().expect("lock").clone()
+    }
+
+    /// Installs the built components and marks them ready.
+    pub fn set_components(&self, store: ComponentStore) {
+        *self.components.write().expect("lock") = Arc::new(store);
+        self.components_ready.store(true, Ordering::Release);
+    }
+
+    pub fn components_ready(&self) -> bool {
+        self.components_ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the API listeners as up.
+    pub fn set_api_ready(&self) {
+        self.api_ready.store(true, Ordering::Release);
+    }
+
+    pub fn api_ready(&self) -> bool {
+        self.api_ready.load(Ordering::Acquire)
+    }
+
+    /// Attributes set through `PUT /v1.0/metadata/{key}`.
+    pub fn extended(&self) -> BTreeMap<String, String> {
+        self.extended.read().expect("lock").clone()
+    }
+
+    pub fn set_extended(&self, key: String, value: String) {
+        self.extended.write().expect("lock").insert(key, value);
+    }
+
+    /// Asks the process to shut down gracefully.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once a shutdown was requested.
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|requested| *requested).await;
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}

@@ -1,0 +1,20 @@
+//! The state building block.
+//!
+//! - [`StateStore`] is the contract every state component implements.
+//! - [`Store`] is the block's handle on one configured component: it applies
+//!   Dapr's rules shared by all stores (key prefixes, key validation, TTL
+//!   metadata, refusing what a store does not declare) so that the API layer
+//!   and every component get them once.
+//! - `conformance` (feature `conformance`) is the suite every component must
+//!   pass, expanded into one test per case by [`state_conformance!`].
+
+mod keys;
+mod store;
+mod types;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use keys::{KeyPrefix, KeyScheme, SEPARATOR};
+pub use store::{BulkGetItem, Store};
+pub use types::*;
