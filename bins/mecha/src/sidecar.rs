@@ -134,7 +134,6 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     };
     let (configuration, config_report) = load_configuration(&args.config);
     report.merge(config_report);
-    report_problems(&report)?;
 
     let info = RuntimeInfo {
         app_id: args.app_id.clone(),
@@ -168,8 +167,10 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     if !info.placement_addresses.is_empty() {
         tracing::warn!("--placement-host-address given, but actors are not supported by mecha yet");
     }
+    // Every problem, from loading and from checking, is reported at once.
     let (plan, plan_report) = plan(&components, &mecha_registry::registry(), &info);
-    report_problems(&plan_report)?;
+    report.merge(plan_report);
+    report_problems(&report)?;
 
     let runtime = Runtime::new(info);
     let api = Api::new(runtime.clone());

@@ -61,7 +61,26 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_as_resource_exhausted,
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// tonic refuses a message over the size limit with `OUT_OF_RANGE`; daprd
+/// (grpc-go) says `RESOURCE_EXHAUSTED`, which is what clients expect.
+fn oversized_as_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let oversized = headers.get("grpc-message").is_some_and(|v| {
+        v.to_str()
+            .unwrap_or_default()
+            .contains("message%20length%20too%20large")
+    });
+    if out_of_range && oversized {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
 }

@@ -13,7 +13,7 @@ use mecha_state::{DeleteRequest, Metadata, SetRequest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::{self, Text};
+use crate::body::{self, Object, Text};
 use crate::error::ErrorResponse;
 use crate::{Ctx, routes};
 
@@ -89,10 +89,10 @@ pub(crate) async fn save(
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
     let bytes = body::read(&headers, request, ctx.max_body).await?;
-    let items: Vec<ItemBody<'_>> = body::json(&bytes)?;
+    let items: Vec<Object<ItemBody<'_>>> = body::json(&bytes)?;
     let reqs = items
         .into_iter()
-        .map(ItemBody::into_request)
+        .map(|item| item.0.into_request())
         .collect::<Result<Vec<_>, _>>()?;
     ctx.api.save_state(&store, reqs).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -196,7 +196,7 @@ async fn bulk_get(
     request: Body,
 ) -> Result<Response, ErrorResponse> {
     let bytes = body::read(headers, request, ctx.max_body).await?;
-    let req: BulkGetBody = body::json(&bytes)?;
+    let Object(req): Object<BulkGetBody> = body::json(&bytes)?;
     let mut metadata = to_metadata(req.metadata);
     metadata.extend(query_metadata(params));
     let parallelism = usize::try_from(req.parallelism.unwrap_or(0).max(0)).unwrap_or(0);
@@ -258,14 +258,14 @@ struct OperationBody<'a> {
     #[serde(default)]
     operation: String,
     #[serde(borrow, default)]
-    request: ItemBody<'a>,
+    request: Object<ItemBody<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct TransactionBody<'a> {
     #[serde(borrow)]
-    operations: Vec<OperationBody<'a>>,
+    operations: Vec<Object<OperationBody<'a>>>,
     metadata: Option<BTreeMap<String, Text>>,
 }
 
@@ -277,16 +277,16 @@ async fn transaction(
     request: Body,
 ) -> Result<Response, ErrorResponse> {
     let bytes = body::read(headers, request, ctx.max_body).await?;
-    let req: TransactionBody<'_> = body::json(&bytes)?;
+    let Object(req): Object<TransactionBody<'_>> = body::json(&bytes)?;
     let mut metadata = to_metadata(req.metadata);
     metadata.extend(query_metadata(params));
     let operations = req
         .operations
         .into_iter()
-        .map(|op| {
+        .map(|Object(op)| {
             Ok(TransactionOperation {
                 operation: op.operation,
-                item: op.request.into_request()?,
+                item: op.request.0.into_request()?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -294,4 +294,72 @@ async fn transaction(
         .execute_state_transaction(store, operations, metadata)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_save(body: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
+        let items: Vec<Object<ItemBody<'_>>> = body::json(body)?;
+        items
+            .into_iter()
+            .map(|item| item.0.into_request())
+            .collect()
+    }
+
+    #[test]
+    fn save_items_keep_the_json_the_app_sent() {
+        let body = br#"[{"key":"k","value":{"b":1,"a":[1.50,"x"]},"etag":"7","metadata":{"ttlInSeconds":60},"options":{"concurrency":"first-write","consistency":"strong"}}]"#;
+        let reqs = parse_save(body).unwrap();
+        assert_eq!(reqs[0].value, &br#"{"b":1,"a":[1.50,"x"]}"#[..]);
+        assert_eq!(reqs[0].etag.as_deref(), Some("7"));
+        assert_eq!(reqs[0].metadata["ttlInSeconds"], "60");
+        assert_eq!(reqs[0].concurrency, mecha_state::Concurrency::FirstWrite);
+        let missing_value = parse_save(br#"[{"key":"k"}]"#).unwrap();
+        assert_eq!(missing_value[0].value, &b"null"[..]);
+    }
+
+    proptest! {
+        /// No body, however malformed, makes the parsers panic.
+        #[test]
+        fn parsers_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_save(&body);
+            let _ = body::json::<Object<BulkGetBody>>(&body);
+            if let Ok(Object(txn)) = body::json::<Object<TransactionBody<'_>>>(&body) {
+                for Object(op) in txn.operations {
+                    let _ = op.request.0.into_request();
+                }
+            }
+        }
+
+        /// Whatever items an app sends, keys, values and etags come out as sent.
+        #[test]
+        fn save_items_round_trip(
+            items in proptest::collection::vec(
+                ("\\PC{0,20}", prop_oneof![
+                    Just(serde_json::json!(null)),
+                    any::<i64>().prop_map(|n| serde_json::json!(n)),
+                    "\\PC{0,20}".prop_map(|s| serde_json::json!(s)),
+                    proptest::collection::btree_map("[a-z]{1,5}", any::<bool>(), 0..4).prop_map(|m| serde_json::json!(m)),
+                ], proptest::option::of("[0-9a-f-]{1,36}")),
+                0..8,
+            )
+        ) {
+            let body: Vec<serde_json::Value> = items
+                .iter()
+                .map(|(key, value, etag)| serde_json::json!({"key": key, "value": value, "etag": etag}))
+                .collect();
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let reqs = parse_save(&bytes).unwrap();
+            prop_assert_eq!(reqs.len(), items.len());
+            for (req, (key, value, etag)) in reqs.iter().zip(&items) {
+                prop_assert_eq!(&req.key, key);
+                let parsed: serde_json::Value = serde_json::from_slice(&req.value).unwrap();
+                prop_assert_eq!(&parsed, value);
+                prop_assert_eq!(req.etag.as_deref().filter(|e| !e.is_empty()), etag.as_deref());
+            }
+        }
+    }
 }

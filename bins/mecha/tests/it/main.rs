@@ -1,1 +1,9 @@
-//! End-to-end tests (written next).
+//! End-to-end tests: the real `mecha` binary, driven over HTTP and gRPC.
+
+mod auth;
+mod bad_input;
+mod cli;
+mod grpc;
+mod harness;
+mod lifecycle;
+mod scenarios;

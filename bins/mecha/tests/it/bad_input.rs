@@ -1,0 +1,359 @@
+//! Bad input gets Dapr's error, never a panic or a hang.
+
+use std::time::Duration;
+
+use mecha_proto::runtime as pb;
+use tonic::Code;
+
+use crate::harness::{Options, Sidecar};
+use crate::lifecycle::raw_request;
+
+fn error_code(body: &str) -> String {
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    json["errorCode"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn malformed_bodies_and_keys() {
+    let sidecar = Sidecar::start(Options::default());
+    let cases: &[(&str, &str, &str, u16, &str)] = &[
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            "{not json",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            r#"{"key":"k","value":1}"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            r#"[{"key":"","value":1}]"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            r#"[{"value":1}]"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            r#"[{"key":"k","value":1,"options":{"concurrency":"sometimes"}}]"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            r#"[{"key":"k","metadata":{"a":[1]}}]"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            "key=k&value=1",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            "",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore/bulk",
+            r#"{"keys":"k"}"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore/transaction",
+            "[]",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore/transaction",
+            r#"{"operations":[["upsert",{}]]}"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore",
+            r#"[["k",1]]"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore/bulk",
+            r#"[["k"]]"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "GET",
+            "/v1.0/state/statestore/k?consistency=sometimes",
+            "",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "GET",
+            "/v1.0/state/nostore/k",
+            "",
+            400,
+            "ERR_STATE_STORE_NOT_FOUND",
+        ),
+        (
+            "GET",
+            "/v1.0/state/statestore/a%7C%7Cb",
+            "",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        ("GET", "/no/such/route", "", 404, "ERR_DIRECT_INVOKE"),
+        (
+            "PATCH",
+            "/v1.0/state/statestore/k",
+            "",
+            404,
+            "ERR_DIRECT_INVOKE",
+        ),
+        (
+            "POST",
+            "/v1.0/publish/pubsub/topic",
+            "{}",
+            501,
+            "ERR_API_UNIMPLEMENTED",
+        ),
+        (
+            "GET",
+            "/v1.0/secrets/store/key",
+            "",
+            501,
+            "ERR_API_UNIMPLEMENTED",
+        ),
+        (
+            "POST",
+            "/v1.0-alpha1/state/statestore/query",
+            "{}",
+            501,
+            "ERR_API_UNIMPLEMENTED",
+        ),
+        (
+            "PUT",
+            "/v1.0/actors/A/1/method/m",
+            "",
+            501,
+            "ERR_API_UNIMPLEMENTED",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got_status, got_body) = raw_request(&sidecar, method, path, body);
+        assert_eq!(
+            (got_status, error_code(&got_body).as_str()),
+            (*status, *code),
+            "{method} {path} {body}: {got_body}"
+        );
+    }
+    // A key named like a sub-route is still readable with GET.
+    let (status, _) = raw_request(
+        &sidecar,
+        "POST",
+        "/v1.0/state/statestore",
+        r#"[{"key":"bulk","value":"b"}]"#,
+    );
+    assert_eq!(status, 204);
+    assert_eq!(
+        raw_request(&sidecar, "GET", "/v1.0/state/statestore/bulk", ""),
+        (200, "\"b\"".to_owned())
+    );
+    // The runtime is still healthy after all of it.
+    assert_eq!(raw_request(&sidecar, "GET", "/v1.0/healthz", "").0, 204);
+}
+
+#[tokio::test]
+async fn invocation_header_on_any_path_is_refused_cleanly() {
+    let sidecar = Sidecar::start(Options::default());
+    let response = reqwest::Client::new()
+        .get(sidecar.http("/some/method"))
+        .header("dapr-app-id", "other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 501);
+    assert_eq!(
+        error_code(&response.text().await.unwrap()),
+        "ERR_API_UNIMPLEMENTED"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused() {
+    let sidecar = Sidecar::start(Options {
+        args: vec!["--max-body-size".into(), "64Ki".into()],
+        ..Options::default()
+    });
+    let client = reqwest::Client::new();
+    let big = format!(r#"[{{"key":"big","value":"{}"}}]"#, "x".repeat(70 * 1024));
+    let response = client
+        .post(sidecar.http("/v1.0/state/statestore"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body = response.text().await.unwrap();
+    assert_eq!(error_code(&body), "ERR_MALFORMED_REQUEST");
+    assert!(body.contains("--max-body-size"), "{body}");
+
+    // A chunked body of unknown length is cut off at the limit too.
+    let port = sidecar.http_port;
+    let status = tokio::task::spawn_blocking(move || chunked_post(port, 20, 8 * 1024))
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+
+    // gRPC: the same limit, as RESOURCE_EXHAUSTED.
+    let mut grpc = sidecar.grpc().await;
+    let item = mecha_proto::common::StateItem {
+        key: "big".into(),
+        value: big.into_bytes().into(),
+        ..Default::default()
+    };
+    let err = grpc
+        .save_state(pb::SaveStateRequest {
+            store_name: "statestore".into(),
+            states: vec![item],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    // A body just under the limit is fine.
+    let ok = format!(r#"[{{"key":"ok","value":"{}"}}]"#, "x".repeat(60 * 1024));
+    let response = client
+        .post(sidecar.http("/v1.0/state/statestore"))
+        .body(ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+}
+
+/// Posts `count` chunks of `size` bytes with chunked encoding (no declared
+/// length); returns the status. Stops sending once an answer arrives.
+fn chunked_post(port: u16, count: usize, size: usize) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "POST /v1.0/state/statestore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap();
+    for _ in 0..count {
+        let chunk = "y".repeat(size);
+        if write!(stream, "{size:x}\r\n{chunk}\r\n").is_err() {
+            break;
+        }
+    }
+    let _ = write!(stream, "0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A huge bulk request within the body limit is answered, not hung on.
+#[tokio::test]
+async fn huge_bulk_requests_are_answered() {
+    let sidecar = Sidecar::start(Options::default());
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key-{i}")).collect();
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        reqwest::Client::new()
+            .post(sidecar.http("/v1.0/state/statestore/bulk"))
+            .json(&serde_json::json!({ "keys": keys, "parallelism": 0 }))
+            .send(),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let items: Vec<serde_json::Value> = response.json().await.unwrap();
+    assert_eq!(items.len(), 20_000);
+
+    let items: Vec<String> = (0..5_000)
+        .map(|i| format!(r#"{{"key":"k{i}","value":{i}}}"#))
+        .collect();
+    let body = format!("[{}]", items.join(","));
+    let response = reqwest::Client::new()
+        .post(sidecar.http("/v1.0/state/statestore"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+}
+
+#[tokio::test]
+async fn grpc_bad_input() {
+    let sidecar = Sidecar::start(Options::default());
+    let mut grpc = sidecar.grpc().await;
+    let err = grpc
+        .get_state(pb::GetStateRequest {
+            store_name: "statestore".into(),
+            key: String::new(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = grpc
+        .get_state(pb::GetStateRequest {
+            store_name: "nope".into(),
+            key: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // Methods not built yet are UNIMPLEMENTED.
+    let err = grpc
+        .publish_event(pb::PublishEventRequest {
+            pubsub_name: "p".into(),
+            topic: "t".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    let err = grpc
+        .query_state_alpha1(pb::QueryStateRequest {
+            store_name: "statestore".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+}

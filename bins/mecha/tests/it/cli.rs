@@ -1,0 +1,147 @@
+//! The command line: daprd's flags, resource errors at start, `validate`.
+
+use std::time::Duration;
+
+use crate::harness::{Options, Resources, Sidecar, run_mecha};
+
+const GOOD: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.in-memory\n  version: v1\n";
+
+fn bad_resources() -> Resources {
+    Resources::new()
+        .file("good.yaml", GOOD)
+        .file("broken.yaml", "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: [oops\n")
+        .file(
+            "unknown.yaml",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: cache\nspec:\n  type: state.nosuchdb\n  version: v1\n",
+        )
+        .file(
+            "dup.yaml",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n  - name: tableName\n    value: t\n",
+        )
+}
+
+#[test]
+fn validate_reports_every_error_at_once() {
+    let resources = bad_resources();
+    let out = run_mecha(&["validate", &resources.path().to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("broken.yaml") && stdout.contains("invalid YAML at line 4"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unknown.yaml: component 'cache': unknown component type 'state.nosuchdb'; known types: state.in-memory, state.sqlite"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "good.yaml: component 'statestore': a component with this name is already defined in"
+        ) && stdout.contains("dup.yaml"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("required metadata field 'connectionString' is missing"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_accepts_good_files_and_warns_on_unknown_keys() {
+    let resources = Resources::new().file("good.yaml", GOOD).file(
+        "sqlite.yaml",
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: durable\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n  - name: connectionString\n    value: /tmp/x.db\n  - name: colour\n    value: blue\n---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n  pubsubname: p\n  topic: t\n  routes:\n    default: /t\n",
+    );
+    let out = run_mecha(&["validate", &resources.path().to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("ok: 2 component(s) valid"), "{stdout}");
+    assert!(
+        stdout.contains("warning:") && stdout.contains("'colour'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skipped:") && stdout.contains("Subscription"),
+        "{stdout}"
+    );
+    assert!(
+        !resources.path().join("x.db").exists(),
+        "validate connects to nothing"
+    );
+}
+
+#[test]
+fn resource_errors_stop_the_sidecar_and_name_the_file() {
+    let mut sidecar = Sidecar::start_with(
+        bad_resources(),
+        Options {
+            wait_healthy: false,
+            ..Options::default()
+        },
+    );
+    let status = sidecar.wait_exit(Duration::from_secs(10));
+    assert!(!status.success());
+    let logs = sidecar.logs();
+    assert!(
+        logs.contains("broken.yaml") && logs.contains("unknown.yaml") && logs.contains("dup.yaml"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn unknown_flags_are_errors() {
+    let out = run_mecha(&["sidecar", "--no-such-flag", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+}
+
+#[test]
+fn daprd_style_flags_work_and_unsupported_ones_are_reported_once() {
+    let resources = Resources::new().file("good.yaml", GOOD);
+    let sidecar = Sidecar::start_with(
+        resources,
+        Options {
+            app_id: "go-style".into(),
+            args: [
+                "-enable-mtls",
+                "-sentry-address",
+                "localhost:50001",
+                "--log-as-json",
+                "-app-max-concurrency",
+                "-1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Options::default()
+        },
+    );
+    let logs = sidecar.logs();
+    assert_eq!(logs.matches("--enable-mtls").count(), 1, "{logs}");
+    assert_eq!(logs.matches("--sentry-address").count(), 1, "{logs}");
+    let first = logs.lines().next().unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "--log-as-json: {first}"
+    );
+}
+
+#[test]
+fn version_flag() {
+    let out = run_mecha(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// The HTTP API speaks h2c (HTTP/2 with prior knowledge) as well.
+#[tokio::test]
+async fn http_api_speaks_h2c() {
+    let sidecar = Sidecar::start(Options::default());
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(sidecar.http("/v1.0/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status().as_u16(), 204);
+}

@@ -1,0 +1,312 @@
+//! Start, health, shutdown, draining and durability of the real binary.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use mecha_proto::runtime as pb;
+
+use crate::harness::{Options, Resources, Sidecar, http_status};
+use crate::scenarios::two_stores;
+
+fn save_http(sidecar: &Sidecar, store: &str, key: &str, json_value: &str) -> u16 {
+    let body = format!(r#"[{{"key":"{key}","value":{json_value}}}]"#);
+    raw_request(sidecar, "POST", &format!("/v1.0/state/{store}"), &body).0
+}
+
+/// A blocking HTTP/1.1 request; returns the status and the body.
+pub fn raw_request(sidecar: &Sidecar, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", sidecar.http_port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn embedded_defaults_start_healthy_and_durable() {
+    // No resources path: the embedded SQLite `statestore` in the data dir.
+    let mut sidecar = Sidecar::start(Options::default());
+    assert_eq!(
+        http_status(&sidecar.http("/v1.0/healthz/outbound")),
+        Some(204)
+    );
+    assert_eq!(save_http(&sidecar, "statestore", "k", r#"{"v":1}"#), 204);
+    assert!(
+        sidecar.data_dir.join("state.db").exists(),
+        "the store lives in the data dir"
+    );
+    let (status, body) = raw_request(&sidecar, "GET", "/v1.0/metadata", "");
+    assert_eq!(status, 200);
+    let meta: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(meta["components"][0]["name"], "statestore");
+    assert_eq!(meta["components"][0]["type"], "state.sqlite");
+    assert!(
+        meta["components"][0]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "ACTOR")
+    );
+    sidecar.signal("TERM");
+    assert!(sidecar.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let options = || Options {
+        data_dir: Some(data.path().to_owned()),
+        ..Options::default()
+    };
+    let mut first = Sidecar::start(options());
+    for i in 0..50 {
+        assert_eq!(
+            save_http(&first, "statestore", &format!("k{i}"), &i.to_string()),
+            204
+        );
+    }
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(5));
+    let second = Sidecar::start(options());
+    for i in 0..50 {
+        let (status, body) =
+            raw_request(&second, "GET", &format!("/v1.0/state/statestore/k{i}"), "");
+        assert_eq!((status, body), (200, i.to_string()), "k{i} after kill -9");
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_exit_zero() {
+    for signal in ["INT", "TERM"] {
+        let mut sidecar = Sidecar::start(Options::default());
+        sidecar.signal(signal);
+        let status = sidecar.wait_exit(Duration::from_secs(10));
+        assert!(status.success(), "{signal}: {status}\n{}", sidecar.logs());
+    }
+}
+
+#[test]
+fn shutdown_api_over_http_exits_zero() {
+    let mut sidecar = Sidecar::start(Options::default());
+    let (status, _) = raw_request(&sidecar, "POST", "/v1.0/shutdown", "");
+    assert_eq!(status, 204);
+    assert!(sidecar.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[tokio::test]
+async fn shutdown_api_over_grpc_exits_zero() {
+    let mut sidecar = Sidecar::start(Options::default());
+    sidecar
+        .grpc()
+        .await
+        .shutdown(pb::ShutdownRequest {})
+        .await
+        .unwrap();
+    assert!(sidecar.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// A request in flight when SIGTERM arrives is completed, not cut off, and
+/// new connections are refused while draining.
+#[test]
+fn in_flight_requests_drain_on_sigterm() {
+    let mut sidecar = Sidecar::start(Options::default());
+    let body = r#"[{"key":"drained","value":"done"}]"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", sidecar.http_port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1.0/state/statestore HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    sidecar.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+    assert!(sidecar.wait_exit(Duration::from_secs(10)).success());
+    // The write that was drained is durable.
+    let data_dir = sidecar.data_dir.clone();
+    let restarted = Sidecar::start(Options {
+        data_dir: Some(data_dir),
+        ..Options::default()
+    });
+    assert_eq!(
+        raw_request(&restarted, "GET", "/v1.0/state/statestore/drained", "").1,
+        "\"done\""
+    );
+}
+
+/// `/v1.0/healthz` is 500 until every component is initialised; outbound
+/// health waits for the components too, but never for the app.
+#[test]
+fn healthz_waits_for_components() {
+    let resources = Resources::new();
+    let db = resources.path().join("locked.db");
+    // Hold an exclusive lock so the store's initialisation waits.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=DELETE; CREATE TABLE x(a); BEGIN EXCLUSIVE; INSERT INTO x VALUES (1);",
+    )
+    .unwrap();
+    let resources = resources.component(
+        "slow",
+        "state.sqlite",
+        &[
+            ("connectionString", &db.to_string_lossy()),
+            ("busyTimeout", "10s"),
+            ("disableWAL", "true"),
+        ],
+    );
+    let mut sidecar = Sidecar::start_with(
+        resources,
+        Options {
+            wait_healthy: false,
+            ..Options::default()
+        },
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while http_status(&sidecar.http("/v1.0/healthz")).is_none() {
+        assert!(std::time::Instant::now() < deadline, "{}", sidecar.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(http_status(&sidecar.http("/v1.0/healthz")), Some(500));
+    assert_eq!(
+        http_status(&sidecar.http("/v1.0/healthz/outbound")),
+        Some(500)
+    );
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    sidecar.wait_healthy();
+    assert_eq!(
+        http_status(&sidecar.http("/v1.0/healthz/outbound")),
+        Some(204)
+    );
+    assert_eq!(
+        http_status(&sidecar.http("/v1.0/healthz?appid=e2e-app")),
+        Some(204)
+    );
+    assert_eq!(
+        http_status(&sidecar.http("/v1.0/healthz?appid=other")),
+        Some(500)
+    );
+}
+
+/// A component that cannot start stops the runtime with a clear error,
+/// unless it sets `ignoreErrors`.
+#[test]
+fn failing_components_stop_the_start_unless_ignored() {
+    let broken = |ignore: bool| {
+        Resources::new().file(
+            "broken.yaml",
+            &format!(
+                "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: broken\nspec:\n  type: state.sqlite\n  ignoreErrors: {ignore}\n  metadata:\n  - name: connectionString\n    value: /nonexistent-dir/x/state.db\n"
+            ),
+        )
+    };
+    let mut sidecar = Sidecar::start_with(
+        broken(false),
+        Options {
+            wait_healthy: false,
+            ..Options::default()
+        },
+    );
+    let status = sidecar.wait_exit(Duration::from_secs(10));
+    assert!(!status.success());
+    let logs = sidecar.logs();
+    assert!(
+        logs.contains("component 'broken'") && logs.contains("does not exist"),
+        "{logs}"
+    );
+
+    let sidecar = Sidecar::with_resources(broken(true));
+    let (status, body) = raw_request(&sidecar, "GET", "/v1.0/metadata", "");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"components\":[]"), "{body}");
+}
+
+#[tokio::test]
+async fn metadata_agrees_on_both_transports() {
+    let sidecar = Sidecar::start_with(
+        two_stores(),
+        Options {
+            args: vec![
+                "--app-port".into(),
+                "3999".into(),
+                "--enable-app-health-check".into(),
+            ],
+            ..Options::default()
+        },
+    );
+    let (_, body) = raw_request(&sidecar, "PUT", "/v1.0/metadata/color", "blue");
+    assert!(body.is_empty());
+    let http: serde_json::Value =
+        serde_json::from_str(&raw_request(&sidecar, "GET", "/v1.0/metadata", "").1).unwrap();
+    let grpc = sidecar
+        .grpc()
+        .await
+        .get_metadata(pb::GetMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(http["id"], grpc.id);
+    assert_eq!(http["runtimeVersion"], grpc.runtime_version);
+    assert_eq!(http["extended"]["color"], "blue");
+    assert_eq!(grpc.extended_metadata["color"], "blue");
+    let http_components: Vec<(String, String, Vec<String>)> = http["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let caps = c["capabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["type"].as_str().unwrap().to_owned(),
+                caps,
+            )
+        })
+        .collect();
+    let mut grpc_components: Vec<(String, String, Vec<String>)> = grpc
+        .registered_components
+        .into_iter()
+        .map(|c| (c.name, c.r#type, c.capabilities))
+        .collect();
+    let mut sorted_http = http_components.clone();
+    sorted_http.sort();
+    grpc_components.sort();
+    assert_eq!(sorted_http, grpc_components);
+    assert_eq!(sorted_http.len(), 2);
+    let app = grpc.app_connection_properties.unwrap();
+    assert_eq!(app.port, 3999);
+    assert_eq!(http["appConnectionProperties"]["port"], 3999);
+    assert_eq!(
+        http["appConnectionProperties"]["health"]["healthProbeInterval"],
+        "5s"
+    );
+    assert_eq!(app.health.unwrap().health_probe_timeout, "500ms");
+}
