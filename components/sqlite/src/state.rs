@@ -6,7 +6,7 @@
 //! `state.sqlite` can be opened by Mecha and the other way round.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +15,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use mecha_state::*;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, InterruptHandle, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::Mutex;
 
 use crate::connection::{self, is_memory, valid_identifier};
 
@@ -62,10 +63,16 @@ impl StateConfig {
             .unwrap_or(defaults.timeout);
         // Unlike daprd (which disables it by default), expired rows are
         // cleaned up hourly unless told otherwise; zero or less disables it.
-        let cleanup_interval = match meta.string("cleanupInterval") {
+        // `cleanupIntervalInSeconds` is the older spelling.
+        let cleanup_key = if meta.string("cleanupInterval").is_some() {
+            "cleanupInterval"
+        } else {
+            "cleanupIntervalInSeconds"
+        };
+        let cleanup_interval = match meta.string(cleanup_key) {
             None => defaults.cleanup_interval,
             Some(_) => meta
-                .optional_duration("cleanupInterval", seconds)
+                .optional_duration(cleanup_key, seconds)
                 .filter(|d| !d.is_zero()),
         };
         let config = Self {
@@ -173,12 +180,29 @@ impl Sql {
     }
 }
 
+/// A connection behind a fair (first come, first served) async lock, so
+/// waiters queue without holding a thread of the blocking pool.
+struct Slot {
+    conn: Arc<Mutex<Connection>>,
+    interrupt: Arc<InterruptHandle>,
+}
+
+impl Slot {
+    fn new(conn: Connection) -> Self {
+        let interrupt = Arc::new(conn.get_interrupt_handle());
+        Self {
+            conn: Arc::new(Mutex::new(conn)),
+            interrupt,
+        }
+    }
+}
+
 struct Inner {
     /// Every write goes through this connection.
-    writer: Mutex<Connection>,
+    writer: Slot,
     /// Reads use their own connection (WAL lets them run beside a write);
     /// in-memory databases have only the writer.
-    reader: Option<Mutex<Connection>>,
+    reader: Option<Slot>,
     sql: Sql,
     config: StateConfig,
 }
@@ -206,41 +230,37 @@ impl SqliteStateStore {
         Ok(store)
     }
 
-    /// Runs `work` on a connection in the blocking pool, bounded by the
-    /// configured timeout.
+    /// Runs `work` on a connection in the blocking pool, within the
+    /// configured timeout. Nothing runs after the caller was told it failed:
+    /// a call that waited too long for the connection never starts, and one
+    /// whose SQL runs too long is interrupted (and rolled back by SQLite).
     async fn run<T, F>(&self, write: bool, work: F) -> Result<T, StateError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Sql) -> Result<T, StateError> + Send + 'static,
     {
+        let timeout = self.inner.config.timeout;
+        let timed_out = || backend(format!("operation timed out after {timeout:?}"));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let slot = match (&self.inner.reader, write) {
+            (Some(reader), false) => reader,
+            _ => &self.inner.writer,
+        };
+        let mut conn = tokio::time::timeout_at(deadline, slot.conn.clone().lock_owned())
+            .await
+            .map_err(|_| timed_out())?;
         let inner = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let slot = match (&inner.reader, write) {
-                (Some(reader), false) => reader,
-                _ => &inner.writer,
-            };
-            let mut conn = slot
-                .lock()
-                .map_err(|_| backend("connection lock poisoned"))?;
-            work(&mut conn, &inner.sql)
-        });
-        match tokio::time::timeout(self.inner.config.timeout, task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(backend(join)),
-            Err(_) => Err(backend(format!(
-                "operation timed out after {:?}",
-                self.inner.config.timeout
-            ))),
+        let mut task = tokio::task::spawn_blocking(move || work(&mut conn, &inner.sql));
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(joined) => joined.map_err(backend)?,
+            Err(_) => {
+                slot.interrupt.interrupt();
+                // Wait for it to stop, so the connection is free and nothing
+                // it did outlives this answer.
+                let _ = task.await;
+                Err(timed_out())
+            }
         }
-    }
-
-    /// Deletes expired rows now; returns how many.
-    pub async fn delete_expired(&self) -> Result<usize, StateError> {
-        let table = self.inner.config.table_name.clone();
-        self.run(true, move |conn, _| {
-            delete_expired(conn, &table).map_err(backend)
-        })
-        .await
     }
 }
 
@@ -281,22 +301,27 @@ fn open_blocking(config: StateConfig) -> anyhow::Result<Inner> {
     let reader = if is_memory(target) {
         None
     } else {
-        Some(Mutex::new(connection::open(
+        Some(Slot::new(connection::open(
             target,
             config.busy_timeout,
             wal,
         )?))
     };
     Ok(Inner {
-        writer: Mutex::new(writer),
+        writer: Slot::new(writer),
         reader,
         sql: Sql::new(table),
         config,
     })
 }
 
+/// Rows deleted per statement by the cleanup, so that other writers (in
+/// this process and in others sharing the file) are never held up long.
+const CLEANUP_BATCH: usize = 1000;
+
 /// Deletes expired rows, at most once per interval across every process
-/// sharing the database (coordinated through the metadata table).
+/// sharing the database, daprd included: the round is claimed through the
+/// `last-cleanup` row of the metadata table, as daprd claims it.
 fn spawn_cleanup(inner: Weak<Inner>, interval: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -304,53 +329,65 @@ fn spawn_cleanup(inner: Weak<Inner>, interval: Duration) {
         loop {
             tick.tick().await;
             let Some(strong) = inner.upgrade() else { break };
-            let result = tokio::task::spawn_blocking(move || {
-                let mut conn = strong.writer.lock().map_err(|_| backend("lock poisoned"))?;
-                cleanup_if_due(&mut conn, &strong.config, interval).map_err(backend)
-            })
-            .await;
-            match result {
-                Ok(Ok(Some(deleted))) if deleted > 0 => {
+            match cleanup_round(&strong, interval).await {
+                Ok(deleted) if deleted > 0 => {
                     tracing::debug!(deleted, "deleted expired state rows")
                 }
-                Ok(Err(err)) => tracing::warn!(error = %err, "state cleanup failed"),
-                _ => {}
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "state cleanup failed"),
             }
         }
     });
 }
 
-fn cleanup_if_due(
-    conn: &mut Connection,
+/// One round: claim it, then delete in batches, each its own statement.
+async fn cleanup_round(inner: &Arc<Inner>, interval: Duration) -> anyhow::Result<usize> {
+    let claim = {
+        let inner = inner.clone();
+        let conn = inner.writer.conn.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || claim_cleanup(&conn, &inner.config, interval)).await??
+    };
+    if !claim {
+        return Ok(0);
+    }
+    let mut total = 0;
+    loop {
+        let inner = inner.clone();
+        let conn = inner.writer.conn.clone().lock_owned().await;
+        let deleted =
+            tokio::task::spawn_blocking(move || delete_expired(&conn, &inner.config.table_name))
+                .await??;
+        total += deleted;
+        if deleted < CLEANUP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Claims this round unless any process cleaned up within the interval (one
+/// second of slack absorbs timer jitter).
+fn claim_cleanup(
+    conn: &Connection,
     config: &StateConfig,
     interval: Duration,
-) -> rusqlite::Result<Option<usize>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let key = format!("last-cleanup-{}", config.table_name);
-    // Claim this round unless another process cleaned up within the interval
-    // (one second of slack absorbs timer jitter).
-    let claimed = tx.execute(
+) -> rusqlite::Result<bool> {
+    let claimed = conn.execute(
         &format!(
-            "INSERT INTO \"{meta}\" (key, value) VALUES (?1, CAST(strftime('%s','now') AS TEXT)) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value \
-             WHERE CAST(\"{meta}\".value AS INTEGER) <= CAST(strftime('%s','now') AS INTEGER) - ?2",
+            "INSERT INTO \"{meta}\" (key, value) VALUES ('last-cleanup', CURRENT_TIMESTAMP) \
+             ON CONFLICT (key) DO UPDATE SET value = CURRENT_TIMESTAMP \
+             WHERE unixepoch(CURRENT_TIMESTAMP) - unixepoch(\"{meta}\".value) >= ?1",
             meta = config.metadata_table_name
         ),
-        params![key, interval.as_secs().saturating_sub(1) as i64],
+        params![interval.as_secs().saturating_sub(1) as i64],
     )?;
-    if claimed == 0 {
-        return Ok(None);
-    }
-    let deleted = delete_expired(&tx, &config.table_name)?;
-    tx.commit()?;
-    Ok(Some(deleted))
+    Ok(claimed > 0)
 }
 
 fn delete_expired(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
     conn.execute(
         &format!(
-            "DELETE FROM \"{table}\" WHERE expiration_time IS NOT NULL \
-             AND expiration_time <= CURRENT_TIMESTAMP"
+            "DELETE FROM \"{table}\" WHERE rowid IN (SELECT rowid FROM \"{table}\" \
+             WHERE expiration_time IS NOT NULL AND expiration_time <= CURRENT_TIMESTAMP LIMIT {CLEANUP_BATCH})"
         ),
         [],
     )

@@ -19,6 +19,7 @@ pub use service::DaprService;
 /// The gRPC services of the Dapr API port: Dapr (behind the API token when
 /// one is set), health (always open) and reflection.
 pub fn routes(api: Api, max_message_size: usize) -> Routes {
+    let runtime = api.runtime().clone();
     let auth_api = api.clone();
     let check_token = move |request: Request<()>| -> Result<Request<()>, Status> {
         let token = request
@@ -34,10 +35,23 @@ pub fn routes(api: Api, max_message_size: usize) -> Routes {
     let dapr = DaprServer::new(DaprService::new(api))
         .max_decoding_message_size(max_message_size)
         .max_encoding_message_size(usize::MAX);
+    // gRPC health follows /v1.0/healthz: not serving until the components
+    // are ready, and not serving again from the moment shutdown starts.
     let (reporter, health) = tonic_health::server::health_reporter();
-    // The reporter only records statuses; setting one never waits.
     tokio::spawn(async move {
-        reporter.set_serving::<DaprServer<DaprService>>().await;
+        use tonic_health::ServingStatus::{NotServing, Serving};
+        const DAPR: &str = "dapr.proto.runtime.v1.Dapr";
+        for service in ["", DAPR] {
+            reporter.set_service_status(service, NotServing).await;
+        }
+        runtime.wait_ready().await;
+        for service in ["", DAPR] {
+            reporter.set_service_status(service, Serving).await;
+        }
+        runtime.shutdown_requested().await;
+        for service in ["", DAPR] {
+            reporter.set_service_status(service, NotServing).await;
+        }
     });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)

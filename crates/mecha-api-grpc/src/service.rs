@@ -53,13 +53,12 @@ impl Dapr for DaprService {
         request: Request<pb::GetBulkStateRequest>,
     ) -> Answer<pb::GetBulkStateResponse> {
         let req = request.into_inner();
-        let parallelism = usize::try_from(req.parallelism.max(0)).unwrap_or(0);
         let items = self
             .api
             .get_bulk_state(
                 &req.store_name,
                 req.keys,
-                parallelism,
+                i64::from(req.parallelism),
                 convert::metadata(req.metadata),
             )
             .await
@@ -109,16 +108,7 @@ impl Dapr for DaprService {
         let deletes = req
             .states
             .into_iter()
-            .map(|item| {
-                let set = convert::set_request(item);
-                DeleteRequest {
-                    key: set.key,
-                    etag: set.etag,
-                    concurrency: set.concurrency,
-                    consistency: set.consistency,
-                    metadata: set.metadata,
-                }
-            })
+            .map(|item| DeleteRequest::from(convert::set_request(item)))
             .collect();
         self.api
             .delete_bulk_state(&req.store_name, deletes)

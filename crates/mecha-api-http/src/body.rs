@@ -86,3 +86,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
             .map(Object)
     }
 }
+
+/// Path parameters, with Dapr's error when they cannot be decoded (such as
+/// percent-encoding that is not UTF-8).
+pub(crate) fn path<T>(
+    extracted: Result<axum::extract::Path<T>, axum::extract::rejection::PathRejection>,
+) -> Result<T, ApiError> {
+    extracted
+        .map(|axum::extract::Path(value)| value)
+        .map_err(|err| ApiError::malformed_request(format!("invalid path: {}", err.body_text())))
+}
+
+/// Query parameters, with Dapr's error when they cannot be decoded.
+pub(crate) fn query<T>(
+    extracted: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    extracted
+        .map(|axum::extract::Query(value)| value)
+        .map_err(|err| ApiError::malformed_request(format!("invalid query: {}", err.body_text())))
+}

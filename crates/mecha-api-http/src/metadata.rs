@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -59,10 +60,11 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
 
 pub(crate) async fn set(
     State(ctx): State<Ctx>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
+    let key = body::path(key)?;
     let bytes = body::read(&headers, request, ctx.max_body).await?;
     let value = String::from_utf8_lossy(&bytes).into_owned();
     ctx.api.set_metadata(&key, value)?;
@@ -71,8 +73,12 @@ pub(crate) async fn set(
 
 pub(crate) async fn healthz(
     State(ctx): State<Ctx>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    let query = match body::query(query) {
+        Ok(query) => query,
+        Err(err) => return error_response(&err),
+    };
     let result = match query.get("appid") {
         Some(app_id) => ctx
             .api

@@ -52,7 +52,11 @@ pub(crate) fn build(ctx: Ctx) -> Router {
             any(move || async move { error_response(&ApiError::unimplemented(what)) }),
         );
     }
-    let router = router.fallback(fallback);
+    // As in daprd, a path no route takes, or a known path with another
+    // method, is service invocation.
+    let router = router
+        .fallback(fallback)
+        .method_not_allowed_fallback(fallback);
     let router = if ctx.api.runtime().info.api_token.is_some() {
         router.layer(middleware::from_fn_with_state(ctx.clone(), require_token))
     } else {
@@ -64,8 +68,7 @@ pub(crate) fn build(ctx: Ctx) -> Router {
 /// With `DAPR_API_TOKEN` set, every call but the health checks must carry
 /// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise.
 async fn require_token(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let exempt = path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound";
+    let exempt = mecha_api::TOKEN_EXEMPT_HTTP_PATHS.contains(&request.uri().path());
     let token = request
         .headers()
         .get("dapr-api-token")

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,7 @@ use crate::body::{self, Object, Text};
 use crate::error::ErrorResponse;
 use crate::{Ctx, routes};
 
-type Params = Query<Vec<(String, String)>>;
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// `?metadata.k=v` parameters, without their prefix.
 fn query_metadata(params: &[(String, String)]) -> Metadata {
@@ -84,10 +85,11 @@ impl ItemBody<'_> {
 /// `POST|PUT /v1.0/state/{store}`: save a JSON array of items.
 pub(crate) async fn save(
     State(ctx): State<Ctx>,
-    Path(store): Path<String>,
+    store: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
+    let store = body::path(store)?;
     let bytes = body::read(&headers, request, ctx.max_body).await?;
     let items: Vec<Object<ItemBody<'_>>> = body::json(&bytes)?;
     let reqs = items
@@ -102,12 +104,17 @@ pub(crate) async fn save(
 /// `transaction` sub-routes (a key named `bulk` can still be read with GET).
 pub(crate) async fn by_key(
     State(ctx): State<Ctx>,
-    Path((store, key)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
-    Query(params): Params,
+    params: Params,
     headers: HeaderMap,
     request: Body,
 ) -> Response {
+    let (store, key, params) =
+        match body::path(path).and_then(|(s, k)| Ok((s, k, body::query(params)?))) {
+            Ok(parts) => parts,
+            Err(err) => return ErrorResponse(err).into_response(),
+        };
     let result = match (&method, key.as_str()) {
         (&Method::POST | &Method::PUT, "bulk") => {
             bulk_get(&ctx, &store, &params, &headers, request).await
@@ -199,10 +206,9 @@ async fn bulk_get(
     let Object(req): Object<BulkGetBody> = body::json(&bytes)?;
     let mut metadata = to_metadata(req.metadata);
     metadata.extend(query_metadata(params));
-    let parallelism = usize::try_from(req.parallelism.unwrap_or(0).max(0)).unwrap_or(0);
     let items = ctx
         .api
-        .get_bulk_state(store, req.keys, parallelism, metadata)
+        .get_bulk_state(store, req.keys, req.parallelism.unwrap_or(0), metadata)
         .await?;
     let body = bulk_items_json(&items);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -222,17 +228,18 @@ fn bulk_items_json(items: &[BulkStateItem]) -> String {
         out.push_str(&serde_json::to_string(&item.key).expect("string"));
         if let Some(data) = &item.data {
             out.push_str(",\"data\":");
-            if serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok() {
-                out.push_str(std::str::from_utf8(data).expect("valid JSON is UTF-8"));
-            } else {
-                let text = match std::str::from_utf8(data) {
-                    Ok(text) => text.to_owned(),
-                    Err(_) => {
-                        use base64::Engine as _;
-                        base64::engine::general_purpose::STANDARD.encode(data)
-                    }
-                };
-                out.push_str(&serde_json::to_string(&text).expect("string"));
+            match std::str::from_utf8(data) {
+                // Valid JSON is embedded as it is (serde_json does not check
+                // UTF-8 inside strings it skips, so UTF-8 is checked first).
+                Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+                    out.push_str(text);
+                }
+                Ok(text) => out.push_str(&serde_json::to_string(text).expect("string")),
+                Err(_) => {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+                    out.push_str(&serde_json::to_string(&encoded).expect("string"));
+                }
             }
         }
         if let Some(etag) = &item.etag {

@@ -48,6 +48,11 @@ impl Api {
     }
 }
 
+/// HTTP paths open without `dapr-api-token`: the health checks, which
+/// orchestrators and SDKs probe before they know the token. On gRPC the
+/// health service (`grpc.health.v1`) is open likewise.
+pub const TOKEN_EXEMPT_HTTP_PATHS: [&str; 2] = ["/v1.0/healthz", "/v1.0/healthz/outbound"];
+
 /// The plain-text body daprd answers a call without the right token.
 pub const INVALID_TOKEN_MESSAGE: &str = "invalid api token";
 

@@ -119,23 +119,23 @@ impl Api {
             .map_err(|err| state_error(Op::Get(key), store, err))
     }
 
-    /// Gets many items, `parallelism` at a time (0 means all at once).
+    /// Gets many items, `parallelism` at a time (zero or less: all at once).
     pub async fn get_bulk_state(
         &self,
         store: &str,
         keys: Vec<String>,
-        parallelism: usize,
+        parallelism: i64,
         metadata: Metadata,
     ) -> Result<Vec<BulkStateItem>, ApiError> {
         let handle = self.store(store)?;
-        let parallelism = if parallelism == 0 {
-            keys.len().max(1)
-        } else {
-            parallelism
+        let parallelism = match usize::try_from(parallelism) {
+            Ok(n) if n > 0 => n,
+            _ => keys.len().max(1),
         };
         let items = handle
             .bulk_get(keys, parallelism, Consistency::Eventual, &metadata)
-            .await;
+            .await
+            .map_err(|err| state_error(Op::BulkGet, store, err))?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             out.push(match item.result {
@@ -153,10 +153,6 @@ impl Api {
                     metadata: Metadata::new(),
                     error: None,
                 },
-                // An invalid key fails the request, as on a single get.
-                Err(err @ (StateError::IllegalKey(_) | StateError::EmptyKey)) => {
-                    return Err(state_error(Op::BulkGet, store, err));
-                }
                 Err(err) => BulkStateItem {
                     key: item.key,
                     data: None,
@@ -214,13 +210,7 @@ impl Api {
             let item = op.item;
             ops.push(match op.operation.as_str() {
                 "upsert" => Operation::Upsert(item),
-                "delete" => Operation::Delete(DeleteRequest {
-                    key: item.key,
-                    etag: item.etag,
-                    concurrency: item.concurrency,
-                    consistency: item.consistency,
-                    metadata: item.metadata,
-                }),
+                "delete" => Operation::Delete(item.into()),
                 other => {
                     return Err(ApiError::new(
                         "ERR_NOT_SUPPORTED_STATE_OPERATION",

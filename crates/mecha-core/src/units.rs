@@ -213,6 +213,83 @@ pub fn format_rfc3339(time: std::time::SystemTime) -> String {
     )
 }
 
+/// Parses an RFC 3339 time (`2026-11-25T10:00:00Z`,
+/// `2026-11-25T10:00:00.5+01:00`).
+pub fn parse_rfc3339(input: &str) -> Option<std::time::SystemTime> {
+    let bytes = input.as_bytes();
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let text = input.get(range)?;
+        text.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if bytes[13] != b':'
+        || bytes[16] != b':'
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &input[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let text = &fraction[..digits.min(9)];
+        nanos = text.parse::<u32>().ok()? * 10u32.pow(9 - text.len() as u32);
+        rest = &fraction[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let hours: i64 = rest[1..3].parse().ok()?;
+            let minutes: i64 = rest[4..6].parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let base = std::time::UNIX_EPOCH;
+    if secs >= 0 {
+        Some(base + Duration::new(secs as u64, nanos))
+    } else {
+        base.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+            .checked_add(Duration::from_nanos(u64::from(nanos)))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
 /// Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -240,5 +317,35 @@ mod time_tests {
         assert_eq!(format_rfc3339(t), "2026-11-25T12:00:00Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661);
         assert_eq!(format_rfc3339(leap), "2000-02-29T01:01:01Z");
+        assert_eq!(parse_rfc3339("2000-02-29T01:01:01Z"), Some(leap));
+        assert_eq!(parse_rfc3339("2000-02-29T02:01:01+01:00"), Some(leap));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T01:01:01.25Z"),
+            Some(leap + Duration::from_millis(250))
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        for bad in [
+            "",
+            "2000-02-29",
+            "2000-13-01T00:00:00Z",
+            "2000-02-29T01:01:01",
+            "2000-02-29T01:01:01.Z",
+            "x000-02-29T01:01:01Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfc3339_round_trips(secs in 0u64..10_000_000_000) {
+            let time = UNIX_EPOCH + Duration::from_secs(secs);
+            proptest::prop_assert_eq!(parse_rfc3339(&format_rfc3339(time)), Some(time));
+        }
+
+        #[test]
+        fn rfc3339_parser_never_panics(input in "\\PC{0,40}") {
+            let _ = parse_rfc3339(&input);
+        }
     }
 }

@@ -50,6 +50,8 @@ pub struct Runtime {
     components_ready: AtomicBool,
     api_ready: AtomicBool,
     extended: RwLock<BTreeMap<String, String>>,
+    /// True once components are ready and the API listens.
+    ready: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -61,6 +63,7 @@ impl Runtime {
             components_ready: AtomicBool::new(false),
             api_ready: AtomicBool::new(false),
             extended: RwLock::default(),
+            ready: watch::channel(false).0,
             shutdown: watch::channel(false).0,
         })
     }
@@ -74,6 +77,18 @@ impl Runtime {
     pub fn set_components(&self, store: ComponentStore) {
         *self.components.write().expect("lock") = Arc::new(store);
         self.components_ready.store(true, Ordering::Release);
+        self.update_ready();
+    }
+
+    fn update_ready(&self) {
+        self.ready
+            .send_replace(self.components_ready() && self.api_ready());
+    }
+
+    /// Resolves once every component is ready and the API listens.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
     }
 
     pub fn components_ready(&self) -> bool {
@@ -83,6 +98,7 @@ impl Runtime {
     /// Marks the API listeners as up.
     pub fn set_api_ready(&self) {
         self.api_ready.store(true, Ordering::Release);
+        self.update_ready();
     }
 
     pub fn api_ready(&self) -> bool {

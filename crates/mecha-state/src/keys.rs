@@ -23,8 +23,9 @@ pub enum KeyPrefix {
 }
 
 impl KeyPrefix {
-    /// Parses the `keyPrefix` metadata value (case-insensitive keywords; any
-    /// other string is a literal prefix).
+    /// Parses the `keyPrefix` metadata value. As in daprd the value is
+    /// lowercased: keywords match in any case, and any other string is a
+    /// literal prefix in lower case (so daprd and Mecha store the same keys).
     pub fn parse(value: Option<&str>) -> Result<Self, StateError> {
         let Some(value) = value.filter(|value| !value.is_empty()) else {
             return Ok(Self::AppId);
@@ -38,7 +39,7 @@ impl KeyPrefix {
                 if value.contains(SEPARATOR) {
                     return Err(StateError::IllegalKey(value.to_owned()));
                 }
-                Self::Custom(value.to_owned())
+                Self::Custom(value.to_ascii_lowercase())
             }
         })
     }
@@ -121,6 +122,7 @@ mod tests {
         assert_eq!(scheme("none", None), "k");
         assert_eq!(scheme("NONE", None), "k");
         assert_eq!(scheme("custom", None), "custom||k");
+        assert_eq!(scheme("MyApp", None), "myapp||k");
         assert!(KeyPrefix::parse(Some("a||b")).is_err());
     }
 

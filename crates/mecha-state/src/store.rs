@@ -66,44 +66,34 @@ impl Store {
         self.component.get(&req).await
     }
 
-    /// Reads many keys; a key that fails validation fails alone.
+    /// Reads many keys, in request order. As in daprd, an invalid key fails
+    /// the whole request; a store error on one key fails that item alone.
     pub async fn bulk_get(
         &self,
         keys: Vec<String>,
         parallelism: usize,
         consistency: Consistency,
         metadata: &Metadata,
-    ) -> Vec<BulkGetItem> {
-        let mut items: Vec<BulkGetItem> = Vec::with_capacity(keys.len());
-        let mut requests = Vec::with_capacity(keys.len());
-        let mut positions = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.keys.stored_key(&key) {
-                Ok(stored) => {
-                    positions.push(items.len());
-                    requests.push(GetRequest {
-                        key: stored,
-                        consistency,
-                        metadata: metadata.clone(),
-                    });
-                    items.push(BulkGetItem {
-                        key,
-                        result: Ok(None),
-                    });
-                }
-                Err(err) => items.push(BulkGetItem {
-                    key,
-                    result: Err(err),
-                }),
-            }
+    ) -> Result<Vec<BulkGetItem>, StateError> {
+        let requests = keys
+            .iter()
+            .map(|key| {
+                Ok(GetRequest {
+                    key: self.keys.stored_key(key)?,
+                    consistency,
+                    metadata: metadata.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, StateError>>()?;
+        if requests.is_empty() {
+            return Ok(Vec::new());
         }
-        if !requests.is_empty() {
-            let results = self.component.bulk_get(&requests, parallelism).await;
-            for (position, result) in positions.into_iter().zip(results) {
-                items[position].result = result;
-            }
-        }
-        items
+        let results = self.component.bulk_get(&requests, parallelism).await;
+        Ok(keys
+            .into_iter()
+            .zip(results)
+            .map(|(key, result)| BulkGetItem { key, result })
+            .collect())
     }
 
     /// Saves items: one is a plain set, several a bulk set in which every

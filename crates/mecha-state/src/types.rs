@@ -140,6 +140,20 @@ impl DeleteRequest {
     }
 }
 
+impl From<SetRequest> for DeleteRequest {
+    /// The delete of an item given in a set's shape (transactions and bulk
+    /// deletes carry deletes as state items).
+    fn from(req: SetRequest) -> Self {
+        Self {
+            key: req.key,
+            etag: req.etag,
+            concurrency: req.concurrency,
+            consistency: req.consistency,
+            metadata: req.metadata,
+        }
+    }
+}
+
 /// One operation of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Operation {

@@ -166,6 +166,24 @@ fn malformed_bodies_and_keys() {
             501,
             "ERR_API_UNIMPLEMENTED",
         ),
+        // A known path with another method is service invocation, as in daprd.
+        ("GET", "/v1.0/shutdown", "", 404, "ERR_DIRECT_INVOKE"),
+        ("POST", "/v1.0/metadata", "", 404, "ERR_DIRECT_INVOKE"),
+        (
+            "GET",
+            "/v1.0/state/statestore",
+            "",
+            404,
+            "ERR_DIRECT_INVOKE",
+        ),
+        // Percent-encoding that is not UTF-8.
+        (
+            "GET",
+            "/v1.0/state/statestore/%FF",
+            "",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (got_status, got_body) = raw_request(&sidecar, method, path, body);
@@ -314,6 +332,43 @@ async fn huge_bulk_requests_are_answered() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
+}
+
+/// A value saved over gRPC that looks like JSON but is not UTF-8 is still
+/// answered by an HTTP bulk get (as base64), never by a dropped connection.
+#[tokio::test]
+async fn bulk_get_of_values_that_are_not_json() {
+    let sidecar = Sidecar::start(Options::default());
+    let mut grpc = sidecar.grpc().await;
+    let items = [
+        ("bad-utf8", &b"\"\xff\""[..]),
+        ("text", &b"plain text"[..]),
+        ("json", &b"{\"a\":1}"[..]),
+    ];
+    let states = items
+        .iter()
+        .map(|(key, value)| mecha_proto::common::StateItem {
+            key: (*key).into(),
+            value: value.to_vec().into(),
+            ..Default::default()
+        })
+        .collect();
+    let request = pb::SaveStateRequest {
+        store_name: "statestore".into(),
+        states,
+    };
+    grpc.save_state(request).await.unwrap();
+    let response = reqwest::Client::new()
+        .post(sidecar.http("/v1.0/state/statestore/bulk"))
+        .body(r#"{"keys":["bad-utf8","text","json"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let items: Vec<serde_json::Value> = response.json().await.unwrap();
+    assert_eq!(items[0]["data"], "Iv8i", "base64 of the raw bytes");
+    assert_eq!(items[1]["data"], "plain text");
+    assert_eq!(items[2]["data"], serde_json::json!({"a": 1}));
 }
 
 #[tokio::test]

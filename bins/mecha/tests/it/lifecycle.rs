@@ -139,6 +139,10 @@ fn in_flight_requests_drain_on_sigterm() {
     std::thread::sleep(Duration::from_millis(200));
     sidecar.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        TcpStream::connect(("127.0.0.1", sidecar.http_port)).is_err(),
+        "no new connections while draining"
+    );
     stream.write_all(&body.as_bytes()[10..]).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -195,6 +199,11 @@ fn healthz_waits_for_components() {
         http_status(&sidecar.http("/v1.0/healthz/outbound")),
         Some(500)
     );
+    assert_eq!(
+        grpc_health(sidecar.grpc_port),
+        Some(false),
+        "gRPC health agrees"
+    );
     conn.execute_batch("COMMIT").unwrap();
     drop(conn);
     sidecar.wait_healthy();
@@ -210,6 +219,30 @@ fn healthz_waits_for_components() {
         http_status(&sidecar.http("/v1.0/healthz?appid=other")),
         Some(500)
     );
+    assert_eq!(grpc_health(sidecar.grpc_port), Some(true));
+}
+
+/// Whether gRPC health reports SERVING (on a runtime of its own, as the
+/// callers are plain tests).
+fn grpc_health(port: u16) -> Option<bool> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .ok()?;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        };
+        let status = client.check(request).await.ok()?.into_inner().status;
+        Some(status == ServingStatus::Serving as i32)
+    })
 }
 
 /// A component that cannot start stops the runtime with a clear error,
@@ -309,4 +342,85 @@ async fn metadata_agrees_on_both_transports() {
         "5s"
     );
     assert_eq!(app.health.unwrap().health_probe_timeout, "500ms");
+}
+
+/// Two runtimes on one host share the embedded store through the data
+/// directory; each app id sees only its own keys.
+#[test]
+fn runtimes_on_one_host_share_the_embedded_store() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |app_id: &str| {
+        Sidecar::start(Options {
+            app_id: app_id.into(),
+            data_dir: Some(data.path().to_owned()),
+            ..Options::default()
+        })
+    };
+    let (a, b) = (start("app-a"), start("app-b"));
+    assert_eq!(save_http(&a, "statestore", "k", r#""from a""#), 204);
+    assert_eq!(save_http(&b, "statestore", "k", r#""from b""#), 204);
+    assert_eq!(
+        raw_request(&a, "GET", "/v1.0/state/statestore/k", "").1,
+        "\"from a\""
+    );
+    assert_eq!(
+        raw_request(&b, "GET", "/v1.0/state/statestore/k", "").1,
+        "\"from b\""
+    );
+    let conn = rusqlite::Connection::open(data.path().join("state.db")).unwrap();
+    let mut keys: Vec<String> = conn
+        .prepare("SELECT key FROM state ORDER BY key")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, vec!["app-a||k", "app-b||k"]);
+}
+
+/// With `keyPrefix: none`, two apps read each other's keys.
+#[test]
+fn key_prefix_none_shares_keys_between_apps() {
+    let db = tempfile::tempdir().unwrap();
+    let db_path = db.path().join("shared.db").to_string_lossy().into_owned();
+    let start = |app_id: &str| {
+        let resources = Resources::new().component(
+            "shared",
+            "state.sqlite",
+            &[("connectionString", &db_path), ("keyPrefix", "none")],
+        );
+        Sidecar::start_with(
+            resources,
+            Options {
+                app_id: app_id.into(),
+                ..Options::default()
+            },
+        )
+    };
+    let (a, b) = (start("app-a"), start("app-b"));
+    assert_eq!(save_http(&a, "shared", "common", "42"), 204);
+    assert_eq!(
+        raw_request(&b, "GET", "/v1.0/state/shared/common", ""),
+        (200, "42".to_owned())
+    );
+}
+
+/// `--config` is read: its feature flags show in the metadata.
+#[test]
+fn configuration_features_show_in_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec:\n  features:\n  - name: HotReload\n    enabled: true\n  - name: ActorStateTTL\n    enabled: false\n",
+    )
+    .unwrap();
+    let sidecar = Sidecar::start(Options {
+        args: vec!["--config".into(), config.to_string_lossy().into_owned()],
+        ..Options::default()
+    });
+    let meta: serde_json::Value =
+        serde_json::from_str(&raw_request(&sidecar, "GET", "/v1.0/metadata", "").1).unwrap();
+    assert_eq!(meta["enabledFeatures"], serde_json::json!(["HotReload"]));
 }

@@ -131,7 +131,7 @@ fn metadata_keys_and_errors() {
         .with("connectionString", "/tmp/x.db")
         .with("tableName", "my_state")
         .with("timeout", "30")
-        .with("cleanupInterval", "-1")
+        .with("cleanupIntervalInSeconds", "-1")
         .with("busyTimeout", "100ms")
         .with("disableWAL", "true");
     let meta = MetadataReader::new(&props);
@@ -155,6 +155,45 @@ fn metadata_keys_and_errors() {
     assert!(errors.iter().any(|e| e.contains("tableName")));
     assert!(errors.iter().any(|e| e.contains("timeout")));
     assert_eq!(meta.unread(), vec!["color".to_owned()]);
+}
+
+/// A write that times out is reported as failed and never lands later,
+/// even once the database frees up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_write_is_never_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    let mut config = StateConfig::new(path.to_string_lossy());
+    config.timeout = Duration::from_millis(300);
+    config.busy_timeout = Duration::from_millis(1500);
+    let store = SqliteStateStore::open(config).await.unwrap();
+    // Another process holds the write lock.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let err = store.set(&SetRequest::new("late", "v")).await.unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Queued behind it: also refused, not run later.
+    let err = store
+        .set(&SetRequest::new("queued", "v"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    other.execute_batch("COMMIT").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for key in ["late", "queued"] {
+        let req = GetRequest {
+            key: key.into(),
+            ..Default::default()
+        };
+        let found = store.get(&req).await.unwrap();
+        assert!(
+            found.is_none(),
+            "{key} was applied after its caller was told it failed"
+        );
+    }
+    store.set(&SetRequest::new("after", "v")).await.unwrap();
 }
 
 #[tokio::test]

@@ -1,0 +1,63 @@
+//! `mecha-bench`: measures the real `mecha` binary and, in the same run, the
+//! same operations called directly on the component in-process, so figures
+//! are reported as ratios and added latency. See docs/benchmarks.md.
+//!
+//! Build both binaries with the same profile, then run:
+//!     cargo build --profile bench-release -p mecha -p mecha-bench
+//!     target/bench-release/mecha-bench state
+
+mod load;
+mod process;
+mod report;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of the mecha runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+    /// The mecha binary (default: beside this one).
+    #[arg(long, global = true)]
+    mecha: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// State get and save at 1 KB: HTTP, gRPC and in-process, on the
+    /// in-memory and SQLite stores; plus start-up time and idle memory.
+    State(load::StateArgs),
+    /// Start-up time to a healthy /v1.0/healthz, and idle RSS.
+    Startup {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mecha = cli.mecha.unwrap_or_else(|| {
+        std::env::current_exe()
+            .expect("own path")
+            .with_file_name("mecha")
+    });
+    anyhow::ensure!(
+        mecha.exists(),
+        "no mecha binary at {}; build it with the same profile",
+        mecha.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
+        Bench::Startup { runs } => {
+            let startup = process::startup(&mecha, runs)?;
+            println!("{}", report::startup_table(&startup));
+            Ok(())
+        }
+    }
+}

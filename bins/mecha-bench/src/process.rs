@@ -1,0 +1,134 @@
+//! Spawning the sidecar, start-up time, and memory and CPU readings from
+//! /proc.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Sidecar {
+    pub child: Child,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `mecha sidecar`; with `resources` (YAML text) or on the embedded
+/// defaults. Returns it and the time until `/v1.0/healthz` answered 204.
+pub fn spawn(mecha: &Path, resources: Option<&str>) -> anyhow::Result<(Sidecar, Duration)> {
+    let dir = tempfile::tempdir()?;
+    let (http_port, grpc_port) = (free_port(), free_port());
+    let mut command = Command::new(mecha);
+    command
+        .args(["sidecar", "--app-id", "bench", "--log-level", "warn"])
+        .args(["--dapr-http-port", &http_port.to_string()])
+        .args(["--dapr-grpc-port", &grpc_port.to_string()])
+        .args(["--metrics-port", &free_port().to_string()])
+        .args(["--dapr-listen-addresses", "127.0.0.1"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(yaml) = resources {
+        let folder: PathBuf = dir.path().join("resources");
+        std::fs::create_dir_all(&folder)?;
+        let yaml = yaml.replace("{dir}", &dir.path().to_string_lossy());
+        std::fs::write(folder.join("components.yaml"), yaml)?;
+        command.arg("--resources-path").arg(folder);
+    }
+    let started = Instant::now();
+    let child = command.spawn()?;
+    let mut sidecar = Sidecar {
+        child,
+        http_port,
+        grpc_port,
+        _dir: dir,
+    };
+    loop {
+        if healthz(http_port) == Some(204) {
+            return Ok((sidecar, started.elapsed()));
+        }
+        if let Some(status) = sidecar.child.try_wait()? {
+            anyhow::bail!("mecha exited: {status}");
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "mecha never became healthy"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn healthz(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /v1.0/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A field of /proc/<pid>/status, in kB.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|line| line.starts_with(field))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of a process.
+pub fn cpu_time(pid: u32) -> Duration {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // Linux reports CPU time in USER_HZ, which is 100 on every supported platform.
+    Duration::from_millis(ticks * 10)
+}
+
+pub struct Startup {
+    pub times: Vec<Duration>,
+    pub idle_rss_kb: u64,
+}
+
+/// Starts the sidecar on the embedded defaults `runs` times (a fresh data
+/// directory each time), timing spawn to healthy; reads the idle RSS of the
+/// last one after it settles.
+pub fn startup(mecha: &Path, runs: usize) -> anyhow::Result<Startup> {
+    let mut times = Vec::with_capacity(runs);
+    let mut idle_rss_kb = 0;
+    for i in 0..runs {
+        let (sidecar, elapsed) = spawn(mecha, None)?;
+        times.push(elapsed);
+        if i + 1 == runs {
+            std::thread::sleep(Duration::from_secs(2));
+            idle_rss_kb = status_kb(sidecar.child.id(), "VmRSS:");
+        }
+    }
+    Ok(Startup { times, idle_rss_kb })
+}

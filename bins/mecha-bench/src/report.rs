@@ -1,0 +1,116 @@
+//! Medians and markdown tables.
+
+use std::time::Duration;
+
+use crate::load::Op;
+use crate::process::Startup;
+
+/// One measurement: latency percentiles, throughput, CPU per call.
+#[derive(Clone, Debug)]
+pub struct Measure {
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub rate: f64,
+    pub cpu: Duration,
+}
+
+impl Measure {
+    pub fn new(mut samples: Vec<Duration>, rate: f64, cpu: Duration) -> Self {
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        Self {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            rate,
+            cpu,
+        }
+    }
+}
+
+fn median_by<T: Copy + PartialOrd>(values: impl Iterator<Item = T>) -> T {
+    let mut values: Vec<T> = values.collect();
+    values.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+    values[values.len() / 2]
+}
+
+/// The medians of several runs of one path.
+fn median(measures: &[Measure]) -> Measure {
+    Measure {
+        p50: median_by(measures.iter().map(|m| m.p50)),
+        p90: median_by(measures.iter().map(|m| m.p90)),
+        p99: median_by(measures.iter().map(|m| m.p99)),
+        rate: median_by(measures.iter().map(|m| m.rate)),
+        cpu: median_by(measures.iter().map(|m| m.cpu)),
+    }
+}
+
+pub struct Row {
+    store: &'static str,
+    op: Op,
+    /// In-process, HTTP, gRPC.
+    paths: [Measure; 3],
+}
+
+impl Row {
+    pub fn new(store: &'static str, op: Op, measures: Vec<Vec<Measure>>) -> Self {
+        Self {
+            store,
+            op,
+            paths: [
+                median(&measures[0]),
+                median(&measures[1]),
+                median(&measures[2]),
+            ],
+        }
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+pub fn state_table(rows: &[Row], summary: &str) -> String {
+    let mut out = format!(
+        "{summary}\n\n| store | op | path | p50 µs | p90 µs | p99 µs | added p50 µs | p50 ratio | calls/s (16 conns) | CPU µs/call |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for row in rows {
+        let base = &row.paths[0];
+        for (name, m) in ["in-process", "HTTP", "gRPC"].iter().zip(&row.paths) {
+            let added = m.p50.as_secs_f64() - base.p50.as_secs_f64();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.0} | {} |\n",
+                row.store,
+                row.op,
+                name,
+                us(m.p50),
+                us(m.p90),
+                us(m.p99),
+                if *name == "in-process" {
+                    "—".into()
+                } else {
+                    format!("{:.1}", added * 1e6)
+                },
+                m.p50.as_secs_f64() / base.p50.as_secs_f64(),
+                m.rate,
+                us(m.cpu),
+            ));
+        }
+    }
+    out
+}
+
+pub fn startup_table(startup: &Startup) -> String {
+    let mut times = startup.times.clone();
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "start-up to a healthy /v1.0/healthz (embedded defaults, fresh data dir), {} runs: median {:.1} ms, min {:.1} ms, max {:.1} ms\nidle RSS (2 s after start): {:.1} MB",
+        times.len(),
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        startup.idle_rss_kb as f64 / 1024.0
+    )
+}
