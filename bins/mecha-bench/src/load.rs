@@ -81,7 +81,7 @@ enum Target {
 }
 
 /// A 1 KB JSON value.
-fn value_1k() -> Bytes {
+pub fn value_1k() -> Bytes {
     let filler = "x".repeat(1024 - r#"{"data":""}"#.len());
     Bytes::from(format!(r#"{{"data":"{filler}"}}"#))
 }
@@ -238,6 +238,9 @@ pub async fn state(mecha: &Path, args: StateArgs) -> anyhow::Result<()> {
         mecha_component_sqlite::SqliteStateStore::open(sqlite_config).await?;
     let http = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let base = format!("http://127.0.0.1:{}", sidecar.http_port);
+    let (mut floor, floor_http, floor_grpc) = crate::floor::spawn()?;
+    let floor_base = format!("http://127.0.0.1:{floor_http}");
+    let floor_pid = floor.id();
 
     let mut rows = Vec::new();
     for (store, component, label) in [
@@ -255,30 +258,30 @@ pub async fn state(mecha: &Path, args: StateArgs) -> anyhow::Result<()> {
         };
         seed_http(&seed, &value).await?;
         for op in [Op::Get, Op::Save] {
-            let mut measures: Vec<Vec<Measure>> = vec![Vec::new(); 3];
+            let mut measures: Vec<Vec<Measure>> = vec![Vec::new(); 5];
             for _ in 0..args.runs {
+                let http_target = |base: &String| Target::Http {
+                    client: http.clone(),
+                    base: base.clone(),
+                    store,
+                };
                 let paths: Vec<(usize, Vec<Target>, u32)> = vec![
                     (
                         0,
                         vec![Target::InProcess(component.clone()); args.connections],
                         own_pid,
                     ),
-                    (
-                        1,
-                        vec![
-                            Target::Http {
-                                client: http.clone(),
-                                base: base.clone(),
-                                store
-                            };
-                            args.connections
-                        ],
-                        pid,
-                    ),
+                    (1, vec![http_target(&base); args.connections], pid),
                     (
                         2,
                         grpc_targets(sidecar.grpc_port, store, args.connections).await?,
                         pid,
+                    ),
+                    (3, vec![http_target(&floor_base); args.connections], floor_pid),
+                    (
+                        4,
+                        grpc_targets(floor_grpc, store, args.connections).await?,
+                        floor_pid,
                     ),
                 ];
                 for (index, targets, cpu_pid) in paths {
@@ -306,6 +309,8 @@ pub async fn state(mecha: &Path, args: StateArgs) -> anyhow::Result<()> {
         hwm_kb as f64 / 1024.0
     );
     drop(sidecar);
+    let _ = floor.kill();
+    let _ = floor.wait();
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //!     cargo build --profile bench-release -p mecha -p mecha-bench
 //!     target/bench-release/mecha-bench state
 
+mod floor;
 mod load;
 mod process;
 mod report;
@@ -34,10 +35,25 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Internal: the bare loopback servers the state benchmark compares to.
+    #[command(hide = true)]
+    Floor {
+        #[arg(long)]
+        http_port: u16,
+        #[arg(long)]
+        grpc_port: u16,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Bench::Floor {
+        http_port,
+        grpc_port,
+    } = cli.command
+    {
+        return floor::serve(http_port, grpc_port);
+    }
     let mecha = cli.mecha.unwrap_or_else(|| {
         std::env::current_exe()
             .expect("own path")
@@ -54,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
+        Bench::Floor { .. } => unreachable!("handled above"),
         Bench::Startup { runs } => {
             let startup = process::startup(&mecha, runs)?;
             println!("{}", report::startup_table(&startup));

@@ -49,8 +49,8 @@ fn median(measures: &[Measure]) -> Measure {
 pub struct Row {
     store: &'static str,
     op: Op,
-    /// In-process, HTTP, gRPC.
-    paths: [Measure; 3],
+    /// In-process, HTTP, gRPC, HTTP floor, gRPC floor.
+    paths: [Measure; 5],
 }
 
 impl Row {
@@ -62,6 +62,8 @@ impl Row {
                 median(&measures[0]),
                 median(&measures[1]),
                 median(&measures[2]),
+                median(&measures[3]),
+                median(&measures[4]),
             ],
         }
     }
@@ -73,26 +75,42 @@ fn us(d: Duration) -> String {
 
 pub fn state_table(rows: &[Row], summary: &str) -> String {
     let mut out = format!(
-        "{summary}\n\n| store | op | path | p50 µs | p90 µs | p99 µs | added p50 µs | p50 ratio | calls/s (16 conns) | CPU µs/call |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "{summary}\n\n| store | op | path | p50 µs | p90 µs | p99 µs | added p50 µs (vs in-process) | p50 ratio | runtime's own p50 µs (over the floor) | calls/s (16 conns) | CPU µs/call |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
+    let names = [
+        "in-process",
+        "HTTP",
+        "gRPC",
+        "HTTP floor (no runtime)",
+        "gRPC floor (no runtime)",
+    ];
     for row in rows {
         let base = &row.paths[0];
-        for (name, m) in ["in-process", "HTTP", "gRPC"].iter().zip(&row.paths) {
+        for (index, (name, m)) in names.iter().zip(&row.paths).enumerate() {
             let added = m.p50.as_secs_f64() - base.p50.as_secs_f64();
+            // The runtime's own share: its p50 minus the bare server's.
+            let over_floor = match index {
+                1 | 2 => format!(
+                    "{:.1}",
+                    (m.p50.as_secs_f64() - row.paths[index + 2].p50.as_secs_f64()) * 1e6
+                ),
+                _ => "—".into(),
+            };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.0} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2}× | {} | {:.0} | {} |\n",
                 row.store,
                 row.op,
                 name,
                 us(m.p50),
                 us(m.p90),
                 us(m.p99),
-                if *name == "in-process" {
+                if index == 0 {
                     "—".into()
                 } else {
                     format!("{:.1}", added * 1e6)
                 },
                 m.p50.as_secs_f64() / base.p50.as_secs_f64(),
+                over_floor,
                 m.rate,
                 us(m.cpu),
             ));

@@ -163,6 +163,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             .filter(|a| !a.is_empty())
             .collect(),
         api_token: env_value("DAPR_API_TOKEN"),
+        app_api_token: env_value("APP_API_TOKEN"),
     };
     if !info.placement_addresses.is_empty() {
         tracing::warn!("--placement-host-address given, but actors are not supported by mecha yet");

@@ -41,6 +41,9 @@ pub struct RuntimeInfo {
     pub placement_addresses: Vec<String>,
     /// `DAPR_API_TOKEN`: every API call must carry it.
     pub api_token: Option<String>,
+    /// `APP_API_TOKEN`: sent as `dapr-api-token` on every call to the app
+    /// (by the app channel).
+    pub app_api_token: Option<String>,
 }
 
 /// The runtime's shared state.

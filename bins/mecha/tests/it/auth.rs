@@ -68,13 +68,7 @@ async fn grpc_calls_need_the_token() {
     );
 
     // gRPC health is open.
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", sidecar.grpc_port))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(sidecar.channel().await);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: String::new(),

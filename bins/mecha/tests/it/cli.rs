@@ -1,7 +1,5 @@
 //! The command line: daprd's flags, resource errors at start, `validate`.
 
-use std::time::Duration;
-
 use crate::harness::{Options, Resources, Sidecar, run_mecha};
 
 const GOOD: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.in-memory\n  version: v1\n";
@@ -69,16 +67,7 @@ fn validate_accepts_good_files_and_warns_on_unknown_keys() {
 
 #[test]
 fn resource_errors_stop_the_sidecar_and_name_the_file() {
-    let mut sidecar = Sidecar::start_with(
-        bad_resources(),
-        Options {
-            wait_healthy: false,
-            ..Options::default()
-        },
-    );
-    let status = sidecar.wait_exit(Duration::from_secs(10));
-    assert!(!status.success());
-    let logs = sidecar.logs();
+    let logs = Sidecar::expect_failure(bad_resources());
     assert!(
         logs.contains("broken.yaml") && logs.contains("unknown.yaml") && logs.contains("dup.yaml"),
         "{logs}"

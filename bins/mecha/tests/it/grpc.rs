@@ -14,13 +14,7 @@ use crate::harness::{Options, Sidecar};
 #[tokio::test]
 async fn reflection_lists_the_dapr_service() {
     let sidecar = Sidecar::start(Options::default());
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", sidecar.grpc_port))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    let mut client = ServerReflectionClient::new(channel);
+    let mut client = ServerReflectionClient::new(sidecar.channel().await);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

@@ -177,13 +177,28 @@ impl Sidecar {
         }
     }
 
-    pub async fn grpc(&self) -> DaprClient<Channel> {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc_port))
-            .unwrap()
-            .connect()
+    /// A gRPC channel to the API port.
+    pub async fn channel(&self) -> Channel {
+        channel(self.grpc_port)
             .await
-            .expect("connect to the gRPC API");
-        DaprClient::new(channel)
+            .expect("connect to the gRPC API")
+    }
+
+    /// A client of the `Dapr` service.
+    pub async fn grpc(&self) -> DaprClient<Channel> {
+        DaprClient::new(self.channel().await)
+    }
+
+    /// Starts a sidecar that must fail to start; returns its logs.
+    pub fn expect_failure(resources: Resources) -> String {
+        let options = Options {
+            wait_healthy: false,
+            ..Options::default()
+        };
+        let mut sidecar = Self::start_with(resources, options);
+        let status = sidecar.wait_exit(Duration::from_secs(10));
+        assert!(!status.success(), "mecha should have refused to start");
+        sidecar.logs()
     }
 
     pub fn pid(&self) -> u32 {
@@ -223,6 +238,14 @@ impl Drop for Sidecar {
             let _ = child.wait();
         }
     }
+}
+
+/// A gRPC channel to a port on loopback.
+pub async fn channel(port: u16) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("valid address")
+        .connect()
+        .await
 }
 
 /// A blocking GET's status, or `None` when nothing answers.

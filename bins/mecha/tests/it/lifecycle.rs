@@ -231,11 +231,7 @@ fn grpc_health(port: u16) -> Option<bool> {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-            .ok()?;
+        let channel = crate::harness::channel(port).await.ok()?;
         let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
         let request = tonic_health::pb::HealthCheckRequest {
             service: String::new(),
@@ -257,16 +253,7 @@ fn failing_components_stop_the_start_unless_ignored() {
             ),
         )
     };
-    let mut sidecar = Sidecar::start_with(
-        broken(false),
-        Options {
-            wait_healthy: false,
-            ..Options::default()
-        },
-    );
-    let status = sidecar.wait_exit(Duration::from_secs(10));
-    assert!(!status.success());
-    let logs = sidecar.logs();
+    let logs = Sidecar::expect_failure(broken(false));
     assert!(
         logs.contains("component 'broken'") && logs.contains("does not exist"),
         "{logs}"
