@@ -277,7 +277,11 @@ pub async fn state(mecha: &Path, args: StateArgs) -> anyhow::Result<()> {
                         grpc_targets(sidecar.grpc_port, store, args.connections).await?,
                         pid,
                     ),
-                    (3, vec![http_target(&floor_base); args.connections], floor_pid),
+                    (
+                        3,
+                        vec![http_target(&floor_base); args.connections],
+                        floor_pid,
+                    ),
                     (
                         4,
                         grpc_targets(floor_grpc, store, args.connections).await?,
