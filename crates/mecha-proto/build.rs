@@ -1,20 +1,26 @@
-//! Generates Rust code for Dapr's wire contract from the descriptor set that
+//! Generates Rust code for Dapr's wire contract, from the descriptor set that
 //! `scripts/extract-dapr-protos.py` extracted from the official Python SDK
-//! wheel. No protoc is needed.
+//! wheel, and for Mecha's own protocols (`proto/mecha/**`), compiled with
+//! protox. No protoc is needed.
 use prost::Message;
 
 fn main() {
     let path = "proto/dapr.fds.bin";
     println!("cargo:rerun-if-changed={path}");
+    println!("cargo:rerun-if-changed=proto/mecha");
     let bytes = std::fs::read(path).expect("read the committed descriptor set");
-    let fds = prost_types::FileDescriptorSet::decode(bytes.as_slice())
+    let dapr = prost_types::FileDescriptorSet::decode(bytes.as_slice())
         .expect("decode the committed descriptor set");
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        // Methods not written yet answer UNIMPLEMENTED.
-        .generate_default_stubs(true)
-        .bytes(".")
-        .compile_fds(fds)
-        .expect("generate code from the descriptor set");
+    let mecha = protox::compile(["mecha/internal/v1/invocation.proto"], ["proto"])
+        .expect("compile Mecha's own protos");
+    for fds in [dapr, mecha] {
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(true)
+            // Methods not written yet answer UNIMPLEMENTED.
+            .generate_default_stubs(true)
+            .bytes(".")
+            .compile_fds(fds)
+            .expect("generate code from the descriptor set");
+    }
 }

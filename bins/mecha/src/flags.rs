@@ -90,8 +90,9 @@ pub struct SidecarArgs {
     pub app_ssl: Option<String>,
     #[arg(long, hide = true)]
     pub app_binding_options_timeout: Option<String>,
-    #[arg(long, hide = true)]
-    pub dapr_internal_grpc_listen_address: Option<String>,
+    /// The address the runtime-to-runtime port listens on (default: all).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub dapr_internal_grpc_listen_address: String,
     #[arg(long, hide = true)]
     pub dapr_public_port: Option<String>,
     #[arg(long, hide = true)]
@@ -156,10 +157,6 @@ impl SidecarArgs {
             (
                 "--app-binding-options-timeout",
                 self.app_binding_options_timeout.is_some(),
-            ),
-            (
-                "--dapr-internal-grpc-listen-address",
-                self.dapr_internal_grpc_listen_address.is_some(),
             ),
             ("--dapr-public-port", self.dapr_public_port.is_some()),
             (

@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mecha_api::Api;
+use mecha_api_grpc::{PeerClient, ProxyLayer, Side};
+use mecha_channel::{Channel, ChannelConfig, HealthCheck, Protocol};
 use mecha_config::{LoadOptions, Report, load_configuration, load_resources};
 use mecha_core::units::parse_quantity;
-use mecha_runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo, plan};
+use mecha_nameresolution::{Registration, Resolver};
+use mecha_runtime::{
+    AppConnection, AppHealthCheck, Runtime, RuntimeInfo, plan, plan_name_resolution,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -164,17 +169,27 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             .collect(),
         api_token: env_value("DAPR_API_TOKEN"),
         app_api_token: env_value("APP_API_TOKEN"),
+        max_body_size: max_body,
     };
     if !info.placement_addresses.is_empty() {
         tracing::warn!("--placement-host-address given, but actors are not supported by mecha yet");
     }
     // Every problem, from loading and from checking, is reported at once.
-    let (plan, plan_report) = plan(&components, &mecha_registry::registry(), &info);
+    let registry = mecha_registry::registry();
+    let (plan, plan_report) = plan(&components, &registry, &info);
     report.merge(plan_report);
+    let (name_resolution, nr_report) = plan_name_resolution(
+        configuration.name_resolution.as_ref(),
+        args.config.first().cloned(),
+        &registry,
+        &info,
+    );
+    report.merge(nr_report);
     report_problems(&report)?;
 
     let runtime = Runtime::new(info);
     let api = Api::new(runtime.clone());
+    let app_channel = start_app_channel(&args, &runtime, max_body);
 
     // Listen first, so health checks answer (500) while components start.
     let mut servers = JoinSet::new();
@@ -186,11 +201,34 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
         let (routes, rt) = (grpc.clone(), runtime.clone());
         servers.spawn(async move {
-            mecha_api_grpc::serve(
-                listener,
-                routes,
-                async move { rt.shutdown_requested().await },
-            )
+            let proxy = ProxyLayer::new(Api::new(rt.clone()), Side::Caller);
+            mecha_api_grpc::serve(listener, routes, proxy, async move {
+                rt.shutdown_requested().await
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        });
+    }
+    // The runtime-to-runtime port (an OS-chosen port unless given).
+    let internal_ip: IpAddr = args
+        .dapr_internal_grpc_listen_address
+        .parse()
+        .context("--dapr-internal-grpc-listen-address is not an IP address")?;
+    let internal = bind(
+        internal_ip,
+        args.dapr_internal_grpc_port.unwrap_or(0),
+        "internal gRPC",
+    )
+    .await?;
+    let internal_port = internal.local_addr()?.port();
+    {
+        let rt = runtime.clone();
+        let routes = mecha_api_grpc::internal_routes(api.clone());
+        let proxy = ProxyLayer::new(api.clone(), Side::Callee);
+        servers.spawn(async move {
+            mecha_api_grpc::serve(internal, routes, proxy, async move {
+                rt.shutdown_requested().await
+            })
             .await
             .map_err(anyhow::Error::from)
         });
@@ -212,8 +250,42 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         app_id = %args.app_id,
         http_port = args.dapr_http_port,
         grpc_port = args.dapr_grpc_port,
+        internal_grpc_port = internal_port,
         "API listening"
     );
+    if let Some(channel) = app_channel {
+        let rt = runtime.clone();
+        tokio::spawn(async move {
+            channel.wait_for_app().await;
+            tracing::info!("the app is listening");
+            rt.set_app_ready();
+        });
+    }
+    let resolver = match name_resolution {
+        Some(builder) => Some(
+            builder
+                .build()
+                .await
+                .context("name resolution failed to initialise")?,
+        ),
+        None => None,
+    };
+    if let Some(resolver) = &resolver {
+        let peers: Arc<dyn mecha_invoke::Peers> = Arc::new(PeerClient::default());
+        runtime.set_invocation(Arc::new(Resolver::new(resolver.clone())), peers);
+        if !args.app_id.is_empty() {
+            let registration = Registration {
+                app_id: args.app_id.clone(),
+                namespace: runtime.info.namespace.clone(),
+                host: None,
+                port: internal_port,
+            };
+            resolver
+                .register(&registration)
+                .await
+                .context("registering with name resolution")?;
+        }
+    }
 
     // Build (connect) the components.
     tokio::select! {
@@ -239,6 +311,11 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         stop_signal(runtime.clone()).await;
     }
     tracing::info!("shutting down: draining in-flight requests");
+    if let Some(resolver) = &resolver
+        && let Err(err) = resolver.close().await
+    {
+        tracing::warn!("leaving name resolution: {err:#}");
+    }
     drain(
         &mut servers,
         Duration::from_secs(args.dapr_graceful_shutdown_seconds),
@@ -246,6 +323,34 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the app channel when there is an app (`--app-port`).
+fn start_app_channel(
+    args: &SidecarArgs,
+    runtime: &Arc<Runtime>,
+    max_body: usize,
+) -> Option<Arc<Channel>> {
+    let port = args.app_port?;
+    let config = ChannelConfig {
+        protocol: Protocol::parse(&args.app_protocol).expect("clap checked --app-protocol"),
+        address: args.app_channel_address.clone(),
+        port,
+        max_concurrency: usize::try_from(args.app_max_concurrency)
+            .ok()
+            .filter(|n| *n > 0),
+        token: runtime.info.app_api_token.clone(),
+        health: args.enable_app_health_check.then(|| HealthCheck {
+            path: args.app_health_check_path.clone(),
+            interval: Duration::from_secs(args.app_health_probe_interval.max(1)),
+            timeout: Duration::from_millis(args.app_health_probe_timeout.max(1)),
+            threshold: args.app_health_threshold,
+        }),
+        max_body,
+    };
+    let channel = Channel::start(config);
+    runtime.set_app_channel(channel.clone());
+    Some(channel)
 }
 
 async fn serve_http(

@@ -17,6 +17,8 @@ pub fn registry() -> Registry {
 
     #[cfg(feature = "sqlite")]
     registry.register_state(mecha_component_sqlite::SqliteStateFactory);
+    #[cfg(feature = "sqlite")]
+    registry.register_nameresolution(mecha_component_sqlite::SqliteNameResolutionFactory);
     #[cfg(not(feature = "sqlite"))]
     registry.register_state(CompiledOut("state.sqlite", "sqlite"));
 

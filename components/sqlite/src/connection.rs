@@ -1,8 +1,11 @@
-//! Opening SQLite databases the way Dapr's components accept them.
+//! Opening SQLite databases the way Dapr's components accept them, and
+//! running work on them from async code.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, InterruptHandle, OpenFlags};
+use tokio::sync::Mutex;
 
 /// True when the connection string names an in-memory database, which only
 /// one connection can see.
@@ -33,6 +36,99 @@ pub fn open(
         conn.pragma_update(None, &name, &value)?;
     }
     Ok(conn)
+}
+
+/// Why a call on the database did not run to completion.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: operation timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("sqlite: {0}")]
+    Failed(String),
+}
+
+/// A connection behind a fair (first come, first served) async lock, so
+/// waiters queue without holding a thread of the blocking pool.
+struct Slot {
+    conn: Arc<Mutex<Connection>>,
+    interrupt: Arc<InterruptHandle>,
+}
+
+impl Slot {
+    fn new(conn: Connection) -> Self {
+        let interrupt = Arc::new(conn.get_interrupt_handle());
+        Self {
+            conn: Arc::new(Mutex::new(conn)),
+            interrupt,
+        }
+    }
+}
+
+/// A database as components use it: a writer connection, a reader
+/// connection where the database allows one, and a time limit per call.
+pub struct Db {
+    writer: Slot,
+    reader: Option<Slot>,
+    timeout: Duration,
+}
+
+impl Db {
+    /// Opens the writer (and, for file databases, a reader) connection.
+    /// Blocking: call it from the blocking pool.
+    pub fn open(
+        connection_string: &str,
+        busy_timeout: Duration,
+        wal: bool,
+        timeout: Duration,
+    ) -> rusqlite::Result<Self> {
+        let writer = open(connection_string, busy_timeout, wal)?;
+        let reader = if is_memory(connection_string) {
+            None
+        } else {
+            Some(Slot::new(open(connection_string, busy_timeout, wal)?))
+        };
+        Ok(Self {
+            writer: Slot::new(writer),
+            reader,
+            timeout,
+        })
+    }
+
+    /// Runs `work` on the writer connection on this thread (for set-up,
+    /// from the blocking pool).
+    pub fn writer_blocking<T>(&self, work: impl FnOnce(&mut Connection) -> T) -> T {
+        work(&mut self.writer.conn.blocking_lock())
+    }
+
+    /// Runs `work` on a connection in the blocking pool, within the time
+    /// limit. Nothing runs after the caller was told it failed: a call that
+    /// waited too long for the connection never starts, and one whose SQL
+    /// runs too long is interrupted (SQLite rolls it back).
+    pub async fn run<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let slot = match (&self.reader, write) {
+            (Some(reader), false) => reader,
+            _ => &self.writer,
+        };
+        let mut conn = tokio::time::timeout_at(deadline, slot.conn.clone().lock_owned())
+            .await
+            .map_err(|_| DbError::Timeout(self.timeout))?;
+        let mut task = tokio::task::spawn_blocking(move || work(&mut conn));
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(joined) => joined.map_err(|err| DbError::Failed(err.to_string()))?,
+            Err(_) => {
+                slot.interrupt.interrupt();
+                // Wait for it to stop, so nothing it did outlives the answer.
+                let _ = task.await;
+                Err(DbError::Timeout(self.timeout).into())
+            }
+        }
+    }
 }
 
 /// The `_pragma=name(value)` parameters of a `file:` URI.

@@ -1,8 +1,11 @@
-//! SQLite components: `state.sqlite`. SQLite is the embedded default backend
+//! SQLite components: `state.sqlite` and `nameresolution.sqlite`. SQLite is
+//! the embedded default backend
 //! (DESIGN.md §3): durable, shared by the runtimes of one host through the
 //! data directory, and needing no external service.
 
 mod connection;
+mod nameresolution;
 mod state;
 
+pub use nameresolution::{NameResolutionConfig, SqliteNameResolutionFactory, SqliteNameResolver};
 pub use state::{SqliteStateFactory, SqliteStateStore, StateConfig};

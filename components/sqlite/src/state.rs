@@ -15,10 +15,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use mecha_state::*;
-use rusqlite::{Connection, InterruptHandle, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::Mutex;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::connection::{self, is_memory, valid_identifier};
+use crate::connection::{Db, DbError, is_memory, valid_identifier};
 
 const FEATURES: &[Feature] = &[Feature::Etag, Feature::Transactional, Feature::Ttl];
 
@@ -180,29 +179,8 @@ impl Sql {
     }
 }
 
-/// A connection behind a fair (first come, first served) async lock, so
-/// waiters queue without holding a thread of the blocking pool.
-struct Slot {
-    conn: Arc<Mutex<Connection>>,
-    interrupt: Arc<InterruptHandle>,
-}
-
-impl Slot {
-    fn new(conn: Connection) -> Self {
-        let interrupt = Arc::new(conn.get_interrupt_handle());
-        Self {
-            conn: Arc::new(Mutex::new(conn)),
-            interrupt,
-        }
-    }
-}
-
 struct Inner {
-    /// Every write goes through this connection.
-    writer: Slot,
-    /// Reads use their own connection (WAL lets them run beside a write);
-    /// in-memory databases have only the writer.
-    reader: Option<Slot>,
+    db: Db,
     sql: Sql,
     config: StateConfig,
 }
@@ -214,6 +192,12 @@ pub struct SqliteStateStore {
 
 fn backend(err: impl std::fmt::Display) -> StateError {
     StateError::Backend(anyhow::anyhow!("sqlite: {err}"))
+}
+
+impl From<DbError> for StateError {
+    fn from(err: DbError) -> Self {
+        StateError::Backend(err.into())
+    }
 }
 
 impl SqliteStateStore {
@@ -230,37 +214,17 @@ impl SqliteStateStore {
         Ok(store)
     }
 
-    /// Runs `work` on a connection in the blocking pool, within the
-    /// configured timeout. Nothing runs after the caller was told it failed:
-    /// a call that waited too long for the connection never starts, and one
-    /// whose SQL runs too long is interrupted (and rolled back by SQLite).
+    /// Runs `work` with this table's statements, within the time limit.
     async fn run<T, F>(&self, write: bool, work: F) -> Result<T, StateError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Sql) -> Result<T, StateError> + Send + 'static,
     {
-        let timeout = self.inner.config.timeout;
-        let timed_out = || backend(format!("operation timed out after {timeout:?}"));
-        let deadline = tokio::time::Instant::now() + timeout;
-        let slot = match (&self.inner.reader, write) {
-            (Some(reader), false) => reader,
-            _ => &self.inner.writer,
-        };
-        let mut conn = tokio::time::timeout_at(deadline, slot.conn.clone().lock_owned())
-            .await
-            .map_err(|_| timed_out())?;
         let inner = self.inner.clone();
-        let mut task = tokio::task::spawn_blocking(move || work(&mut conn, &inner.sql));
-        match tokio::time::timeout_at(deadline, &mut task).await {
-            Ok(joined) => joined.map_err(backend)?,
-            Err(_) => {
-                slot.interrupt.interrupt();
-                // Wait for it to stop, so the connection is free and nothing
-                // it did outlives this answer.
-                let _ = task.await;
-                Err(timed_out())
-            }
-        }
+        self.inner
+            .db
+            .run(write, move |conn| work(conn, &inner.sql))
+            .await
     }
 }
 
@@ -278,12 +242,16 @@ fn open_blocking(config: StateConfig) -> anyhow::Result<Inner> {
             "the folder of the database '{target}' does not exist"
         );
     }
-    let wal = !config.disable_wal;
-    let writer = connection::open(target, config.busy_timeout, wal)
-        .map_err(|err| anyhow::anyhow!("cannot open sqlite database '{target}': {err}"))?;
+    let db = Db::open(
+        target,
+        config.busy_timeout,
+        !config.disable_wal,
+        config.timeout,
+    )
+    .map_err(|err| anyhow::anyhow!("cannot open sqlite database '{target}': {err}"))?;
     let table = &config.table_name;
     let meta_table = &config.metadata_table_name;
-    writer.execute_batch(&format!(
+    let schema = format!(
         "CREATE TABLE IF NOT EXISTS \"{table}\" (
             key TEXT NOT NULL PRIMARY KEY,
             value TEXT NOT NULL,
@@ -297,19 +265,10 @@ fn open_blocking(config: StateConfig) -> anyhow::Result<Inner> {
             key TEXT NOT NULL PRIMARY KEY,
             value TEXT NOT NULL
         );"
-    ))?;
-    let reader = if is_memory(target) {
-        None
-    } else {
-        Some(Slot::new(connection::open(
-            target,
-            config.busy_timeout,
-            wal,
-        )?))
-    };
+    );
+    db.writer_blocking(|conn| conn.execute_batch(&schema))?;
     Ok(Inner {
-        writer: Slot::new(writer),
-        reader,
+        db,
         sql: Sql::new(table),
         config,
     })
@@ -342,21 +301,25 @@ fn spawn_cleanup(inner: Weak<Inner>, interval: Duration) {
 
 /// One round: claim it, then delete in batches, each its own statement.
 async fn cleanup_round(inner: &Arc<Inner>, interval: Duration) -> anyhow::Result<usize> {
-    let claim = {
-        let inner = inner.clone();
-        let conn = inner.writer.conn.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || claim_cleanup(&conn, &inner.config, interval)).await??
-    };
-    if !claim {
+    let config = inner.config.clone();
+    let claimed = inner
+        .db
+        .run(true, move |conn| -> anyhow::Result<bool> {
+            Ok(claim_cleanup(conn, &config, interval)?)
+        })
+        .await?;
+    if !claimed {
         return Ok(0);
     }
     let mut total = 0;
     loop {
-        let inner = inner.clone();
-        let conn = inner.writer.conn.clone().lock_owned().await;
-        let deleted =
-            tokio::task::spawn_blocking(move || delete_expired(&conn, &inner.config.table_name))
-                .await??;
+        let table = inner.config.table_name.clone();
+        let deleted = inner
+            .db
+            .run(true, move |conn| -> anyhow::Result<usize> {
+                Ok(delete_expired(conn, &table)?)
+            })
+            .await?;
         total += deleted;
         if deleted < CLEANUP_BATCH {
             return Ok(total);

@@ -1,11 +1,17 @@
-//! The gRPC adapter: `dapr.proto.runtime.v1.Dapr` on the API layer, plus
-//! gRPC health and reflection. Methods translate messages and nothing else;
-//! methods not built yet answer `UNIMPLEMENTED` (generated stubs).
+//! The gRPC adapters: `dapr.proto.runtime.v1.Dapr` on the API port (plus
+//! gRPC health, reflection and transparent proxying), and Mecha's own
+//! runtime-to-runtime service on the internal port, with its client. No
+//! rules live here: every operation is the API layer's.
 
 mod convert;
+mod frames;
+mod internal;
+mod peers;
+mod proxy;
 mod service;
 
 use mecha_api::Api;
+use mecha_proto::internal::v1::invocation_server::InvocationServer;
 use mecha_proto::runtime::dapr_server::DaprServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -14,6 +20,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};
 
 pub use convert::status_from;
+pub use internal::InternalService;
+pub use peers::PeerClient;
+pub use proxy::{ProxyLayer, Side};
 pub use service::DaprService;
 
 /// The gRPC services of the Dapr API port: Dapr (behind the API token when
@@ -67,10 +76,21 @@ pub fn routes(api: Api, max_message_size: usize) -> Routes {
         .add_service(InterceptedService::new(reflection_alpha, check_token))
 }
 
+/// The runtime-to-runtime service of the internal port.
+pub fn internal_routes(api: Api) -> Routes {
+    Routes::new(
+        InvocationServer::new(InternalService::new(api))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX),
+    )
+}
+
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains.
+/// Calls carrying `dapr-app-id` for other services are proxied (`side`).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    proxy: ProxyLayer,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -78,6 +98,7 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(
             oversized_as_resource_exhausted,
         ))
+        .layer(proxy)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -2,6 +2,7 @@
 
 use mecha_api::Api;
 use mecha_api::state::TransactionOperation;
+use mecha_invoke::InvokeRequest;
 use mecha_proto::runtime::{self as pb, dapr_server::Dapr};
 use mecha_state::DeleteRequest;
 use tonic::{Request, Response, Status};
@@ -20,6 +21,31 @@ impl DaprService {
 }
 
 type Answer<T> = Result<Response<T>, Status>;
+
+/// gRPC transport headers that are not the caller's metadata.
+const TRANSPORT_HEADERS: &[&str] = &[
+    "content-type",
+    "te",
+    "user-agent",
+    "content-length",
+    "accept-encoding",
+];
+
+fn verb_of(number: i32) -> http::Method {
+    match number {
+        1 => http::Method::GET,
+        2 => http::Method::HEAD,
+        4 => http::Method::PUT,
+        5 => http::Method::DELETE,
+        6 => http::Method::CONNECT,
+        7 => http::Method::OPTIONS,
+        8 => http::Method::TRACE,
+        9 => http::Method::PATCH,
+        // POST, and NONE (no HTTP extension): daprd refuses NONE for HTTP
+        // apps; Mecha takes it as POST.
+        _ => http::Method::POST,
+    }
+}
 
 #[tonic::async_trait]
 impl Dapr for DaprService {
@@ -192,6 +218,109 @@ impl Dapr for DaprService {
             .set_metadata(&req.key, req.value)
             .map_err(status_from)?;
         Ok(Response::new(()))
+    }
+
+    async fn invoke_service(
+        &self,
+        request: Request<pb::InvokeServiceRequest>,
+    ) -> Answer<mecha_proto::common::InvokeResponse> {
+        let (metadata, _, req) = request.into_parts();
+        let message = req
+            .message
+            .ok_or_else(|| Status::invalid_argument("InvokeServiceRequest.message is required"))?;
+        let extension = message.http_extension.unwrap_or_default();
+        let data = message.data.unwrap_or_default();
+        let mut headers = metadata.into_headers();
+        for name in TRANSPORT_HEADERS {
+            headers.remove(*name);
+        }
+        let grpc_keys: Vec<_> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("grpc-"))
+            .cloned()
+            .collect();
+        for key in grpc_keys {
+            headers.remove(key);
+        }
+        let content_type = if message.content_type.is_empty() && !data.type_url.is_empty() {
+            "application/x-protobuf".to_owned()
+        } else {
+            message.content_type
+        };
+        mecha_invoke::headers::set(&mut headers, "content-type", &content_type);
+        let invocation = InvokeRequest {
+            method: message.method,
+            verb: verb_of(extension.verb),
+            query: extension.querystring,
+            headers,
+            body: mecha_invoke::body::full(data.value),
+            caller: None,
+            any_type_url: Some(data.type_url).filter(|t| !t.is_empty()),
+        };
+        let response = self
+            .api
+            .invoke(&req.id, invocation)
+            .await
+            .map_err(status_from)?;
+        let status = response.status;
+        let body =
+            mecha_invoke::body::collect(response.body, self.api.runtime().info.max_body_size)
+                .await
+                .map_err(|err| Status::internal(format!("reading the app's answer: {err}")))?;
+        let mut out = tonic::metadata::MetadataMap::from_headers(
+            mecha_invoke::headers::to_grpc_metadata(&response.headers),
+        );
+        out.insert(
+            mecha_invoke::headers::HTTP_STATUS,
+            status
+                .as_u16()
+                .to_string()
+                .parse()
+                .expect("digits are valid metadata"),
+        );
+        if !status.is_success() {
+            let reason = status.canonical_reason().unwrap_or("Unknown");
+            let text = String::from_utf8_lossy(&body);
+            let excerpt: String = text.chars().take(63).collect();
+            let mut details = tonic_types::ErrorDetails::new();
+            details.set_error_info(
+                reason,
+                mecha_core::error::ERROR_DOMAIN,
+                [
+                    ("http.code".to_owned(), status.as_u16().to_string()),
+                    ("http.error_message".to_owned(), excerpt),
+                ],
+            );
+            let code = tonic::Code::from_i32(mecha_invoke::status::grpc_code_for_http(
+                status.as_u16(),
+            ) as i32);
+            let mut error =
+                <Status as tonic_types::StatusExt>::with_error_details(code, reason, details);
+            error.metadata_mut().insert(
+                mecha_invoke::headers::HTTP_STATUS,
+                status
+                    .as_u16()
+                    .to_string()
+                    .parse()
+                    .expect("digits are valid metadata"),
+            );
+            return Err(error);
+        }
+        let content_type = response
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut answer = Response::new(mecha_proto::common::InvokeResponse {
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: body.to_vec(),
+            }),
+            content_type,
+        });
+        *answer.metadata_mut() = out;
+        Ok(answer)
     }
 
     async fn shutdown(&self, _request: Request<pb::ShutdownRequest>) -> Answer<()> {

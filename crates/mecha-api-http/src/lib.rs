@@ -4,6 +4,7 @@
 
 mod body;
 mod error;
+mod invoke;
 mod metadata;
 mod routes;
 mod state;

@@ -1,20 +1,18 @@
 //! The route table (dapr-contract.md §1.1), auth, and the fallback.
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use mecha_core::{ApiError, GrpcCode};
+use mecha_core::ApiError;
 
 use crate::error::error_response;
-use crate::{Ctx, metadata, state};
+use crate::{Ctx, invoke, metadata, state};
 
 /// API groups not built yet: each answers 501 with Dapr's error body.
 const NOT_YET: &[(&str, &str)] = &[
-    ("/v1.0/invoke/{*rest}", "service invocation"),
     ("/v1.0/publish/{*rest}", "pub/sub"),
     ("/v1.0-alpha1/publish/{*rest}", "pub/sub"),
     ("/v1.0/bindings/{*rest}", "bindings"),
@@ -44,7 +42,8 @@ pub(crate) fn build(ctx: Ctx) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::set))
         .route("/v1.0/healthz", get(metadata::healthz))
         .route("/v1.0/healthz/outbound", get(metadata::outbound_healthz))
-        .route("/v1.0/shutdown", post(metadata::shutdown));
+        .route("/v1.0/shutdown", post(metadata::shutdown))
+        .route("/v1.0/invoke/{*rest}", any(invoke::by_path));
     for (path, what) in NOT_YET {
         let what: &'static str = what;
         router = router.route(
@@ -87,16 +86,11 @@ async fn require_token(State(ctx): State<Ctx>, request: Request, next: Next) -> 
 /// Any request no route takes is service invocation in daprd: with a
 /// `dapr-app-id` header (or Basic auth naming the app id) it would be
 /// forwarded; without one it is Dapr's 404.
-pub(crate) async fn fallback(headers: HeaderMap, _body: Body) -> Response {
-    if target_app_id(&headers).is_some() {
-        return error_response(&ApiError::unimplemented("service invocation"));
+pub(crate) async fn fallback(State(ctx): State<Ctx>, request: Request) -> Response {
+    match target_app_id(request.headers()) {
+        Some(target) => invoke::by_header(&ctx, target, request).await,
+        None => error_response(&mecha_api::invoke::missing_app_id()),
     }
-    error_response(&ApiError::new(
-        "ERR_DIRECT_INVOKE",
-        404,
-        GrpcCode::NotFound,
-        "failed getting app id either from the URL path or the header dapr-app-id",
-    ))
 }
 
 /// The invocation target named by `dapr-app-id` or `Authorization: Basic`.

@@ -106,6 +106,7 @@ pub(crate) async fn by_key(
     State(ctx): State<Ctx>,
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
+    uri: axum::http::Uri,
     params: Params,
     headers: HeaderMap,
     request: Body,
@@ -124,7 +125,14 @@ pub(crate) async fn by_key(
         }
         (&Method::GET, _) => get(&ctx, &store, &key, &params).await,
         (&Method::DELETE, _) => delete(&ctx, &store, &key, &params, &headers).await,
-        _ => return routes::fallback(headers, request).await,
+        _ => {
+            // Another method on this path is service invocation, as in daprd.
+            let mut whole = axum::extract::Request::new(request);
+            *whole.method_mut() = method;
+            *whole.uri_mut() = uri;
+            *whole.headers_mut() = headers;
+            return routes::fallback(State(ctx), whole).await;
+        }
     };
     result.unwrap_or_else(|err| err.into_response())
 }

@@ -5,10 +5,11 @@ use mecha_core::{ApiError, GrpcCode};
 use crate::Api;
 
 impl Api {
-    /// Ready: every component initialised and the API listening.
+    /// Ready: every component initialised, the API listening, and the app
+    /// (when there is one) listening on its port.
     pub fn healthz(&self) -> Result<(), ApiError> {
         let rt = self.runtime();
-        if rt.components_ready() && rt.api_ready() && !rt.is_shutting_down() {
+        if rt.components_ready() && rt.api_ready() && rt.app_ready() && !rt.is_shutting_down() {
             Ok(())
         } else {
             Err(ApiError::new(

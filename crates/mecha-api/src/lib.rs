@@ -5,6 +5,7 @@
 //! between the two transports is a bug in an adapter.
 
 mod health;
+pub mod invoke;
 mod metadata;
 pub mod state;
 

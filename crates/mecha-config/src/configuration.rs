@@ -15,11 +15,24 @@ pub struct FeatureFlag {
     pub enabled: bool,
 }
 
+/// `spec.nameResolution`: which `nameresolution.*` component finds other
+/// runtimes, and its settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameResolutionSpec {
+    /// Such as `sqlite`, `mdns` or `kubernetes`.
+    pub component: String,
+    pub version: String,
+    /// `configuration`, flattened to name/value text (nested values as
+    /// JSON).
+    pub configuration: Vec<(String, String)>,
+}
+
 /// A `Configuration` resource (`dapr.io/v1alpha1`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Configuration {
     pub name: String,
     pub features: Vec<FeatureFlag>,
+    pub name_resolution: Option<NameResolutionSpec>,
     pub files: Vec<PathBuf>,
 }
 
@@ -50,9 +63,18 @@ struct Meta {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 struct Spec {
     features: Vec<FeatureFlag>,
+    name_resolution: Option<NameResolutionDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NameResolutionDoc {
+    component: String,
+    version: String,
+    configuration: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Reads the `--config` files (later files add to earlier ones), expanding
@@ -97,6 +119,25 @@ fn read_one(file: &Path, text: &str, config: &mut Configuration, report: &mut Re
     if config.name.is_empty() {
         config.name = doc.metadata.name;
     }
+    if let Some(nr) = doc.spec.name_resolution {
+        let configuration = nr
+            .configuration
+            .into_iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (key, text)
+            })
+            .collect();
+        config.name_resolution = Some(NameResolutionSpec {
+            component: nr.component,
+            version: nr.version,
+            configuration,
+        });
+    }
     for flag in doc.spec.features {
         config.features.retain(|f| f.name != flag.name);
         config.features.push(flag);
@@ -134,12 +175,18 @@ mod tests {
     fn features_and_env_expansion() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.yaml");
-        let text = "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec:\n  tracing:\n    samplingRate: \"${MECHA_TEST_NO_SUCH_VAR}1\"\n  features:\n  - name: HotReload\n    enabled: true\n  - name: ActorStateTTL\n    enabled: false\n";
+        let text = "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec:\n  tracing:\n    samplingRate: \"${MECHA_TEST_NO_SUCH_VAR}1\"\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: /tmp/nr.db\n      updateInterval: 2s\n  features:\n  - name: HotReload\n    enabled: true\n  - name: ActorStateTTL\n    enabled: false\n";
         std::fs::write(&file, text).unwrap();
         let (config, report) = load_configuration(&[file]);
         assert!(report.is_ok(), "{report:?}");
         assert_eq!(config.name, "appconfig");
         assert_eq!(config.enabled_features(), vec!["HotReload".to_owned()]);
+        let nr = config.name_resolution.expect("nameResolution is read");
+        assert_eq!(nr.component, "sqlite");
+        assert!(
+            nr.configuration
+                .contains(&("updateInterval".to_owned(), "2s".to_owned()))
+        );
         assert_eq!(expand_env("a${MECHA_TEST_NO_SUCH_VAR}b${"), "ab${");
     }
 

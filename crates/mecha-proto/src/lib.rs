@@ -28,6 +28,13 @@ pub mod google {
     }
 }
 
+/// Mecha's own runtime-to-runtime protocol.
+pub mod internal {
+    pub mod v1 {
+        tonic::include_proto!("mecha.internal.v1");
+    }
+}
+
 /// The durable-task protocol (`TaskHubSidecarService`), which has no package.
 pub mod durabletask {
     tonic::include_proto!("_");

@@ -3,9 +3,11 @@
 //! build), the live component store, and the runtime's status.
 
 mod components;
+mod nameresolution;
 mod registry;
 mod runtime;
 
 pub use components::{ComponentInfo, ComponentStore, Plan, StateEntry, plan};
+pub use nameresolution::{DEFAULT_REGISTRY_FILE, plan_name_resolution};
 pub use registry::Registry;
 pub use runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo};

@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mecha_core::Factory;
+use mecha_nameresolution::NameResolver;
 use mecha_state::StateStore;
 
 /// Every component type the runtime can build, by building block.
 #[derive(Default, Clone)]
 pub struct Registry {
     state: BTreeMap<&'static str, Arc<dyn Factory<dyn StateStore>>>,
+    nameresolution: BTreeMap<&'static str, Arc<dyn Factory<dyn NameResolver>>>,
 }
 
 impl Registry {
@@ -33,8 +35,29 @@ impl Registry {
         self.state.get(type_name)
     }
 
-    /// Every known type name, sorted.
+    /// Registers a name resolution component type.
+    pub fn register_nameresolution(&mut self, factory: impl Factory<dyn NameResolver> + 'static) {
+        let name = factory.type_name();
+        let previous = self.nameresolution.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    /// A name resolution factory, by `nameresolution.x` or by the short
+    /// name `Configuration` uses (`x`).
+    pub fn nameresolution(&self, name: &str) -> Option<&Arc<dyn Factory<dyn NameResolver>>> {
+        self.nameresolution.get(name).or_else(|| {
+            self.nameresolution
+                .get(format!("nameresolution.{name}").as_str())
+        })
+    }
+
+    /// Every known component type (loadable from resource files), sorted.
     pub fn known_types(&self) -> Vec<&'static str> {
         self.state.keys().copied().collect()
+    }
+
+    /// Every known name resolution type, sorted.
+    pub fn known_nameresolution(&self) -> Vec<&'static str> {
+        self.nameresolution.keys().copied().collect()
     }
 }

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use mecha_invoke::{AppChannel, Peers};
+use mecha_nameresolution::Resolver;
 use tokio::sync::watch;
 
 use crate::components::ComponentStore;
@@ -44,6 +46,8 @@ pub struct RuntimeInfo {
     /// `APP_API_TOKEN`: sent as `dapr-api-token` on every call to the app
     /// (by the app channel).
     pub app_api_token: Option<String>,
+    /// `--max-body-size`, in bytes.
+    pub max_body_size: usize,
 }
 
 /// The runtime's shared state.
@@ -52,6 +56,11 @@ pub struct Runtime {
     components: RwLock<Arc<ComponentStore>>,
     components_ready: AtomicBool,
     api_ready: AtomicBool,
+    /// True once the app listens (at once when there is no app).
+    app_ready: AtomicBool,
+    app_channel: OnceLock<Arc<dyn AppChannel>>,
+    resolver: OnceLock<Arc<Resolver>>,
+    peers: OnceLock<Arc<dyn Peers>>,
     extended: RwLock<BTreeMap<String, String>>,
     /// True once components are ready and the API listens.
     ready: watch::Sender<bool>,
@@ -60,11 +69,16 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(info: RuntimeInfo) -> Arc<Self> {
+        let has_app = info.app.port.is_some();
         Arc::new(Self {
             info,
             components: RwLock::default(),
             components_ready: AtomicBool::new(false),
             api_ready: AtomicBool::new(false),
+            app_ready: AtomicBool::new(!has_app),
+            app_channel: OnceLock::new(),
+            resolver: OnceLock::new(),
+            peers: OnceLock::new(),
             extended: RwLock::default(),
             ready: watch::channel(false).0,
             shutdown: watch::channel(false).0,
@@ -85,10 +99,45 @@ impl Runtime {
 
     fn update_ready(&self) {
         self.ready
-            .send_replace(self.components_ready() && self.api_ready());
+            .send_replace(self.components_ready() && self.api_ready() && self.app_ready());
     }
 
-    /// Resolves once every component is ready and the API listens.
+    /// Marks the app as listening on its port.
+    pub fn set_app_ready(&self) {
+        self.app_ready.store(true, Ordering::Release);
+        self.update_ready();
+    }
+
+    pub fn app_ready(&self) -> bool {
+        self.app_ready.load(Ordering::Acquire)
+    }
+
+    /// Installs the app channel (once, at start).
+    pub fn set_app_channel(&self, channel: Arc<dyn AppChannel>) {
+        let _ = self.app_channel.set(channel);
+    }
+
+    /// The app channel; `None` when the runtime has no app.
+    pub fn app_channel(&self) -> Option<&Arc<dyn AppChannel>> {
+        self.app_channel.get()
+    }
+
+    /// Installs name resolution and the client of other runtimes.
+    pub fn set_invocation(&self, resolver: Arc<Resolver>, peers: Arc<dyn Peers>) {
+        let _ = self.resolver.set(resolver);
+        let _ = self.peers.set(peers);
+    }
+
+    pub fn resolver(&self) -> Option<&Arc<Resolver>> {
+        self.resolver.get()
+    }
+
+    pub fn peers(&self) -> Option<&Arc<dyn Peers>> {
+        self.peers.get()
+    }
+
+    /// Resolves once every component is ready, the API listens and the app
+    /// (if any) listens too.
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
         let _ = rx.wait_for(|ready| *ready).await;

@@ -210,19 +210,23 @@ fn malformed_bodies_and_keys() {
 }
 
 #[tokio::test]
-async fn invocation_header_on_any_path_is_refused_cleanly() {
+async fn invocation_of_an_unknown_app_fails_quickly() {
     let sidecar = Sidecar::start(Options::default());
+    let started = std::time::Instant::now();
     let response = reqwest::Client::new()
         .get(sidecar.http("/some/method"))
-        .header("dapr-app-id", "other")
+        .header("dapr-app-id", "nobody-runs-this")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 501);
-    assert_eq!(
-        error_code(&response.text().await.unwrap()),
-        "ERR_API_UNIMPLEMENTED"
+    assert_eq!(response.status().as_u16(), 500);
+    let body = response.text().await.unwrap();
+    assert_eq!(error_code(&body), "ERR_DIRECT_INVOKE");
+    assert!(
+        body.contains("couldn't find service: nobody-runs-this"),
+        "{body}"
     );
+    assert!(started.elapsed() < Duration::from_secs(2), "no hang");
 }
 
 #[tokio::test]

@@ -267,12 +267,15 @@ fn failing_components_stop_the_start_unless_ignored() {
 
 #[tokio::test]
 async fn metadata_agrees_on_both_transports() {
+    // An app port something listens on, so the runtime becomes ready.
+    let app = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_port = app.local_addr().unwrap().port().to_string();
     let sidecar = Sidecar::start_with(
         two_stores(),
         Options {
             args: vec![
                 "--app-port".into(),
-                "3999".into(),
+                app_port.clone(),
                 "--enable-app-health-check".into(),
             ],
             ..Options::default()
@@ -322,8 +325,11 @@ async fn metadata_agrees_on_both_transports() {
     assert_eq!(sorted_http, grpc_components);
     assert_eq!(sorted_http.len(), 2);
     let app = grpc.app_connection_properties.unwrap();
-    assert_eq!(app.port, 3999);
-    assert_eq!(http["appConnectionProperties"]["port"], 3999);
+    assert_eq!(app.port.to_string(), app_port);
+    assert_eq!(
+        http["appConnectionProperties"]["port"].to_string(),
+        app_port
+    );
     assert_eq!(
         http["appConnectionProperties"]["health"]["healthProbeInterval"],
         "5s"

@@ -204,3 +204,74 @@ async fn a_missing_folder_is_a_clear_error() {
         .expect("opening fails");
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
+
+/// `nameresolution.sqlite` against the name resolution conformance suite:
+/// every resolver of a case shares one database file, as the runtimes of
+/// one host share the data directory.
+mod name_resolution {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use mecha_component_sqlite::{NameResolutionConfig, SqliteNameResolver};
+    use mecha_nameresolution::conformance::Harness;
+    use mecha_nameresolution::{NameResolver, Registration};
+
+    struct Registry {
+        dir: tempfile::TempDir,
+    }
+
+    impl Default for Registry {
+        fn default() -> Self {
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+    }
+
+    impl Registry {
+        fn config(&self) -> NameResolutionConfig {
+            NameResolutionConfig::new(self.dir.path().join("nr.db").to_string_lossy())
+        }
+    }
+
+    #[async_trait]
+    impl Harness for Registry {
+        async fn resolver(&self) -> Option<Arc<dyn NameResolver>> {
+            Some(SqliteNameResolver::open(self.config()).await.unwrap())
+        }
+
+        fn unique(&self, name: &str) -> String {
+            format!("{name}-{}", uuid::Uuid::new_v4().simple())
+        }
+    }
+
+    mecha_nameresolution::nameresolution_conformance!(Registry);
+
+    /// A runtime that stops heartbeating (killed) drops out after the
+    /// update interval; one that keeps beating stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dead_runtimes_drop_out_and_live_ones_stay() {
+        let registry = Registry::default();
+        let mut config = registry.config();
+        config.update_interval = Duration::from_millis(600);
+        let alive = SqliteNameResolver::open(config.clone()).await.unwrap();
+        let dying = SqliteNameResolver::open(config.clone()).await.unwrap();
+        let watcher = SqliteNameResolver::open(config).await.unwrap();
+        let reg = |port| Registration {
+            app_id: "hb".into(),
+            namespace: None,
+            host: None,
+            port,
+        };
+        alive.register(&reg(1)).await.unwrap();
+        dying.register(&reg(2)).await.unwrap();
+        assert_eq!(watcher.resolve("hb", None).await.unwrap().len(), 2);
+        drop(dying); // its heartbeat stops, as when the process is killed
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            watcher.resolve("hb", None).await.unwrap(),
+            vec!["127.0.0.1:1".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The runtime-to-runtime server (`mecha.internal.v1.Invocation`, on
+//! `--dapr-internal-grpc-port`): invocations from other runtimes to this
+//! runtime's app.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use mecha_api::Api;
+use mecha_core::ApiError;
+use mecha_invoke::{Caller, InvokeRequest};
+use mecha_proto::internal::v1::invocation_server::Invocation;
+use mecha_proto::internal::v1::{
+    Header, InvokeFrame, RequestHead, ResponseHead, RuntimeError, invoke_frame::Frame,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::frames;
+
+pub struct InternalService {
+    api: Api,
+}
+
+impl InternalService {
+    pub fn new(api: Api) -> Self {
+        Self { api }
+    }
+}
+
+pub(crate) fn headers_from(list: Vec<Header>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(list.len());
+    for header in list {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(header.name),
+            HeaderValue::from_bytes(&header.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+pub(crate) fn headers_to(headers: &HeaderMap) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: value.as_bytes().to_vec().into(),
+        })
+        .collect()
+}
+
+pub(crate) fn runtime_error(err: &ApiError) -> RuntimeError {
+    RuntimeError {
+        code: err.code.to_owned(),
+        message: err.message.clone(),
+        http_status: u32::from(err.http_status),
+        grpc_code: err.grpc_code as i32,
+    }
+}
+
+fn error_head(err: &ApiError) -> InvokeFrame {
+    InvokeFrame {
+        frame: Some(Frame::Response(ResponseHead {
+            status: 0,
+            headers: vec![],
+            error: Some(runtime_error(err)),
+        })),
+    }
+}
+
+type Frames = Pin<Box<dyn Stream<Item = Result<InvokeFrame, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Invocation for InternalService {
+    async fn invoke(
+        &self,
+        request: Request<Streaming<InvokeFrame>>,
+    ) -> Result<Response<Frames>, Status> {
+        let mut stream = request.into_inner();
+        let head: RequestHead = match stream.message().await? {
+            Some(InvokeFrame {
+                frame: Some(Frame::Request(head)),
+            }) => head,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first frame must be a request head",
+                ));
+            }
+        };
+        let own = &self.api.runtime().info.app_id;
+        if head.target_app_id != *own {
+            // A stale registration pointed the caller here.
+            let err = mecha_api::invoke::channel_error(
+                &head.target_app_id,
+                mecha_invoke::ChannelError::Unreachable(format!(
+                    "this runtime serves {own}, not {}",
+                    head.target_app_id
+                )),
+            );
+            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(
+                error_head(&err),
+            )]))));
+        }
+        let verb = Method::from_bytes(head.verb.as_bytes()).unwrap_or(Method::POST);
+        let req = InvokeRequest {
+            method: head.method,
+            verb,
+            query: head.query,
+            headers: headers_from(head.headers),
+            body: frames::body(stream),
+            caller: Some(Caller {
+                app_id: head.caller_app_id,
+                namespace: Some(head.caller_namespace).filter(|ns| !ns.is_empty()),
+            }),
+            any_type_url: Some(head.any_type_url).filter(|t| !t.is_empty()),
+        };
+        let out: Frames = match self.api.invoke_local(req).await {
+            Ok(response) => {
+                let head = InvokeFrame {
+                    frame: Some(Frame::Response(ResponseHead {
+                        status: u32::from(response.status.as_u16()),
+                        headers: headers_to(&response.headers),
+                        error: None,
+                    })),
+                };
+                let body = frames::frames(response.body).map(|frame| {
+                    frame.map_err(|err| {
+                        Status::internal(format!("the app's response body failed: {err}"))
+                    })
+                });
+                Box::pin(futures::stream::once(async { Ok(head) }).chain(body))
+            }
+            Err(err) => Box::pin(futures::stream::iter([Ok(error_head(&err))])),
+        };
+        Ok(Response::new(out))
+    }
+}

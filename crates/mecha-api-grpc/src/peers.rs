@@ -1,0 +1,223 @@
+//! The client side of runtime-to-runtime calls: [`Peers`] over the
+//! internal port of other runtimes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mecha_core::{ApiError, GrpcCode};
+use mecha_invoke::body::{self, Body};
+use mecha_invoke::{InvokeRequest, InvokeResponse, Peers};
+use mecha_proto::internal::v1::invocation_client::InvocationClient;
+use mecha_proto::internal::v1::{InvokeFrame, RequestHead, invoke_frame::Frame};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::frames;
+use crate::internal::{headers_from, headers_to};
+
+/// Connections to other runtimes, pooled by address.
+pub struct PeerClient {
+    channels: Mutex<HashMap<String, Channel>>,
+    raw: HyperClient<HttpConnector, Body>,
+}
+
+impl Default for PeerClient {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            channels: Mutex::default(),
+            raw: HyperClient::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(connector),
+        }
+    }
+}
+
+fn unreachable(target: &str, address: &str, err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        "ERR_DIRECT_INVOKE",
+        500,
+        GrpcCode::Internal,
+        format!(
+            "failed to invoke, id: {target}, err: cannot reach the runtime at {address}: {err}"
+        ),
+    )
+}
+
+impl PeerClient {
+    fn channel(&self, target: &str, address: &str) -> Result<Channel, ApiError> {
+        let mut channels = self.channels.lock().expect("lock");
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|err| unreachable(target, address, err))?
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
+#[async_trait]
+impl Peers for PeerClient {
+    async fn invoke(
+        &self,
+        address: &str,
+        target: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        let mut client = InvocationClient::new(self.channel(target, address)?)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let caller = req.caller.unwrap_or_default();
+        let head = InvokeFrame {
+            frame: Some(Frame::Request(RequestHead {
+                target_app_id: target.to_owned(),
+                method: req.method,
+                verb: req.verb.as_str().to_owned(),
+                query: req.query,
+                headers: headers_to(&req.headers),
+                caller_app_id: caller.app_id,
+                caller_namespace: caller.namespace.unwrap_or_default(),
+                any_type_url: req.any_type_url.unwrap_or_default(),
+            })),
+        };
+        // The request body streams behind the head; a body that fails (too
+        // large) stops the stream before `end`, so the callee never takes it
+        // for a whole one, and the failure is remembered for the answer.
+        let failed_rx: SharedFailure = SharedFailure::default();
+        let outgoing = outgoing(head, req.body, failed_rx.clone());
+        let mut incoming = match client.invoke(outgoing).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Err(status_error(target, address, &status, failed_rx)),
+        };
+        let head = match incoming.message().await {
+            Ok(Some(InvokeFrame {
+                frame: Some(Frame::Response(head)),
+            })) => head,
+            Ok(_) => {
+                return Err(unreachable(
+                    target,
+                    address,
+                    "the runtime answered without a response head",
+                ));
+            }
+            Err(status) => return Err(status_error(target, address, &status, failed_rx)),
+        };
+        if let Some(err) = head.error {
+            if let Some(too_large) = failed_rx
+                .lock()
+                .expect("lock")
+                .clone()
+                .filter(|e| body::is_too_large_text(e))
+            {
+                return Err(ApiError::new(
+                    "ERR_DIRECT_INVOKE",
+                    413,
+                    GrpcCode::ResourceExhausted,
+                    format!("failed to invoke, id: {target}, err: {too_large}"),
+                ));
+            }
+            let grpc = match err.grpc_code {
+                3 => GrpcCode::InvalidArgument,
+                5 => GrpcCode::NotFound,
+                8 => GrpcCode::ResourceExhausted,
+                12 => GrpcCode::Unimplemented,
+                _ => GrpcCode::Internal,
+            };
+            let code: &'static str = if err.code == "ERR_DIRECT_INVOKE" {
+                "ERR_DIRECT_INVOKE"
+            } else {
+                "ERR_INTERNAL"
+            };
+            return Err(ApiError::new(
+                code,
+                u16::try_from(err.http_status).unwrap_or(500),
+                grpc,
+                err.message,
+            ));
+        }
+        Ok(InvokeResponse {
+            status: http::StatusCode::from_u16(u16::try_from(head.status).unwrap_or(500))
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+            headers: headers_from(head.headers),
+            body: frames::body(incoming),
+        })
+    }
+
+    async fn forward_grpc(
+        &self,
+        address: &str,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        parts.uri = format!("http://{address}{path}")
+            .parse()
+            .map_err(|err| unreachable("", address, err))?;
+        let response = self
+            .raw
+            .request(http::Request::from_parts(parts, body))
+            .await
+            .map_err(|err| unreachable("", address, err))?;
+        Ok(response.map(body::boxed))
+    }
+}
+
+fn status_error(
+    target: &str,
+    address: &str,
+    status: &tonic::Status,
+    failed: SharedFailure,
+) -> ApiError {
+    if let Some(err) = failed
+        .lock()
+        .expect("lock")
+        .clone()
+        .filter(|e| body::is_too_large_text(e))
+    {
+        return ApiError::new(
+            "ERR_DIRECT_INVOKE",
+            413,
+            GrpcCode::ResourceExhausted,
+            format!("failed to invoke, id: {target}, err: {err}"),
+        );
+    }
+    unreachable(target, address, status.message())
+}
+
+/// Why the request body stopped, when it failed while streaming.
+type SharedFailure = std::sync::Arc<Mutex<Option<String>>>;
+
+/// The head, then the body's frames; a failing body ends the stream
+/// before `end`, with the failure kept in `failed`.
+fn outgoing(
+    head: InvokeFrame,
+    body: Body,
+    failed: SharedFailure,
+) -> impl futures::Stream<Item = InvokeFrame> + Send + 'static {
+    let frames =
+        frames::frames(body).map(
+            move |frame: Result<InvokeFrame, body::BoxError>| match frame {
+                Ok(frame) => Some(frame),
+                Err(err) => {
+                    *failed.lock().expect("lock") = Some(err.to_string());
+                    None
+                }
+            },
+        );
+    futures::stream::once(async { Some(head) })
+        .chain(frames)
+        .take_while(|frame| futures::future::ready(frame.is_some()))
+        .filter_map(futures::future::ready)
+}

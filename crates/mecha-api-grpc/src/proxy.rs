@@ -1,0 +1,118 @@
+//! Transparent gRPC proxying: a gRPC call carrying `dapr-app-id` that is
+//! not for the runtime's own services goes to that app's gRPC server as it
+//! is, unary and streaming alike, metadata and status preserved.
+//!
+//! On the API port this layer is the caller side (resolve, forward to the
+//! target's runtime); on the internal port it is the callee side (forward to
+//! the local app).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use mecha_api::Api;
+use mecha_invoke::body;
+use mecha_invoke::headers::APP_ID;
+use tower::{Layer, Service};
+
+use crate::convert::status_from;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The API port: calls from the app.
+    Caller,
+    /// The internal port: calls from other runtimes.
+    Callee,
+}
+
+/// Services a runtime answers itself: never proxied.
+const OWN_SERVICES: &[&str] = &[
+    "/dapr.proto.runtime.v1.Dapr/",
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+    "/mecha.internal.v1.Invocation/",
+];
+
+#[derive(Clone)]
+pub struct ProxyLayer {
+    api: Api,
+    side: Side,
+}
+
+impl ProxyLayer {
+    pub fn new(api: Api, side: Side) -> Self {
+        Self { api, side }
+    }
+}
+
+impl<S> Layer<S> for ProxyLayer {
+    type Service = Proxy<S>;
+
+    fn layer(&self, inner: S) -> Proxy<S> {
+        Proxy {
+            inner,
+            api: self.api.clone(),
+            side: self.side,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Proxy<S> {
+    inner: S,
+    api: Api,
+    side: Side,
+}
+
+type Request = http::Request<tonic::body::Body>;
+type Response = http::Response<tonic::body::Body>;
+
+fn proxied(request: &Request) -> bool {
+    let path = request.uri().path();
+    request.headers().contains_key(APP_ID) && !OWN_SERVICES.iter().any(|own| path.starts_with(own))
+}
+
+impl<S> Service<Request> for Proxy<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if !proxied(&request) {
+            return Box::pin(self.inner.call(request));
+        }
+        let (api, side) = (self.api.clone(), self.side);
+        Box::pin(async move {
+            if side == Side::Caller {
+                let token = request
+                    .headers()
+                    .get("dapr-api-token")
+                    .map(|v| v.as_bytes());
+                if !api.authorized(token) {
+                    return Ok(
+                        tonic::Status::unauthenticated(mecha_api::INVALID_TOKEN_MESSAGE)
+                            .into_http(),
+                    );
+                }
+            }
+            let request = request.map(body::boxed);
+            let result = match side {
+                Side::Caller => api.proxy_grpc(request).await,
+                Side::Callee => api.proxy_grpc_local(request).await,
+            };
+            Ok(match result {
+                Ok(response) => response.map(tonic::body::Body::new),
+                Err(err) => status_from(err).into_http(),
+            })
+        })
+    }
+}

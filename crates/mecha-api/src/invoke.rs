@@ -1,0 +1,253 @@
+//! Service invocation: an app calls another app by id (or itself), over
+//! HTTP, gRPC `InvokeService`, or transparent gRPC proxying.
+//!
+//! The caller's runtime strips what must not travel, starts or continues
+//! the trace, limits the body, resolves the target and hands the call to
+//! the local app channel or to the runtime serving the target. That runtime
+//! stamps the caller's identity and calls its app.
+
+use http::HeaderMap;
+use mecha_core::{ApiError, GrpcCode};
+use mecha_invoke::body::{self, Body};
+use mecha_invoke::headers::{self, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE};
+use mecha_invoke::{AppId, Caller, ChannelError, InvokeRequest, InvokeResponse, trace};
+
+use crate::Api;
+
+const CODE: &str = "ERR_DIRECT_INVOKE";
+
+/// An invocation error for target `id`, in daprd's words.
+fn invoke_error(
+    id: &str,
+    http_status: u16,
+    grpc_code: GrpcCode,
+    err: impl std::fmt::Display,
+) -> ApiError {
+    ApiError::new(
+        CODE,
+        http_status,
+        grpc_code,
+        format!("failed to invoke, id: {id}, err: {err}"),
+    )
+}
+
+/// The error for a call without a target app id.
+pub fn missing_app_id() -> ApiError {
+    ApiError::new(
+        CODE,
+        404,
+        GrpcCode::NotFound,
+        "failed getting app id either from the URL path or the header dapr-app-id",
+    )
+}
+
+/// A failure of the app channel, for target `id`.
+pub fn channel_error(id: &str, err: ChannelError) -> ApiError {
+    match err {
+        ChannelError::Overloaded { .. } => invoke_error(id, 429, GrpcCode::ResourceExhausted, err),
+        ChannelError::TooLarge(_) => invoke_error(id, 413, GrpcCode::ResourceExhausted, err),
+        ChannelError::NotGrpc(_) => invoke_error(id, 501, GrpcCode::Unimplemented, err),
+        ChannelError::Unreachable(ref detail) if body::is_too_large_text(detail) => {
+            invoke_error(id, 413, GrpcCode::ResourceExhausted, err)
+        }
+        ChannelError::NoApp | ChannelError::Unhealthy | ChannelError::Unreachable(_) => {
+            invoke_error(id, 500, GrpcCode::Internal, err)
+        }
+    }
+}
+
+impl Api {
+    fn namespace(&self) -> Option<&str> {
+        self.runtime().info.namespace.as_deref()
+    }
+
+    /// Whether `target` names this runtime's own app.
+    fn is_self(&self, target: &AppId) -> bool {
+        target.id == self.runtime().info.app_id
+            && target.namespace_or(self.namespace()) == self.namespace()
+    }
+
+    /// The caller side: invokes `method` on the app `target` (`app` or
+    /// `app.namespace`).
+    pub async fn invoke(
+        &self,
+        target: &str,
+        mut req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        let app = AppId::parse(target)
+            .map_err(|err| invoke_error(target, 400, GrpcCode::InvalidArgument, err))?;
+        let max_body = self.runtime().info.max_body_size;
+        if declared_length(&req.headers).is_some_and(|len| len > max_body as u64) {
+            let err = body::TooLarge { limit: max_body };
+            return Err(invoke_error(target, 413, GrpcCode::ResourceExhausted, err));
+        }
+        headers::strip_for_forwarding(&mut req.headers);
+        trace::next_hop(&mut req.headers);
+        req.body = body::limited(req.body, max_body);
+        req.caller = Some(Caller {
+            app_id: self.runtime().info.app_id.clone(),
+            namespace: self.namespace().map(str::to_owned),
+        });
+        if self.is_self(&app) {
+            return self.invoke_local(req).await;
+        }
+        let address = self.resolve(&app).await?;
+        let peers = self.runtime().peers().ok_or_else(|| {
+            invoke_error(
+                target,
+                500,
+                GrpcCode::Internal,
+                "no runtime-to-runtime transport",
+            )
+        })?;
+        let result = peers.invoke(&address, &app.id, req).await;
+        if result.is_err() {
+            // The runtime we found may be gone: ask again next time.
+            if let Some(resolver) = self.runtime().resolver() {
+                resolver.invalidate(&app.id, app.namespace_or(self.namespace()));
+            }
+        }
+        result
+    }
+
+    /// The address of the runtime serving `app`.
+    async fn resolve(&self, app: &AppId) -> Result<String, ApiError> {
+        let target = app.to_string();
+        let resolver = self.runtime().resolver().ok_or_else(|| {
+            invoke_error(
+                &target,
+                500,
+                GrpcCode::Internal,
+                "name resolution is not configured",
+            )
+        })?;
+        match resolver
+            .resolve(&app.id, app.namespace_or(self.namespace()))
+            .await
+        {
+            Ok(Some(address)) => Ok(address),
+            Ok(None) => Err(invoke_error(
+                &target,
+                500,
+                GrpcCode::Internal,
+                format!("couldn't find service: {target} (no runtime serving it is registered)"),
+            )),
+            Err(err) => Err(invoke_error(
+                &target,
+                500,
+                GrpcCode::Internal,
+                format!("name resolution failed: {err:#}"),
+            )),
+        }
+    }
+
+    /// The callee side: hands an invocation to this runtime's app, with the
+    /// caller's identity stamped by the runtime.
+    pub async fn invoke_local(&self, mut req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
+        let own = &self.runtime().info.app_id;
+        let channel = self
+            .runtime()
+            .app_channel()
+            .ok_or_else(|| channel_error(own, ChannelError::NoApp))?;
+        headers::strip_for_forwarding(&mut req.headers);
+        if let Some(caller) = &req.caller {
+            headers::set(&mut req.headers, CALLER_APP_ID, &caller.app_id);
+            if let Some(ns) = &caller.namespace {
+                headers::set(&mut req.headers, CALLER_NAMESPACE, ns);
+            }
+        }
+        headers::set(&mut req.headers, CALLEE_APP_ID, own);
+        trace::next_hop(&mut req.headers);
+        let mut response = channel
+            .invoke(req)
+            .await
+            .map_err(|err| channel_error(own, err))?;
+        headers::strip_response(&mut response.headers);
+        Ok(response)
+    }
+
+    /// The caller side of transparent gRPC proxying: `request` carries
+    /// `dapr-app-id`; it goes to that app's gRPC server as it is.
+    pub async fn proxy_grpc(
+        &self,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ApiError> {
+        let Some(target) = request
+            .headers()
+            .get(headers::APP_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return Err(missing_app_id());
+        };
+        let app = AppId::parse(&target)
+            .map_err(|err| invoke_error(&target, 400, GrpcCode::InvalidArgument, err))?;
+        prepare_proxied(
+            request.headers_mut(),
+            &self.runtime().info.app_id,
+            self.namespace(),
+        );
+        if self.is_self(&app) {
+            return self.proxy_grpc_local(request).await;
+        }
+        let address = self.resolve(&app).await?;
+        let peers = self.runtime().peers().ok_or_else(|| {
+            invoke_error(
+                &target,
+                500,
+                GrpcCode::Internal,
+                "no runtime-to-runtime transport",
+            )
+        })?;
+        let result = peers.forward_grpc(&address, request).await;
+        if result.is_err()
+            && let Some(resolver) = self.runtime().resolver()
+        {
+            resolver.invalidate(&app.id, app.namespace_or(self.namespace()));
+        }
+        result
+    }
+
+    /// The callee side of transparent gRPC proxying.
+    pub async fn proxy_grpc_local(
+        &self,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ApiError> {
+        let own = &self.runtime().info.app_id;
+        let channel = self
+            .runtime()
+            .app_channel()
+            .ok_or_else(|| channel_error(own, ChannelError::NoApp))?;
+        headers::set(request.headers_mut(), CALLEE_APP_ID, own);
+        trace::next_hop(request.headers_mut());
+        channel
+            .forward_grpc(request)
+            .await
+            .map_err(|err| channel_error(own, err))
+    }
+}
+
+/// A proxied call drops what must not travel (the API token, forged caller
+/// identity) and carries the caller's identity and trace.
+fn prepare_proxied(headers: &mut HeaderMap, app_id: &str, namespace: Option<&str>) {
+    for name in [
+        headers::API_TOKEN,
+        CALLER_APP_ID,
+        CALLER_NAMESPACE,
+        CALLEE_APP_ID,
+    ] {
+        headers.remove(name);
+    }
+    headers::set(headers, CALLER_APP_ID, app_id);
+    if let Some(ns) = namespace {
+        headers::set(headers, CALLER_NAMESPACE, ns);
+    }
+    trace::next_hop(headers);
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}

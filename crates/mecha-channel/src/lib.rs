@@ -1,0 +1,179 @@
+//! The app channel: the runtime's calls into its app.
+//!
+//! One pooled hyper client per app, speaking what `--app-protocol` says:
+//! HTTP/1.1 (`http`, `https`) or HTTP/2 (`h2c`, `grpc`, `grpcs`); TLS
+//! without certificate verification for `https` and `grpcs`, as daprd
+//! does. Calls pass `--app-max-concurrency` (with a bounded waiting line),
+//! carry `APP_API_TOKEN` as `dapr-api-token`, and are refused while health
+//! checks find the app unhealthy.
+
+mod client;
+mod grpc;
+mod health;
+mod limit;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderValue, Request, Response, Uri};
+use mecha_invoke::body::{self, Body};
+use mecha_invoke::headers::{self, API_TOKEN};
+use mecha_invoke::{AppChannel, ChannelError, InvokeRequest, InvokeResponse};
+
+pub use client::Protocol;
+pub use health::HealthCheck;
+
+/// How to reach the app.
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    pub protocol: Protocol,
+    /// `--app-channel-address`.
+    pub address: String,
+    pub port: u16,
+    /// `--app-max-concurrency`; `None` is unlimited.
+    pub max_concurrency: Option<usize>,
+    /// `APP_API_TOKEN`.
+    pub token: Option<String>,
+    pub health: Option<HealthCheck>,
+    /// `--max-body-size`, for bodies that must be read whole (gRPC apps).
+    pub max_body: usize,
+}
+
+/// The app channel of one app.
+pub struct Channel {
+    config: ChannelConfig,
+    client: client::Client,
+    base: String,
+    limit: limit::Limiter,
+    health: Arc<health::Health>,
+}
+
+impl Channel {
+    /// Creates the channel and starts its health checks (if any).
+    pub fn start(config: ChannelConfig) -> Arc<Self> {
+        let client = client::build(config.protocol);
+        let scheme = if config.protocol.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = if config.address.contains(':') {
+            format!("[{}]", config.address)
+        } else {
+            config.address.clone()
+        };
+        let base = format!("{scheme}://{host}:{}", config.port);
+        let channel = Arc::new(Self {
+            limit: limit::Limiter::new(config.max_concurrency),
+            health: health::Health::new(config.health.is_some()),
+            client,
+            base,
+            config,
+        });
+        if let Some(check) = channel.config.health.clone() {
+            health::spawn(Arc::downgrade(&channel), check);
+        }
+        channel
+    }
+
+    /// Waits until the app accepts connections on its port.
+    pub async fn wait_for_app(&self) {
+        let target = (self.config.address.as_str(), self.config.port);
+        let mut logged = false;
+        loop {
+            if tokio::net::TcpStream::connect(target).await.is_ok() {
+                return;
+            }
+            if !logged {
+                tracing::info!(address = %self.config.address, port = self.config.port, "waiting for the app to listen");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.health.is_healthy()
+    }
+
+    fn uri(&self, path_and_query: &str) -> Result<Uri, ChannelError> {
+        format!("{}{path_and_query}", self.base)
+            .parse()
+            .map_err(|err| ChannelError::Unreachable(format!("invalid request path: {err}")))
+    }
+
+    fn add_token(&self, headers: &mut http::HeaderMap) {
+        if let Some(token) = self
+            .config
+            .token
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            headers.insert(API_TOKEN, token);
+        }
+    }
+
+    /// Sends a request to the app, within the concurrency limit; the permit
+    /// is held until the response body is done.
+    async fn send(&self, mut request: Request<Body>) -> Result<Response<Body>, ChannelError> {
+        if !self.health.is_healthy() {
+            return Err(ChannelError::Unhealthy);
+        }
+        let permit = self.limit.acquire().await?;
+        self.add_token(request.headers_mut());
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|err| ChannelError::Unreachable(client::describe(&err)))?;
+        Ok(response.map(|body| limit::hold(body::boxed(body), permit)))
+    }
+
+    async fn invoke_http(&self, req: InvokeRequest) -> Result<InvokeResponse, ChannelError> {
+        let path = if req.query.is_empty() {
+            format!("/{}", req.method)
+        } else {
+            format!("/{}?{}", req.method, req.query)
+        };
+        let mut request = Request::builder()
+            .method(req.verb)
+            .uri(self.uri(&path)?)
+            .body(req.body)
+            .map_err(|err| ChannelError::Unreachable(err.to_string()))?;
+        *request.headers_mut() = req.headers;
+        let response = self.send(request).await?;
+        let (mut parts, body) = response.into_parts();
+        headers::strip_response(&mut parts.headers);
+        Ok(InvokeResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+#[async_trait]
+impl AppChannel for Channel {
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, ChannelError> {
+        if self.config.protocol.is_grpc() {
+            grpc::invoke(self, req).await
+        } else {
+            self.invoke_http(req).await
+        }
+    }
+
+    async fn forward_grpc(&self, request: Request<Body>) -> Result<Response<Body>, ChannelError> {
+        if !self.config.protocol.is_grpc() {
+            return Err(ChannelError::NotGrpc(self.config.protocol.to_string()));
+        }
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        parts.uri = self.uri(&path)?;
+        self.send(Request::from_parts(parts, body)).await
+    }
+}

@@ -1,0 +1,120 @@
+//! Requests, responses and the two seams of invocation.
+
+use async_trait::async_trait;
+use http::{HeaderMap, Method, StatusCode};
+use mecha_core::ApiError;
+
+use crate::body::Body;
+
+/// Who is calling: set by the caller's runtime, never taken from the app.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub app_id: String,
+    pub namespace: Option<String>,
+}
+
+/// An invocation as it travels: an HTTP-shaped request.
+#[derive(Debug)]
+pub struct InvokeRequest {
+    /// The method path, without the leading slash (may contain `/`).
+    pub method: String,
+    pub verb: Method,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// The app's headers, hop-by-hop headers removed.
+    pub headers: HeaderMap,
+    pub body: Body,
+    /// The calling app, when the call crossed runtimes or came from an app.
+    pub caller: Option<Caller>,
+    /// The type URL of the `Any` a gRPC caller sent (`InvokeService`).
+    pub any_type_url: Option<String>,
+}
+
+impl InvokeRequest {
+    pub fn new(verb: Method, method: impl Into<String>, body: Body) -> Self {
+        Self {
+            method: method.into(),
+            verb,
+            query: String::new(),
+            headers: HeaderMap::new(),
+            body,
+            caller: None,
+            any_type_url: None,
+        }
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The app's answer: status, headers and a streaming body.
+#[derive(Debug)]
+pub struct InvokeResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+/// Why the local app could not be called.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// No `--app-port`: this runtime has no app.
+    #[error("app channel is not initialized: this runtime has no --app-port")]
+    NoApp,
+    /// Health checks found the app unhealthy.
+    #[error("app is not in a healthy state")]
+    Unhealthy,
+    /// `--app-max-concurrency` reached and the waiting line full.
+    #[error(
+        "the app's --app-max-concurrency of {limit} is reached and {waiting} calls are already waiting"
+    )]
+    Overloaded { limit: usize, waiting: usize },
+    /// The request body passed `--max-body-size`.
+    #[error(transparent)]
+    TooLarge(#[from] crate::body::TooLarge),
+    /// Transparent gRPC proxying needs an app speaking gRPC.
+    #[error("the app does not speak gRPC (--app-protocol {0})")]
+    NotGrpc(String),
+    /// The app could not be reached, or broke off.
+    #[error("error invoking app channel: {0}")]
+    Unreachable(String),
+}
+
+/// The local app, as the runtime reaches it (`--app-protocol`).
+#[async_trait]
+pub trait AppChannel: Send + Sync {
+    /// Calls the app: an HTTP request for HTTP apps, `OnInvoke` for gRPC
+    /// apps.
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, ChannelError>;
+
+    /// Forwards a raw gRPC call (HTTP/2 request) to the app's gRPC server,
+    /// for transparent proxying.
+    async fn forward_grpc(
+        &self,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ChannelError>;
+}
+
+/// Other runtimes, reached on their internal port.
+#[async_trait]
+pub trait Peers: Send + Sync {
+    /// Sends an invocation to the runtime at `address` (`host:port`), which
+    /// serves `target`.
+    async fn invoke(
+        &self,
+        address: &str,
+        target: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError>;
+
+    /// Forwards a raw gRPC call to the runtime at `address`, which passes it
+    /// to its app.
+    async fn forward_grpc(
+        &self,
+        address: &str,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ApiError>;
+}

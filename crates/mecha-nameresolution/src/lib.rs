@@ -1,0 +1,111 @@
+//! Name resolution: which runtime (its internal `host:port`) serves an app
+//! id. Components implement [`NameResolver`]; the runtime uses it through a
+//! [`Resolver`], which caches answers briefly and spreads calls over the
+//! instances of an app.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// This runtime, as others find it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub app_id: String,
+    pub namespace: Option<String>,
+    /// The host others reach it on; `None` lets the resolver choose (such
+    /// as loopback for a registry on one host).
+    pub host: Option<String>,
+    /// The internal gRPC port.
+    pub port: u16,
+}
+
+/// The contract of a `nameresolution.*` component.
+#[async_trait]
+pub trait NameResolver: Send + Sync + 'static {
+    /// Makes this runtime findable, and keeps it so until [`Self::close`].
+    async fn register(&self, registration: &Registration) -> anyhow::Result<()>;
+
+    /// Every live runtime serving `app_id` in `namespace` (`host:port`).
+    async fn resolve(&self, app_id: &str, namespace: Option<&str>) -> anyhow::Result<Vec<String>>;
+
+    /// Removes this runtime's registration.
+    async fn close(&self) -> anyhow::Result<()>;
+}
+
+/// How long an answer is reused before asking the component again.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+
+struct Cached {
+    addresses: Vec<String>,
+    at: Instant,
+}
+
+/// The runtime's handle on a resolver: caches answers for [`CACHE_TTL`] and
+/// picks instances round-robin.
+pub struct Resolver {
+    inner: Arc<dyn NameResolver>,
+    cache: Mutex<HashMap<(String, Option<String>), Cached>>,
+    next: AtomicUsize,
+}
+
+impl Resolver {
+    pub fn new(inner: Arc<dyn NameResolver>) -> Self {
+        Self {
+            inner,
+            cache: Mutex::default(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn component(&self) -> &Arc<dyn NameResolver> {
+        &self.inner
+    }
+
+    /// One runtime serving the app, or `None` when none does.
+    pub async fn resolve(
+        &self,
+        app_id: &str,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
+        let key = (app_id.to_owned(), namespace.map(str::to_owned));
+        let cached = {
+            let cache = self.cache.lock().expect("lock");
+            cache
+                .get(&key)
+                .filter(|c| c.at.elapsed() < CACHE_TTL)
+                .map(|c| c.addresses.clone())
+        };
+        let addresses = match cached {
+            Some(addresses) => addresses,
+            None => {
+                let addresses = self.inner.resolve(app_id, namespace).await?;
+                self.cache.lock().expect("lock").insert(
+                    key,
+                    Cached {
+                        addresses: addresses.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                addresses
+            }
+        };
+        if addresses.is_empty() {
+            return Ok(None);
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % addresses.len();
+        Ok(Some(addresses[index].clone()))
+    }
+
+    /// Forgets what is known of `app_id`, after a call to it failed, so the
+    /// next call asks again.
+    pub fn invalidate(&self, app_id: &str, namespace: Option<&str>) {
+        let key = (app_id.to_owned(), namespace.map(str::to_owned));
+        self.cache.lock().expect("lock").remove(&key);
+    }
+}
