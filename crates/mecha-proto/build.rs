@@ -11,8 +11,14 @@ fn main() {
     let bytes = std::fs::read(path).expect("read the committed descriptor set");
     let dapr = prost_types::FileDescriptorSet::decode(bytes.as_slice())
         .expect("decode the committed descriptor set");
-    let mecha = protox::compile(["mecha/internal/v1/invocation.proto"], ["proto"])
-        .expect("compile Mecha's own protos");
+    let mecha = protox::compile(
+        [
+            "mecha/internal/v1/invocation.proto",
+            "mecha/testing/v1/echo.proto",
+        ],
+        ["proto"],
+    )
+    .expect("compile Mecha's own protos");
     for fds in [dapr, mecha] {
         tonic_prost_build::configure()
             .build_server(true)

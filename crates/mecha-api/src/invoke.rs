@@ -16,6 +16,10 @@ use crate::Api;
 
 const CODE: &str = "ERR_DIRECT_INVOKE";
 
+/// How much of a refused body is read (and discarded) so its sender sees
+/// the answer.
+const DRAIN_CAP: usize = 32 * 1024 * 1024;
+
 /// An invocation error for target `id`, in daprd's words.
 fn invoke_error(
     id: &str,
@@ -78,6 +82,7 @@ impl Api {
             .map_err(|err| invoke_error(target, 400, GrpcCode::InvalidArgument, err))?;
         let max_body = self.runtime().info.max_body_size;
         if declared_length(&req.headers).is_some_and(|len| len > max_body as u64) {
+            body::drain(req.body, DRAIN_CAP).await;
             let err = body::TooLarge { limit: max_body };
             return Err(invoke_error(target, 413, GrpcCode::ResourceExhausted, err));
         }

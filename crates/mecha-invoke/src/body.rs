@@ -56,6 +56,13 @@ pub async fn collect(body: Body, limit: usize) -> Result<Bytes, BoxError> {
     Ok(limited(body, limit).collect().await?.to_bytes())
 }
 
+/// Reads and discards up to `cap` bytes of a body the runtime refuses, so
+/// the client, still sending it, gets the answer instead of a reset
+/// connection.
+pub async fn drain(body: Body, cap: usize) {
+    let _ = limited(body, cap).collect().await;
+}
+
 /// True when an error's text says a body passed its limit (for errors that
 /// crossed a boundary as text).
 pub fn is_too_large_text(text: &str) -> bool {

@@ -35,6 +35,13 @@ pub mod internal {
     }
 }
 
+/// A gRPC service for tests and benchmarks (an app's own API).
+pub mod testing {
+    pub mod v1 {
+        tonic::include_proto!("mecha.testing.v1");
+    }
+}
+
 /// The durable-task protocol (`TaskHubSidecarService`), which has no package.
 pub mod durabletask {
     tonic::include_proto!("_");

@@ -12,13 +12,21 @@ use tonic::transport::Channel;
 
 pub const MECHA: &str = env!("CARGO_BIN_EXE_mecha");
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, from a range below the kernel's ephemeral
+/// ports (so no port the OS hands out on its own can take it meanwhile),
+/// never the same twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 100) as u16 * 100;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "ran out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A folder of resource files for one test.

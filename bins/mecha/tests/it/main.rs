@@ -1,10 +1,12 @@
 //! End-to-end tests: the real `mecha` binary, driven over HTTP and gRPC.
 
+mod apps;
 mod architecture;
 mod auth;
 mod bad_input;
 mod cli;
 mod grpc;
 mod harness;
+mod invoke;
 mod lifecycle;
 mod scenarios;

@@ -1,0 +1,320 @@
+//! Apps for end-to-end tests, running in the test process: an HTTP app
+//! (axum) and a gRPC app (tonic) that report what reached them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use futures::StreamExt;
+use mecha_proto::common::{InvokeRequest, InvokeResponse};
+use mecha_proto::runtime::HealthCheckResponse;
+use mecha_proto::runtime::app_callback_health_check_server::{
+    AppCallbackHealthCheck, AppCallbackHealthCheckServer,
+};
+use mecha_proto::runtime::app_callback_server::{AppCallback, AppCallbackServer};
+use mecha_proto::testing::v1::echo_server::{Echo, EchoServer};
+use mecha_proto::testing::v1::{EchoReply, EchoRequest};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::{Status, Streaming};
+
+/// What an app observed and can be told to do.
+#[derive(Default)]
+pub struct AppState {
+    pub healthy: AtomicBool,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub calls: AtomicUsize,
+    /// The length of the last body read to its end.
+    pub last_complete: std::sync::atomic::AtomicU64,
+    pub last_headers: Mutex<BTreeMap<String, String>>,
+}
+
+/// A running test app; stops when dropped.
+pub struct App {
+    pub port: u16,
+    pub state: Arc<AppState>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn headers_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or("<binary>").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A checksum that a streamed body can be folded into.
+pub fn checksum(sum: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(sum, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u64::from(*b))
+    })
+}
+
+async fn echo(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = request.into_parts();
+    *state.last_headers.lock().unwrap() = headers_map(&parts.headers);
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let mut length = 0u64;
+    let mut sum = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        length += chunk.len() as u64;
+        sum = checksum(sum, &chunk);
+    }
+    state.last_complete.store(length, Ordering::SeqCst);
+    let status = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("status="))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let answer = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": query,
+        "headers": headers_map(&parts.headers),
+        "length": length,
+        "checksum": sum,
+    });
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json"), ("x-from-app", "yes")],
+        answer.to_string(),
+    )
+        .into_response()
+}
+
+/// Streams `bytes` bytes of a known pattern back, in 64 KiB chunks.
+async fn download(request: Request) -> Response {
+    let total: usize = request
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("bytes="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let chunks = total / chunk.len();
+    let rest = total % chunk.len();
+    let stream =
+        futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())))
+            .chain(futures::stream::once(async move {
+                Ok(Bytes::from(vec![7u8; rest]))
+            }));
+    Response::new(Body::from_stream(stream))
+}
+
+async fn slow(State(state): State<Arc<AppState>>) -> StatusCode {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    StatusCode::OK
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> StatusCode {
+    if state.healthy.load(Ordering::SeqCst) {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+async fn listen(port: u16) -> TcpListener {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // A port just given up may take a moment to be free again.
+    for _ in 0..50 {
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot listen on {addr}");
+}
+
+impl App {
+    /// An HTTP app on `port` (0: any).
+    pub async fn http(port: u16) -> Self {
+        let state = Arc::new(AppState::default());
+        state.healthy.store(true, Ordering::SeqCst);
+        let router = Router::new()
+            .route("/download", get(download))
+            .route("/slow", any(slow))
+            .route("/healthz", get(health))
+            .fallback(echo)
+            .with_state(state.clone());
+        let listener = listen(port).await;
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self { port, state, task }
+    }
+
+    /// A gRPC app on `port` (0: any): AppCallback, its health check and the
+    /// Echo service.
+    pub async fn grpc(port: u16) -> Self {
+        let state = Arc::new(AppState::default());
+        state.healthy.store(true, Ordering::SeqCst);
+        let listener = listen(port).await;
+        let port = listener.local_addr().unwrap().port();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let app = GrpcApp(state.clone());
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(AppCallbackServer::new(app.clone()))
+                .add_service(AppCallbackHealthCheckServer::new(app.clone()))
+                .add_service(EchoServer::new(app))
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap();
+        });
+        Self { port, state, task }
+    }
+}
+
+#[derive(Clone)]
+struct GrpcApp(Arc<AppState>);
+
+fn metadata_map(metadata: &tonic::metadata::MetadataMap) -> BTreeMap<String, String> {
+    headers_map(&metadata.clone().into_headers())
+}
+
+#[tonic::async_trait]
+impl AppCallback for GrpcApp {
+    async fn on_invoke(
+        &self,
+        request: tonic::Request<InvokeRequest>,
+    ) -> Result<tonic::Response<InvokeResponse>, Status> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let metadata = metadata_map(request.metadata());
+        *self.0.last_headers.lock().unwrap() = metadata.clone();
+        let req = request.into_inner();
+        if req.method == "fail" {
+            return Err(Status::not_found("no such thing"));
+        }
+        let data = req.data.unwrap_or_default();
+        let extension = req.http_extension.unwrap_or_default();
+        let answer = serde_json::json!({
+            "method": req.method,
+            "contentType": req.content_type,
+            "verb": extension.verb,
+            "query": extension.querystring,
+            "typeUrl": data.type_url,
+            "data": String::from_utf8_lossy(&data.value),
+            "metadata": metadata,
+        });
+        Ok(tonic::Response::new(InvokeResponse {
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: answer.to_string().into_bytes(),
+            }),
+            content_type: "application/json".into(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl AppCallbackHealthCheck for GrpcApp {
+    async fn health_check(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, Status> {
+        if self.0.healthy.load(Ordering::SeqCst) {
+            Ok(tonic::Response::new(HealthCheckResponse {}))
+        } else {
+            Err(Status::unavailable("unhealthy"))
+        }
+    }
+}
+
+fn fail(code: i32) -> Result<(), Status> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Status::new(
+            tonic::Code::from_i32(code),
+            format!("failed on purpose with {code}"),
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl Echo for GrpcApp {
+    async fn unary(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, Status> {
+        let metadata = metadata_map(request.metadata());
+        let req = request.into_inner();
+        fail(req.fail_code)?;
+        let mut response = tonic::Response::new(EchoReply {
+            payload: req.payload,
+            index: 0,
+            metadata: metadata.into_iter().collect(),
+        });
+        response
+            .metadata_mut()
+            .insert("x-echo-header", "present".parse().unwrap());
+        Ok(response)
+    }
+
+    async fn server_stream(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<tonic::codegen::BoxStream<EchoReply>>, Status> {
+        let req = request.into_inner();
+        fail(req.fail_code)?;
+        let replies = (0..req.count).map(move |index| {
+            Ok(EchoReply {
+                payload: req.payload.clone(),
+                index,
+                metadata: Default::default(),
+            })
+        });
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(
+            replies,
+        ))))
+    }
+
+    async fn client_stream(
+        &self,
+        request: tonic::Request<Streaming<EchoRequest>>,
+    ) -> Result<tonic::Response<EchoReply>, Status> {
+        let mut stream = request.into_inner();
+        let mut total = Vec::new();
+        let mut count = 0;
+        while let Some(message) = stream.message().await? {
+            total.extend_from_slice(&message.payload);
+            count += 1;
+        }
+        Ok(tonic::Response::new(EchoReply {
+            payload: total.into(),
+            index: count,
+            metadata: Default::default(),
+        }))
+    }
+}
