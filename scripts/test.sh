@@ -10,6 +10,6 @@ echo "=== cargo tests"
 cargo test --workspace --all-targets
 
 echo "=== SDK tests"
-scripts/sdk-python.sh
+scripts/sdk.sh
 
 echo "=== all tests passed"

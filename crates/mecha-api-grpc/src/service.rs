@@ -248,6 +248,12 @@ impl Dapr for DaprService {
             message.content_type
         };
         mecha_invoke::headers::set(&mut headers, "content-type", &content_type);
+        // The length is known: HTTP apps get a Content-Length, not chunks.
+        mecha_invoke::headers::set(
+            &mut headers,
+            "content-length",
+            &data.value.len().to_string(),
+        );
         let invocation = InvokeRequest {
             method: message.method,
             verb: verb_of(extension.verb),

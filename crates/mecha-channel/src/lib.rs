@@ -136,12 +136,25 @@ impl Channel {
         } else {
             format!("/{}?{}", req.method, req.query)
         };
+        let mut headers = req.headers;
+        // A body of known length goes out with Content-Length (simple HTTP
+        // servers do not read chunked requests).
+        if !headers.contains_key(http::header::CONTENT_LENGTH)
+            && let Some(length) = http_body::Body::size_hint(&req.body).exact()
+            && (length > 0
+                || !matches!(
+                    req.verb,
+                    http::Method::GET | http::Method::HEAD | http::Method::DELETE
+                ))
+        {
+            headers.insert(http::header::CONTENT_LENGTH, length.into());
+        }
         let mut request = Request::builder()
             .method(req.verb)
             .uri(self.uri(&path)?)
             .body(req.body)
             .map_err(|err| ChannelError::Unreachable(err.to_string()))?;
-        *request.headers_mut() = req.headers;
+        *request.headers_mut() = headers;
         let response = self.send(request).await?;
         let (mut parts, body) = response.into_parts();
         headers::strip_response(&mut parts.headers);

@@ -37,11 +37,14 @@ def component(name, type_name, metadata):
 
 
 class Sidecar:
-    def __init__(self, mecha, workdir, app_id, token=None):
+    """A mecha runtime. Runtimes given the same data_dir find each other
+    (the default name resolution registry lives there)."""
+
+    def __init__(self, mecha, workdir, app_id, token=None, data_dir=None, app_args=()):
         self.http_port, self.grpc_port = free_port(), free_port()
-        resources = os.path.join(workdir, "resources")
+        resources = os.path.join(workdir, f"resources-{app_id}")
         os.makedirs(resources)
-        db = os.path.join(workdir, "state.db")
+        db = os.path.join(workdir, f"state-{app_id}.db")
         with open(os.path.join(resources, "stores.yaml"), "w") as f:
             f.write(component("durable", "state.sqlite", {"connectionString": db}))
             f.write("---\n")
@@ -50,12 +53,13 @@ class Sidecar:
         env.pop("DAPR_API_TOKEN", None)
         if token:
             env["DAPR_API_TOKEN"] = token
-        self.log = open(os.path.join(workdir, "sidecar.log"), "w+")
+        self.log = open(os.path.join(workdir, f"sidecar-{app_id}.log"), "w+")
         self.process = subprocess.Popen(
             [mecha, "sidecar", "--app-id", app_id,
              "--dapr-http-port", str(self.http_port), "--dapr-grpc-port", str(self.grpc_port),
              "--metrics-port", str(free_port()), "--dapr-listen-addresses", "127.0.0.1",
-             "--data-dir", os.path.join(workdir, "data"), "--resources-path", resources],
+             "--data-dir", data_dir or os.path.join(workdir, "data"), "--resources-path", resources,
+             *app_args],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.wait_healthy()
 
@@ -85,30 +89,113 @@ class Sidecar:
             raise RuntimeError(f"mecha exited with {code}:\n" + self.logs())
 
 
-def run(mecha, module, token=None):
-    """Runs `module` (unittest) against a fresh sidecar; returns its exit code."""
-    with tempfile.TemporaryDirectory() as workdir:
-        sidecar = Sidecar(mecha, workdir, app_id="sdk-app", token=token)
-        env = dict(os.environ)
-        env.update(DAPR_HTTP_PORT=str(sidecar.http_port), DAPR_GRPC_PORT=str(sidecar.grpc_port),
-                   DAPR_RUNTIME_HOST="127.0.0.1", DAPR_HEALTH_TIMEOUT="20")
-        env.pop("DAPR_API_TOKEN", None)
-        if token:
-            env["DAPR_API_TOKEN"] = token
-        label = f"{module}" + (" (with DAPR_API_TOKEN)" if token else "")
-        print(f"--- python SDK: {label}", flush=True)
-        result = subprocess.run([sys.executable, "-m", "unittest", "-v", module], cwd=HERE, env=env)
+def wait_port(port, process, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app on port {port} exited early")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def run_module(module, caller, label, extra_env=None, token=None):
+    env = dict(os.environ)
+    env.update(DAPR_HTTP_PORT=str(caller.http_port), DAPR_GRPC_PORT=str(caller.grpc_port),
+               DAPR_RUNTIME_HOST="127.0.0.1", DAPR_HEALTH_TIMEOUT="20")
+    env.pop("DAPR_API_TOKEN", None)
+    if token:
+        env["DAPR_API_TOKEN"] = token
+    env.update(extra_env or {})
+    print(f"--- python SDK: {label}", flush=True)
+    return subprocess.run([sys.executable, "-m", "unittest", "-v", module], cwd=HERE, env=env).returncode
+
+
+def stop_all(sidecars, failed):
+    code = 0
+    for sidecar in sidecars:
         try:
             sidecar.stop()
         except RuntimeError as err:
             print(err, file=sys.stderr)
-            return 1
-        if result.returncode != 0:
+            code = 1
+        if failed:
             print(sidecar.logs(), file=sys.stderr)
-        return result.returncode
+    return code
+
+
+def run(mecha, module, token=None):
+    """Runs `module` (unittest) against a fresh sidecar; returns its exit code."""
+    with tempfile.TemporaryDirectory() as workdir:
+        sidecar = Sidecar(mecha, workdir, app_id="sdk-app", token=token)
+        label = f"{module}" + (" (with DAPR_API_TOKEN)" if token else "")
+        code = run_module(module, sidecar, label, token=token)
+        return code or stop_all([sidecar], code != 0)
+
+
+def run_invoke(mecha, protocol):
+    """Invocation: an SDK gRPC app and an HTTP app, each behind a runtime,
+    called from a third runtime through the SDK."""
+    with tempfile.TemporaryDirectory() as workdir:
+        data = os.path.join(workdir, "data")
+        grpc_port, http_port = free_port(), free_port()
+        apps = [
+            subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "grpc_app.py"), str(grpc_port)]),
+            subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "http_app.py"), str(http_port)]),
+        ]
+        sidecars = []
+        code = 1
+        try:
+            wait_port(grpc_port, apps[0])
+            wait_port(http_port, apps[1])
+            sidecars.append(Sidecar(mecha, workdir, "py-grpc-app", data_dir=data,
+                                    app_args=("--app-port", str(grpc_port), "--app-protocol", "grpc")))
+            sidecars.append(Sidecar(mecha, workdir, "py-http-app", data_dir=data,
+                                    app_args=("--app-port", str(http_port))))
+            caller = Sidecar(mecha, workdir, "py-caller", data_dir=data)
+            sidecars.append(caller)
+            code = run_module("test_invoke", caller, f"test_invoke (invocation over {protocol})",
+                              {"DAPR_API_METHOD_INVOCATION_PROTOCOL": protocol})
+        finally:
+            code = stop_all(sidecars, code != 0) or code
+            for app in apps:
+                app.terminate()
+                app.wait(timeout=10)
+        return code
+
+
+def run_js(mecha):
+    """The official JS SDK's smoke test (tests/sdk/js/invoke.mjs)."""
+    js = os.path.join(HERE, "..", "js")
+    with tempfile.TemporaryDirectory() as workdir:
+        data = os.path.join(workdir, "data")
+        port = free_port()
+        app = subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "http_app.py"), str(port)])
+        sidecars = []
+        code = 1
+        try:
+            wait_port(port, app)
+            sidecars.append(Sidecar(mecha, workdir, "js-http-app", data_dir=data, app_args=("--app-port", str(port))))
+            caller = Sidecar(mecha, workdir, "js-caller", data_dir=data)
+            sidecars.append(caller)
+            env = dict(os.environ, DAPR_HTTP_PORT=str(caller.http_port), DAPR_GRPC_PORT=str(caller.grpc_port))
+            print("--- JS SDK: invoke.mjs", flush=True)
+            code = subprocess.run(["node", "invoke.mjs"], cwd=js, env=env, timeout=120).returncode
+        finally:
+            code = stop_all(sidecars, code != 0) or code
+            app.terminate()
+            app.wait(timeout=10)
+        return code
 
 
 if __name__ == "__main__":
-    mecha = sys.argv[1]
-    failures = run(mecha, "test_state") + run(mecha, "test_state", token="sdk-token")
+    mecha, suites = sys.argv[1], sys.argv[2:] or ["python", "js"]
+    failures = 0
+    if "python" in suites:
+        failures += (run(mecha, "test_state") + run(mecha, "test_state", token="sdk-token")
+                     + run_invoke(mecha, "http") + run_invoke(mecha, "grpc"))
+    if "js" in suites:
+        failures += run_js(mecha)
     sys.exit(1 if failures else 0)

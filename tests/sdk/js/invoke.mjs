@@ -1,0 +1,34 @@
+// Smoke test: the official Dapr JS SDK (@dapr/dapr 3.18.0, from npm) invokes
+// an HTTP app through a mecha runtime, over HTTP and over gRPC. Started by
+// tests/sdk/python/harness.py, which sets DAPR_HTTP_PORT and DAPR_GRPC_PORT
+// for the caller's runtime; the target app id is "js-http-app".
+import assert from "node:assert/strict";
+import { CommunicationProtocolEnum, DaprClient, HttpMethod } from "@dapr/dapr";
+
+const host = "127.0.0.1";
+const clients = {
+  http: new DaprClient({ daprHost: host, daprPort: process.env.DAPR_HTTP_PORT }),
+  grpc: new DaprClient({
+    daprHost: host,
+    daprPort: process.env.DAPR_GRPC_PORT,
+    communicationProtocol: CommunicationProtocolEnum.GRPC,
+  }),
+};
+
+for (const [protocol, client] of Object.entries(clients)) {
+  const answer = await client.invoker.invoke("js-http-app", "orders/7", HttpMethod.POST, { qty: 2 });
+  assert.equal(answer.method, "POST", protocol);
+  assert.equal(answer.path, "/orders/7", protocol);
+  assert.deepEqual(JSON.parse(answer.body), { qty: 2 }, protocol);
+  assert.equal(answer.caller, "js-caller", protocol);
+
+  const got = await client.invoker.invoke("js-http-app", "items", HttpMethod.GET);
+  assert.equal(got.method, "GET", protocol);
+  console.log(`ok - @dapr/dapr invoker.invoke over ${protocol}`);
+}
+
+// An unknown app id is an error, not a hang.
+await assert.rejects(clients.http.invoker.invoke("js-nobody", "x", HttpMethod.GET));
+console.log("ok - unknown app id rejected");
+await clients.http.stop();
+await clients.grpc.stop();
