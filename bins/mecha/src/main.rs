@@ -4,6 +4,7 @@ mod defaults;
 mod flags;
 mod logging;
 mod metrics;
+mod run;
 mod sidecar;
 mod validate;
 
@@ -29,6 +30,12 @@ pub enum Command {
     Sidecar(Box<flags::SidecarArgs>),
     /// Check resource files without connecting to anything.
     Validate(validate::ValidateArgs),
+    /// Run an app (or several, with -f) with its runtime, for development.
+    Run(Box<run::RunArgs>),
+    /// List the apps started by `mecha run`.
+    List(run::ListArgs),
+    /// Stop apps started by `mecha run`.
+    Stop(run::StopArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +44,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sidecar(args) => sidecar::main(*args),
         Command::Validate(args) => validate::main(args),
+        Command::Run(args) => run::main(*args),
+        Command::List(args) => run::list(args),
+        Command::Stop(args) => run::stop(args),
     }
 }
 

@@ -190,12 +190,69 @@ def run_js(mecha):
         return code
 
 
+def run_mecha_run(mecha):
+    """`mecha run` as a user would: it runs a Python app that uses the SDK,
+    `mecha list` shows it, and `mecha stop` stops it."""
+    import json
+    import queue
+    import threading
+
+    print("--- mecha run with a Python SDK app", flush=True)
+    with tempfile.TemporaryDirectory() as data:
+        run = subprocess.Popen(
+            [mecha, "run", "--app-id", "py-run", "--data-dir", data, "--",
+             sys.executable, os.path.join(HERE, "apps", "sdk_state_app.py")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in run.stdout], daemon=True).start()
+        seen = []
+
+        def expect(text, timeout=30):
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                seen.append(line)
+                if text in line:
+                    return line
+            raise AssertionError(f"no line with {text!r} in:\n{''.join(seen)}")
+
+        try:
+            expect("== APP == sdk app ready: hello from py-run")
+            listed = json.loads(subprocess.run([mecha, "list", "-o", "json", "--data-dir", data],
+                                               capture_output=True, text=True, check=True).stdout)
+            assert [row["appId"] for row in listed] == ["py-run"], listed
+            port = listed[0]["httpPort"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1.0/state/statestore/greeting") as r:
+                assert r.read() == b"hello from py-run", "the app's state is in its runtime"
+            stopped = subprocess.run([mecha, "stop", "--app-id", "py-run", "--data-dir", data],
+                                     capture_output=True, text=True)
+            assert stopped.returncode == 0, stopped.stderr
+            expect("== APP == sdk app stopping")
+            assert run.wait(timeout=20) == 0
+            listed = json.loads(subprocess.run([mecha, "list", "-o", "json", "--data-dir", data],
+                                               capture_output=True, text=True, check=True).stdout)
+            assert listed == [], listed
+            print("ok - mecha run, list and stop", flush=True)
+            return 0
+        except AssertionError as err:
+            print(f"FAIL: {err}", file=sys.stderr)
+            return 1
+        finally:
+            if run.poll() is None:
+                run.kill()
+
+
 if __name__ == "__main__":
-    mecha, suites = sys.argv[1], sys.argv[2:] or ["python", "js"]
+    mecha, suites = sys.argv[1], sys.argv[2:] or ["python", "js", "run"]
     failures = 0
     if "python" in suites:
         failures += (run(mecha, "test_state") + run(mecha, "test_state", token="sdk-token")
                      + run_invoke(mecha, "http") + run_invoke(mecha, "grpc"))
     if "js" in suites:
         failures += run_js(mecha)
+    if "run" in suites:
+        failures += run_mecha_run(mecha)
     sys.exit(1 if failures else 0)

@@ -9,4 +9,5 @@ mod grpc;
 mod harness;
 mod invoke;
 mod lifecycle;
+mod run;
 mod scenarios;
