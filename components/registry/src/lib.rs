@@ -22,6 +22,11 @@ pub fn registry() -> Registry {
     #[cfg(not(feature = "sqlite"))]
     registry.register_state(CompiledOut("state.sqlite", "sqlite"));
 
+    #[cfg(feature = "mdns")]
+    registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);
+    #[cfg(feature = "kubernetes")]
+    registry.register_nameresolution(mecha_component_kubernetes::KubernetesNameResolutionFactory);
+
     registry
 }
 

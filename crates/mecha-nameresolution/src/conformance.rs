@@ -17,6 +17,32 @@ pub trait Harness: Send + Sync {
     fn unique(&self, name: &str) -> String;
 }
 
+/// How long a registration or its removal may take to show. Registries
+/// answer at once; multicast and DNS resolvers are eventually consistent.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Resolves until `want` holds (the answer sorted), or fails after SETTLE.
+async fn eventually(
+    resolver: &Arc<dyn NameResolver>,
+    app: &str,
+    ns: Option<&str>,
+    want: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let mut found = resolver.resolve(app, ns).await.unwrap();
+        found.sort();
+        if want(&found) {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{app}: still {found:?} after {SETTLE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn registration(app_id: &str, namespace: Option<&str>, port: u16) -> Registration {
     Registration {
         app_id: app_id.to_owned(),
@@ -50,10 +76,8 @@ pub async fn registered_app_is_found_by_others(harness: &impl Harness) {
     };
     let app = harness.unique("app");
     a.register(&registration(&app, None, 41001)).await.unwrap();
-    assert_eq!(
-        b.resolve(&app, None).await.unwrap(),
-        vec!["127.0.0.1:41001".to_owned()]
-    );
+    let found = eventually(&b, &app, None, |f| !f.is_empty()).await;
+    assert_eq!(found, vec!["127.0.0.1:41001".to_owned()]);
     a.close().await.unwrap();
 }
 
@@ -69,8 +93,7 @@ pub async fn every_instance_is_found(harness: &impl Harness) {
     let app = harness.unique("scaled");
     a.register(&registration(&app, None, 41002)).await.unwrap();
     b.register(&registration(&app, None, 41003)).await.unwrap();
-    let mut found = c.resolve(&app, None).await.unwrap();
-    found.sort();
+    let found = eventually(&c, &app, None, |f| f.len() >= 2).await;
     assert_eq!(
         found,
         vec!["127.0.0.1:41002".to_owned(), "127.0.0.1:41003".to_owned()]
@@ -88,10 +111,8 @@ pub async fn namespaces_are_separate(harness: &impl Harness) {
     a.register(&registration(&app, Some("prod"), 41004))
         .await
         .unwrap();
-    assert_eq!(
-        b.resolve(&app, Some("prod")).await.unwrap(),
-        vec!["127.0.0.1:41004".to_owned()]
-    );
+    let found = eventually(&b, &app, Some("prod"), |f| !f.is_empty()).await;
+    assert_eq!(found, vec!["127.0.0.1:41004".to_owned()]);
     assert!(b.resolve(&app, Some("dev")).await.unwrap().is_empty());
     assert!(b.resolve(&app, None).await.unwrap().is_empty());
     a.close().await.unwrap();
@@ -104,9 +125,9 @@ pub async fn closed_registrations_are_gone(harness: &impl Harness) {
     };
     let app = harness.unique("closing");
     a.register(&registration(&app, None, 41005)).await.unwrap();
-    assert_eq!(b.resolve(&app, None).await.unwrap().len(), 1);
+    eventually(&b, &app, None, |f| f.len() == 1).await;
     a.close().await.unwrap();
-    assert!(b.resolve(&app, None).await.unwrap().is_empty());
+    eventually(&b, &app, None, <[String]>::is_empty).await;
 }
 
 /// Expands the suite into one `#[tokio::test]` per case.

@@ -109,3 +109,59 @@ impl Resolver {
         self.cache.lock().expect("lock").remove(&key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A resolver that answers from a fixed list and counts its lookups.
+    #[derive(Default)]
+    struct Counting {
+        addresses: Mutex<Vec<String>>,
+        lookups: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl NameResolver for Counting {
+        async fn register(&self, _: &Registration) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn resolve(&self, _: &str, _: Option<&str>) -> anyhow::Result<Vec<String>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            Ok(self.addresses.lock().unwrap().clone())
+        }
+        async fn close(&self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_cached_spread_and_invalidated() {
+        let inner = Arc::new(Counting::default());
+        *inner.addresses.lock().unwrap() = vec!["a:1".into(), "b:2".into()];
+        let resolver = Resolver::new(inner.clone());
+        let mut picks = Vec::new();
+        for _ in 0..4 {
+            picks.push(resolver.resolve("app", None).await.unwrap().unwrap());
+        }
+        assert_eq!(inner.lookups.load(Ordering::SeqCst), 1, "cached");
+        picks.sort();
+        assert_eq!(picks, vec!["a:1", "a:1", "b:2", "b:2"], "round-robin");
+        *inner.addresses.lock().unwrap() = vec![];
+        resolver.invalidate("app", None);
+        assert_eq!(resolver.resolve("app", None).await.unwrap(), None);
+        assert_eq!(
+            inner.lookups.load(Ordering::SeqCst),
+            2,
+            "asked again after invalidation"
+        );
+        assert_eq!(resolver.resolve("app", Some("ns")).await.unwrap(), None);
+        assert_eq!(
+            inner.lookups.load(Ordering::SeqCst),
+            3,
+            "namespaces are cached apart"
+        );
+    }
+}

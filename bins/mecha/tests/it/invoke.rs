@@ -734,3 +734,44 @@ async fn calls_spread_over_instances_of_an_app() {
     assert_eq!(a + b, 20);
     assert!(a >= 5 && b >= 5, "both instances served calls: {a} and {b}");
 }
+
+/// Runtimes that find each other with mDNS (`nameResolution: mdns` in
+/// their Configuration) instead of the default registry: each has its own
+/// data directory, so only multicast can connect them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_through_mdns_name_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mdns.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lan\nspec:\n  nameResolution:\n    component: mdns\n",
+    )
+    .unwrap();
+    let app = App::http(0).await;
+    let app_id = format!("lan-app-{}", std::process::id());
+    let mut args = app_args(app.port, "http");
+    args.extend(["--config".to_owned(), config.to_string_lossy().into_owned()]);
+    let (callee_host, caller_host) = (Host::new(), Host::new());
+    let _callee = callee_host.runtime(&app_id, &args, &[]).await;
+    let caller = caller_host
+        .runtime(
+            "lan-caller",
+            &["--config".to_owned(), config.to_string_lossy().into_owned()],
+            &[],
+        )
+        .await;
+    let url = caller.http(&format!("/v1.0/invoke/{app_id}/method/found"));
+    let mut status = 0;
+    for _ in 0..50 {
+        status = client().get(&url).send().await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "found over mDNS");
+    assert_eq!(
+        app.state.last_headers.lock().unwrap()["dapr-caller-app-id"],
+        "lan-caller"
+    );
+}
