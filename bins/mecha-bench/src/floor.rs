@@ -13,6 +13,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mecha_proto::runtime as pb;
 use mecha_proto::runtime::dapr_server::{Dapr, DaprServer};
+use mecha_proto::testing::v1::echo_server::{Echo, EchoServer};
+use mecha_proto::testing::v1::{EchoReply, EchoRequest};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -69,8 +71,19 @@ async fn start(value: Bytes, http_port: u16, grpc_port: u16) -> anyhow::Result<(
                     async move {
                         use http_body_util::BodyExt;
                         let is_get = request.method() == hyper::Method::GET;
-                        let _ = request.into_body().collect().await;
-                        let response = if is_get {
+                        let echo = request.uri().path().ends_with("/echo");
+                        let received = request
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let response = if echo {
+                            // The app of the invocation benchmark: echoes.
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(received))
+                        } else if is_get {
                             hyper::Response::builder()
                                 .header("content-type", "application/json")
                                 .header("etag", "1")
@@ -95,9 +108,23 @@ async fn start(value: Bytes, http_port: u16, grpc_port: u16) -> anyhow::Result<(
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(DaprServer::new(Floor(value)))
+            .add_service(EchoServer::new(EchoApp))
             .serve_with_incoming(incoming),
     );
     Ok(())
+}
+
+/// The gRPC app of the invocation benchmark: echoes the payload.
+struct EchoApp;
+
+#[tonic::async_trait]
+impl Echo for EchoApp {
+    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        Ok(Response::new(EchoReply {
+            payload: request.into_inner().payload,
+            ..Default::default()
+        }))
+    }
 }
 
 struct Floor(Bytes);

@@ -7,6 +7,7 @@
 //!     target/bench-release/mecha-bench state
 
 mod floor;
+mod invoke;
 mod load;
 mod process;
 mod report;
@@ -30,6 +31,9 @@ enum Bench {
     /// State get and save at 1 KB: HTTP, gRPC and in-process, on the
     /// in-memory and SQLite stores; plus start-up time and idle memory.
     State(load::StateArgs),
+    /// Service invocation: app → runtime → runtime → app against app → app
+    /// directly, over HTTP and gRPC.
+    Invoke(invoke::InvokeArgs),
     /// Start-up time to a healthy /v1.0/healthz, and idle RSS.
     Startup {
         #[arg(long, default_value_t = 20)]
@@ -70,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
+        Bench::Invoke(args) => runtime.block_on(invoke::invoke(&mecha, args)),
         Bench::Floor { .. } => unreachable!("handled above"),
         Bench::Startup { runs } => {
             let startup = process::startup(&mecha, runs)?;

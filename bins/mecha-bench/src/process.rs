@@ -32,17 +32,30 @@ impl Drop for Sidecar {
 /// Starts `mecha sidecar`; with `resources` (YAML text) or on the embedded
 /// defaults. Returns it and the time until `/v1.0/healthz` answered 204.
 pub fn spawn(mecha: &Path, resources: Option<&str>) -> anyhow::Result<(Sidecar, Duration)> {
+    spawn_app(mecha, "bench", resources, &[], None)
+}
+
+/// Starts `mecha sidecar` for `app_id` with more flags, in `data_dir`
+/// (shared by runtimes that must find each other) or a fresh one.
+pub fn spawn_app(
+    mecha: &Path,
+    app_id: &str,
+    resources: Option<&str>,
+    args: &[String],
+    data_dir: Option<&Path>,
+) -> anyhow::Result<(Sidecar, Duration)> {
     let dir = tempfile::tempdir()?;
     let (http_port, grpc_port) = (free_port(), free_port());
     let mut command = Command::new(mecha);
     command
-        .args(["sidecar", "--app-id", "bench", "--log-level", "warn"])
+        .args(["sidecar", "--app-id", app_id, "--log-level", "warn"])
         .args(["--dapr-http-port", &http_port.to_string()])
         .args(["--dapr-grpc-port", &grpc_port.to_string()])
         .args(["--metrics-port", &free_port().to_string()])
         .args(["--dapr-listen-addresses", "127.0.0.1"])
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .arg(data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf))
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(yaml) = resources {

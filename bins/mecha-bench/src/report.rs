@@ -35,6 +35,16 @@ fn median_by<T: Copy + PartialOrd>(values: impl Iterator<Item = T>) -> T {
     values[values.len() / 2]
 }
 
+/// The median of values.
+pub fn median_f64(values: &[f64]) -> f64 {
+    median_by(values.iter().copied())
+}
+
+/// The medians of several runs of one path.
+pub fn median_of(measures: &[Measure]) -> Measure {
+    median(measures)
+}
+
 /// The medians of several runs of one path.
 fn median(measures: &[Measure]) -> Measure {
     Measure {
@@ -115,6 +125,46 @@ pub fn state_table(rows: &[Row], summary: &str) -> String {
                 us(m.cpu),
             ));
         }
+    }
+    out
+}
+
+pub fn invoke_table(
+    rows: &[crate::invoke::Figures],
+    rss: &[(String, f64, f64)],
+    summary: &str,
+) -> String {
+    let mut out = format!(
+        "{summary}\n\n| path | p50 µs | p90 µs | p99 µs | added p50 µs | added p99 µs | calls/s (16 conns) | runtime CPU per 1000 calls | runtime vCPU at the rate |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for (index, row) in rows.iter().enumerate() {
+        // Each runtime path follows its direct path.
+        let direct = &rows[index - index % 2].latency;
+        let m = &row.latency;
+        let added = |a: Duration, b: Duration| {
+            if index % 2 == 0 {
+                "—".to_owned()
+            } else {
+                format!("{:.1}", (a.as_secs_f64() - b.as_secs_f64()) * 1e6)
+            }
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |\n",
+            row.name,
+            us(m.p50),
+            us(m.p90),
+            us(m.p99),
+            added(m.p50, direct.p50),
+            added(m.p99, direct.p99),
+            m.rate,
+            row.runtime_cpu_per_1000
+                .map_or("—".into(), |c| format!("{:.3} s", c.as_secs_f64())),
+            row.runtime_vcpu.map_or("—".into(), |v| format!("{v:.3}")),
+        ));
+    }
+    out.push_str("\nRuntime memory after the load (RSS / peak):");
+    for (name, now, peak) in rss {
+        out.push_str(&format!(" {name} {now:.1} / {peak:.1} MB;"));
     }
     out
 }

@@ -41,9 +41,13 @@ impl std::fmt::Display for StreamError {
 
 impl std::error::Error for StreamError {}
 
-/// The rest of a frame stream as a body.
+/// The rest of a frame stream as a body. After the `end` frame the stream
+/// is still read to its close: a side that stops reading early makes HTTP/2
+/// reset the stream, and a peer resetting every stream is taken for an
+/// attack (h2 closes the connection after about a thousand).
 pub struct FrameBody<S> {
     frames: Pin<Box<S>>,
+    ended: bool,
     done: bool,
 }
 
@@ -53,6 +57,7 @@ where
 {
     mecha_invoke::body::boxed(FrameBody {
         frames: Box::pin(frames),
+        ended: false,
         done: false,
     })
 }
@@ -68,34 +73,81 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<BodyFrame<Bytes>, BoxError>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.frames.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(InvokeFrame {
-                frame: Some(Frame::Chunk(bytes)),
-            }))) => Poll::Ready(Some(Ok(BodyFrame::data(bytes)))),
-            Poll::Ready(Some(Ok(InvokeFrame {
-                frame: Some(Frame::End(_)),
-            }))) => {
-                self.done = true;
-                Poll::Ready(None)
+        loop {
+            if self.done {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Ok(_))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Box::new(StreamError::Unexpected))))
-            }
-            Poll::Ready(Some(Err(status))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Box::new(status))))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(Some(Err(Box::new(StreamError::CutOff))))
-            }
+            let next = match self.frames.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(next) => next,
+            };
+            let ended = self.ended;
+            return Poll::Ready(match next {
+                // The stream closes after `end`: the body is complete.
+                None if ended => {
+                    self.done = true;
+                    None
+                }
+                Some(Ok(InvokeFrame {
+                    frame: Some(Frame::End(_)),
+                })) if !ended => {
+                    self.ended = true;
+                    continue;
+                }
+                Some(Ok(InvokeFrame {
+                    frame: Some(Frame::Chunk(bytes)),
+                })) if !ended => Some(Ok(BodyFrame::data(bytes))),
+                Some(Ok(_)) => {
+                    self.done = true;
+                    Some(Err(Box::new(StreamError::Unexpected)))
+                }
+                Some(Err(status)) => {
+                    self.done = true;
+                    Some(Err(Box::new(status)))
+                }
+                None => {
+                    self.done = true;
+                    Some(Err(Box::new(StreamError::CutOff)))
+                }
+            });
         }
     }
+}
+
+/// The rest of a frame stream as a body, read by a task of its own that
+/// always reads the stream to its close, whether or not the body is read
+/// to its end (HTTP/1 clients stop at Content-Length). Returns the body and
+/// a signal that fires once the stream is closed.
+pub fn pumped_body<S>(mut frames: S) -> (Body, tokio::sync::oneshot::Receiver<()>)
+where
+    S: Stream<Item = Result<InvokeFrame, Status>> + Send + Unpin + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut forwarding = true;
+        while let Some(item) = frames.next().await {
+            let last = matches!(
+                &item,
+                Ok(InvokeFrame {
+                    frame: Some(Frame::End(_))
+                }) | Err(_)
+            );
+            if forwarding && tx.send(item).await.is_err() {
+                // Nobody reads the body any more: drain the rest.
+                forwarding = false;
+            }
+            if last {
+                forwarding = false;
+            }
+        }
+        drop(tx);
+        let _ = closed_tx.send(());
+    });
+    (
+        body(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        closed_rx,
+    )
 }
 
 /// A body as frames: its data in chunks, then `end`; a failing body stops

@@ -71,6 +71,10 @@ fn error_head(err: &ApiError) -> InvokeFrame {
 
 type Frames = Pin<Box<dyn Stream<Item = Result<InvokeFrame, Status>> + Send>>;
 
+/// How long an answer waits, after its body, for the caller to close its
+/// request stream.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[tonic::async_trait]
 impl Invocation for InternalService {
     async fn invoke(
@@ -103,18 +107,25 @@ impl Invocation for InternalService {
             )]))));
         }
         let verb = Method::from_bytes(head.verb.as_bytes()).unwrap_or(Method::POST);
+        let (body, request_closed) = frames::pumped_body(stream);
         let req = InvokeRequest {
             method: head.method,
             verb,
             query: head.query,
             headers: headers_from(head.headers),
-            body: frames::body(stream),
+            body,
             caller: Some(Caller {
                 app_id: head.caller_app_id,
                 namespace: Some(head.caller_namespace).filter(|ns| !ns.is_empty()),
             }),
             any_type_url: Some(head.any_type_url).filter(|t| !t.is_empty()),
         };
+        // The answer ends only once the caller's request stream is closed,
+        // so HTTP/2 never has to reset it.
+        let closed = futures::stream::once(async move {
+            let _ = tokio::time::timeout(CLOSE_WAIT, request_closed).await;
+        })
+        .filter_map(|()| futures::future::ready(None));
         let out: Frames = match self.api.invoke_local(req).await {
             Ok(response) => {
                 let head = InvokeFrame {
@@ -129,9 +140,13 @@ impl Invocation for InternalService {
                         Status::internal(format!("the app's response body failed: {err}"))
                     })
                 });
-                Box::pin(futures::stream::once(async { Ok(head) }).chain(body))
+                Box::pin(
+                    futures::stream::once(async { Ok(head) })
+                        .chain(body)
+                        .chain(closed),
+                )
             }
-            Err(err) => Box::pin(futures::stream::iter([Ok(error_head(&err))])),
+            Err(err) => Box::pin(futures::stream::iter([Ok(error_head(&err))]).chain(closed)),
         };
         Ok(Response::new(out))
     }

@@ -147,7 +147,10 @@ impl Peers for PeerClient {
             status: http::StatusCode::from_u16(u16::try_from(head.status).unwrap_or(500))
                 .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
             headers: headers_from(head.headers),
-            body: frames::body(incoming),
+            // Read to the close even when the body is not (see
+            // frames::pumped_body): an early cancel on every call ends in
+            // HTTP/2 resets the callee's connection cannot bear.
+            body: frames::pumped_body(incoming).0,
         })
     }
 
@@ -193,7 +196,18 @@ fn status_error(
             format!("failed to invoke, id: {target}, err: {err}"),
         );
     }
-    unreachable(target, address, status.message())
+    // The message of a transport failure is terse; its causes say more.
+    let mut detail = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = cause.source();
+    }
+    unreachable(target, address, detail)
 }
 
 /// Why the request body stopped, when it failed while streaming.

@@ -318,3 +318,67 @@ impl Echo for GrpcApp {
         }))
     }
 }
+
+/// A TLS acceptor with a fresh self-signed certificate, offering `alpn`.
+fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Serves `router` over TLS (HTTP/1.1 and HTTP/2, by ALPN).
+async fn serve_tls(listener: TcpListener, router: Router, acceptor: tokio_rustls::TlsAcceptor) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = TowerToHyperService::new(router);
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+impl App {
+    /// The HTTP app over TLS with a self-signed certificate (`https`).
+    pub async fn https() -> Self {
+        let state = Arc::new(AppState::default());
+        state.healthy.store(true, Ordering::SeqCst);
+        let router = Router::new().fallback(echo).with_state(state.clone());
+        let listener = listen(0).await;
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(serve_tls(listener, router, tls_acceptor(&[b"http/1.1"])));
+        Self { port, state, task }
+    }
+
+    /// The gRPC app over TLS with a self-signed certificate (`grpcs`).
+    pub async fn grpcs() -> Self {
+        let state = Arc::new(AppState::default());
+        state.healthy.store(true, Ordering::SeqCst);
+        let app = GrpcApp(state.clone());
+        let router = tonic::service::Routes::new(AppCallbackServer::new(app.clone()))
+            .add_service(AppCallbackHealthCheckServer::new(app.clone()))
+            .add_service(EchoServer::new(app))
+            .into_axum_router();
+        let listener = listen(0).await;
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(serve_tls(listener, router, tls_acceptor(&[b"h2"])));
+        Self { port, state, task }
+    }
+}

@@ -775,3 +775,110 @@ async fn invocation_through_mdns_name_resolution() {
         "lan-caller"
     );
 }
+
+/// The other app protocols: h2c (HTTP/2 without TLS), https and grpcs (TLS,
+/// certificates not verified, as daprd does), and health checks of a gRPC
+/// app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_app_protocol() {
+    let host = Host::new();
+    let h2c_app = App::http(0).await;
+    let https_app = App::https().await;
+    let grpcs_app = App::grpcs().await;
+    let _h2c = host
+        .runtime("h2c-app", &app_args(h2c_app.port, "h2c"), &[])
+        .await;
+    let _https = host
+        .runtime("https-app", &app_args(https_app.port, "https"), &[])
+        .await;
+    let _grpcs = host
+        .runtime("grpcs-app", &app_args(grpcs_app.port, "grpcs"), &[])
+        .await;
+    let caller = host.runtime("caller", &[], &[]).await;
+    for app in ["h2c-app", "https-app"] {
+        let response = client()
+            .post(caller.http(&format!("/v1.0/invoke/{app}/method/p?q=1")))
+            .body("over the wire")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{app}");
+        let seen: Value = response.json().await.unwrap();
+        assert_eq!(
+            (seen["path"].as_str(), seen["length"].as_u64()),
+            (Some("/p"), Some(13)),
+            "{app}"
+        );
+    }
+    let response = client()
+        .post(caller.http("/v1.0/invoke/grpcs-app/method/secure"))
+        .body("tls")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(
+        (seen["method"].as_str(), seen["data"].as_str()),
+        (Some("secure"), Some("tls"))
+    );
+    // Proxied gRPC to a grpcs app.
+    let mut echo = EchoClient::new(caller.channel().await);
+    let mut request = tonic::Request::new(EchoRequest {
+        payload: b"sealed".to_vec().into(),
+        count: 0,
+        fail_code: 0,
+    });
+    request
+        .metadata_mut()
+        .insert("dapr-app-id", "grpcs-app".parse().unwrap());
+    assert_eq!(
+        &echo.unary(request).await.unwrap().into_inner().payload[..],
+        b"sealed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_of_a_grpc_app() {
+    let host = Host::new();
+    let app = App::grpc(0).await;
+    let mut args = app_args(app.port, "grpc");
+    args.extend(
+        [
+            "--enable-app-health-check",
+            "--app-health-probe-interval",
+            "1",
+            "--app-health-threshold",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let _callee = host.runtime("checked-grpc", &args, &[]).await;
+    let caller = host.runtime("caller", &[], &[]).await;
+    let status = || async {
+        client()
+            .post(caller.http("/v1.0/invoke/checked-grpc/method/m"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let wait_for = |want: u16| async move {
+        for _ in 0..60 {
+            if status().await == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(wait_for(200).await, "healthy at first");
+    app.state.healthy.store(false, Ordering::SeqCst);
+    assert!(
+        wait_for(500).await,
+        "AppCallbackHealthCheck failing marks it unhealthy"
+    );
+    app.state.healthy.store(true, Ordering::SeqCst);
+    assert!(wait_for(200).await, "and it recovers");
+}
