@@ -160,11 +160,7 @@ impl Peers for PeerClient {
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, ApiError> {
         let (mut parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
+        let path = mecha_invoke::path_and_query(&parts.uri);
         parts.uri = format!("http://{address}{path}")
             .parse()
             .map_err(|err| unreachable("", address, err))?;
@@ -198,14 +194,12 @@ fn status_error(
     }
     // The message of a transport failure is terse; its causes say more.
     let mut detail = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !detail.contains(&text) {
+    if let Some(source) = std::error::Error::source(status) {
+        let causes = mecha_invoke::describe(source);
+        if !detail.contains(&causes) {
             detail.push_str(": ");
-            detail.push_str(&text);
+            detail.push_str(&causes);
         }
-        source = cause.source();
     }
     unreachable(target, address, detail)
 }

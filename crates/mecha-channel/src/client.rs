@@ -87,21 +87,6 @@ pub fn build(protocol: Protocol) -> Client {
     }
 }
 
-/// A readable description of a client error, with its causes.
-pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// `https` and `grpcs` apps are called without verifying their
 /// certificate, as daprd does (the app is on the same host or pod).
 #[derive(Debug)]

@@ -126,7 +126,7 @@ impl Channel {
             .client
             .request(request)
             .await
-            .map_err(|err| ChannelError::Unreachable(client::describe(&err)))?;
+            .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
         Ok(response.map(|body| limit::hold(body::boxed(body), permit)))
     }
 
@@ -181,12 +181,7 @@ impl AppChannel for Channel {
             return Err(ChannelError::NotGrpc(self.config.protocol.to_string()));
         }
         let (mut parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        parts.uri = self.uri(&path)?;
+        parts.uri = self.uri(&mecha_invoke::path_and_query(&parts.uri))?;
         self.send(Request::from_parts(parts, body)).await
     }
 }

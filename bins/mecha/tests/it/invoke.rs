@@ -57,6 +57,17 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Invokes `url` until it answers `want` (up to 6 s); false if it never does.
+async fn answers(url: &str, want: u16) -> bool {
+    for _ in 0..60 {
+        if client().post(url).send().await.unwrap().status().as_u16() == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_invocation_carries_everything_both_ways() {
     let host = Host::new();
@@ -639,24 +650,9 @@ async fn health_checks_stop_and_resume_delivery() {
     );
     let _callee = host.runtime("checked", &args, &[]).await;
     let caller = host.runtime("caller", &[], &[]).await;
-    let status = || async {
-        client()
-            .get(caller.http("/v1.0/invoke/checked/method/x"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    let wait_for = |want: u16| async move {
-        for _ in 0..60 {
-            if status().await == want {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    };
+    let url = caller.http("/v1.0/invoke/checked/method/x");
+    let status = || async { client().post(&url).send().await.unwrap().status().as_u16() };
+    let wait_for = |want: u16| answers(&url, want);
     assert!(wait_for(200).await, "healthy at first");
     app.state.healthy.store(false, Ordering::SeqCst);
     assert!(wait_for(500).await, "refused while unhealthy");
@@ -855,24 +851,8 @@ async fn health_checks_of_a_grpc_app() {
     );
     let _callee = host.runtime("checked-grpc", &args, &[]).await;
     let caller = host.runtime("caller", &[], &[]).await;
-    let status = || async {
-        client()
-            .post(caller.http("/v1.0/invoke/checked-grpc/method/m"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    let wait_for = |want: u16| async move {
-        for _ in 0..60 {
-            if status().await == want {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    };
+    let url = caller.http("/v1.0/invoke/checked-grpc/method/m");
+    let wait_for = |want: u16| answers(&url, want);
     assert!(wait_for(200).await, "healthy at first");
     app.state.healthy.store(false, Ordering::SeqCst);
     assert!(
