@@ -275,3 +275,5 @@ mod name_resolution {
         );
     }
 }
+
+mod pubsub;

@@ -1,0 +1,251 @@
+//! The subscriber's side: what receives events (the app over HTTP or gRPC,
+//! or a streaming subscription) and how its answers read.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::cloudevent::{self, CloudEvent};
+use crate::component::Metadata;
+use crate::subscription::{SubscriptionSpec, field};
+
+/// One event to deliver.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub pubsub: String,
+    pub topic: String,
+    /// The route the rules chose.
+    pub path: String,
+    pub event: CloudEvent,
+    /// What HTTP apps receive: the bytes as published, or the synthesised
+    /// event of a raw payload.
+    pub body: Bytes,
+    /// The message's metadata and `pubsubName`: HTTP headers or gRPC
+    /// metadata for the app.
+    pub metadata: Metadata,
+}
+
+impl Event {
+    pub fn id(&self) -> &str {
+        cloudevent::attribute(&self.event, "id")
+    }
+}
+
+/// What became of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Processed: acknowledge.
+    Success,
+    /// `RETRY`, an error answer or none: deliver again (or dead-letter).
+    Retry(String),
+    /// `DROP` or 404: never again; dead-letter it if the subscription says so.
+    Drop(String),
+    /// The app has no handler for it (gRPC `Unimplemented`): acknowledged,
+    /// not dead-lettered, as in daprd.
+    Discard(String),
+}
+
+/// The app's status word, on HTTP (`{"status": ...}`) and in bulk answers.
+pub fn outcome_of_status(status: &str, bulk: bool) -> Outcome {
+    match status {
+        "SUCCESS" => Outcome::Success,
+        // A single delivery's empty status is success; a bulk entry's is
+        // not (daprd's rule).
+        "" if !bulk => Outcome::Success,
+        "DROP" => Outcome::Drop("the app answered DROP".into()),
+        "RETRY" => Outcome::Retry("the app answered RETRY".into()),
+        "" => Outcome::Retry("the app gave no status".into()),
+        other => Outcome::Retry(format!("the app answered the unknown status '{other}'")),
+    }
+}
+
+/// Reads a 2xx HTTP answer to a single delivery: an empty body, one that is
+/// not `{"status": "..."}`, or `SUCCESS` is success.
+pub fn outcome_of_http_body(body: &[u8]) -> Outcome {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => match field(&object, "status") {
+            Some(Value::String(status)) => outcome_of_status(status, false),
+            _ => Outcome::Success,
+        },
+        _ => Outcome::Success,
+    }
+}
+
+/// One entry of a bulk delivery.
+#[derive(Clone, Debug)]
+pub struct BulkEntry {
+    pub entry_id: String,
+    pub payload: BulkPayload,
+    pub content_type: String,
+    pub metadata: Metadata,
+}
+
+#[derive(Clone, Debug)]
+pub enum BulkPayload {
+    CloudEvent(CloudEvent),
+    /// A raw payload (`rawPayload` subscriptions).
+    Raw(Bytes),
+}
+
+/// Events delivered in one call (bulk subscribe).
+#[derive(Clone, Debug)]
+pub struct BulkEvent {
+    pub id: String,
+    pub pubsub: String,
+    pub topic: String,
+    pub path: String,
+    pub metadata: Metadata,
+    pub entries: Vec<BulkEntry>,
+}
+
+/// What became of a bulk delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BulkOutcome {
+    /// One outcome for every entry.
+    All(Outcome),
+    /// By entry id; an entry missing from the answer is retried.
+    PerEntry(HashMap<String, Outcome>),
+}
+
+impl BulkOutcome {
+    pub fn of(&self, entry_id: &str) -> Outcome {
+        match self {
+            BulkOutcome::All(outcome) => outcome.clone(),
+            BulkOutcome::PerEntry(outcomes) => {
+                outcomes.get(entry_id).cloned().unwrap_or_else(|| {
+                    Outcome::Retry(format!("no answer for entry {entry_id}: RETRY required"))
+                })
+            }
+        }
+    }
+}
+
+/// Reads a 2xx answer to a bulk delivery (`{"statuses": [{"entryId",
+/// "status"}]}`); a body that does not parse retries every entry.
+pub fn bulk_outcome_of_http_body(body: &[u8]) -> BulkOutcome {
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    let statuses = parsed
+        .as_ref()
+        .and_then(Value::as_object)
+        .and_then(|o| field(o, "statuses"))
+        .and_then(Value::as_array);
+    let Some(statuses) = statuses else {
+        return BulkOutcome::All(Outcome::Retry(
+            "the app's bulk answer has no statuses".into(),
+        ));
+    };
+    let outcomes = statuses
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|entry| {
+            let id = field(entry, "entryId")?.as_str()?.to_owned();
+            let status = field(entry, "status")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Some((id, outcome_of_status(status, true)))
+        })
+        .collect();
+    BulkOutcome::PerEntry(outcomes)
+}
+
+/// The body of an HTTP bulk delivery.
+pub fn bulk_http_body(event: &BulkEvent) -> Vec<u8> {
+    use base64::Engine as _;
+    let entries: Vec<Value> = event
+        .entries
+        .iter()
+        .map(|entry| {
+            let payload = match &entry.payload {
+                BulkPayload::CloudEvent(ce) => Value::Object(ce.clone()),
+                BulkPayload::Raw(bytes) => {
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+            };
+            let mut object = serde_json::Map::new();
+            object.insert("entryId".into(), entry.entry_id.clone().into());
+            object.insert("event".into(), payload);
+            object.insert(
+                "metadata".into(),
+                serde_json::to_value(&entry.metadata).unwrap_or_default(),
+            );
+            if !entry.content_type.is_empty() {
+                object.insert("contentType".into(), entry.content_type.clone().into());
+            }
+            Value::Object(object)
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "id": event.id,
+        "type": cloudevent::DEFAULT_BULK_TYPE,
+        "topic": event.topic,
+        "pubsubname": event.pubsub,
+        "metadata": event.metadata,
+        "entries": entries,
+    }))
+    .expect("JSON values serialise")
+}
+
+/// What events are delivered to.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    async fn deliver(&self, event: &Event) -> Outcome;
+
+    async fn deliver_bulk(&self, event: &BulkEvent) -> BulkOutcome;
+}
+
+/// The app as a subscriber: it also declares subscriptions of its own.
+#[async_trait]
+pub trait AppSubscriber: Sink {
+    /// `GET /dapr/subscribe` or `ListTopicSubscriptions`; an empty list
+    /// when the app declares none.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_delivery_answers() {
+        assert_eq!(outcome_of_http_body(b""), Outcome::Success);
+        assert_eq!(outcome_of_http_body(b"null"), Outcome::Success);
+        assert_eq!(outcome_of_http_body(b"not json"), Outcome::Success);
+        assert_eq!(outcome_of_http_body(br#"{"status":""}"#), Outcome::Success);
+        assert_eq!(
+            outcome_of_http_body(br#"{"status":"SUCCESS"}"#),
+            Outcome::Success
+        );
+        assert!(matches!(
+            outcome_of_http_body(br#"{"status":"RETRY"}"#),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(
+            outcome_of_http_body(br#"{"Status":"DROP"}"#),
+            Outcome::Drop(_)
+        ));
+        assert!(matches!(
+            outcome_of_http_body(br#"{"status":"success"}"#),
+            Outcome::Retry(_)
+        ));
+    }
+
+    #[test]
+    fn bulk_answers() {
+        let outcome = bulk_outcome_of_http_body(
+            br#"{"statuses":[{"entryId":"a","status":"SUCCESS"},{"entryID":"b","status":"DROP"},{"entryId":"c","status":""}]}"#,
+        );
+        assert_eq!(outcome.of("a"), Outcome::Success);
+        assert!(matches!(outcome.of("b"), Outcome::Drop(_)));
+        assert!(matches!(outcome.of("c"), Outcome::Retry(_)), "empty status");
+        assert!(
+            matches!(outcome.of("d"), Outcome::Retry(_)),
+            "missing entry"
+        );
+        assert!(matches!(
+            bulk_outcome_of_http_body(b""),
+            BulkOutcome::All(Outcome::Retry(_))
+        ));
+    }
+}
