@@ -16,23 +16,34 @@ pub fn components(data_dir: &Path) -> Vec<Component> {
         name: name.into(),
         source: MetadataSource::Value(value),
     };
-    vec![Component {
-        // The name `dapr init` gives its state store.
-        name: "statestore".into(),
+    let component = |name: &str, type_name: &str, metadata: Vec<MetadataItem>| Component {
+        name: name.into(),
         namespace: None,
-        type_name: "state.sqlite".into(),
+        type_name: type_name.into(),
         version: "v1".into(),
         init_timeout: Duration::from_secs(5),
         ignore_errors: false,
-        metadata: vec![
-            item(
-                "connectionString",
-                data_dir.join("state.db").to_string_lossy().into_owned(),
-            ),
-            item("actorStateStore", "true".into()),
-        ],
+        metadata,
         secret_store: None,
         scopes: vec![],
         file: EMBEDDED.into(),
-    }]
+    };
+    let file = |name: &str| data_dir.join(name).to_string_lossy().into_owned();
+    vec![
+        // The names `dapr init` gives its components.
+        component(
+            "statestore",
+            "state.sqlite",
+            vec![
+                item("connectionString", file("state.db")),
+                item("actorStateStore", "true".into()),
+            ],
+        ),
+        // Shared by the runtimes of this host through the data directory.
+        component(
+            "pubsub",
+            "pubsub.sqlite",
+            vec![item("connectionString", file("pubsub.db"))],
+        ),
+    ]
 }

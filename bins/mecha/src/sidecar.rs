@@ -14,7 +14,8 @@ use mecha_config::{LoadOptions, Report, load_configuration, load_resources};
 use mecha_core::units::parse_quantity;
 use mecha_nameresolution::{Registration, Resolver};
 use mecha_runtime::{
-    AppConnection, AppHealthCheck, Runtime, RuntimeInfo, plan, plan_name_resolution,
+    AppConnection, AppHealthCheck, Runtime, RuntimeInfo, check_subscriptions, declarative_spec,
+    plan, plan_name_resolution, start_subscriptions, stop_pubsub,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -137,6 +138,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
 
     // Resources: the folders given, or the embedded defaults.
     let mut report = Report::default();
+    let mut subscriptions = Vec::new();
     let components = if args.resources_path.is_empty() {
         tracing::info!(data_dir = %data_dir.display(), "no resources path given: using the embedded defaults");
         defaults::components(&data_dir)
@@ -150,6 +152,11 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             tracing::info!(file = %skipped.file.display(), kind = %skipped.kind, name = %skipped.name, "resource skipped: {}", skipped.reason);
         }
         report.merge(load_report);
+        report.merge(check_subscriptions(
+            &resources.subscriptions,
+            &resources.components,
+        ));
+        subscriptions = resources.subscriptions;
         resources.components
     };
     let (configuration, config_report) = load_configuration(&args.config);
@@ -203,6 +210,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     report_problems(&report)?;
 
     let runtime = Runtime::new(info);
+    runtime.set_declarative_subscriptions(subscriptions.iter().map(declarative_spec).collect());
     let api = Api::new(runtime.clone());
     let app_channel = start_app_channel(&args, &runtime, max_body);
 
@@ -305,7 +313,16 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     // Build (connect) the components.
     tokio::select! {
         built = plan.build() => match built {
-            Ok(store) => runtime.set_components(store),
+            Ok(store) => {
+                runtime.set_components(store);
+                let rt = runtime.clone();
+                tokio::spawn(async move {
+                    rt.wait_ready().await;
+                    if !rt.is_shutting_down() {
+                        start_subscriptions(&rt).await;
+                    }
+                });
+            }
             Err(errors) => {
                 for error in &errors {
                     tracing::error!("{error}");
@@ -326,6 +343,9 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         stop_signal(runtime.clone()).await;
     }
     tracing::info!("shutting down: draining in-flight requests");
+    let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
+    // Stop taking messages first, and let deliveries in flight settle.
+    stop_pubsub(&runtime, grace).await;
     if let Some(resolver) = &resolver
         && let Err(err) = resolver.close().await
     {
@@ -365,6 +385,7 @@ fn start_app_channel(
     };
     let channel = Channel::start(config);
     runtime.set_app_channel(channel.clone());
+    runtime.set_app_subscriber(channel.clone());
     Some(channel)
 }
 

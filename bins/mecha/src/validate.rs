@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mecha_config::{LoadOptions, load_configuration, load_resources};
-use mecha_runtime::{RuntimeInfo, plan};
+use mecha_runtime::{RuntimeInfo, check_subscriptions, plan};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
@@ -38,6 +38,10 @@ pub fn main(args: ValidateArgs) -> ExitCode {
     };
     let (planned, plan_report) = plan(&resources.components, &mecha_registry::registry(), &info);
     report.merge(plan_report);
+    report.merge(check_subscriptions(
+        &resources.subscriptions,
+        &resources.components,
+    ));
     for skipped in &resources.skipped {
         println!(
             "skipped: {}: {} '{}': {}",
@@ -54,7 +58,11 @@ pub fn main(args: ValidateArgs) -> ExitCode {
         println!("error: {error}");
     }
     if report.is_ok() {
-        println!("ok: {} component(s) valid", planned.len());
+        println!(
+            "ok: {} component(s) and {} subscription(s) valid",
+            planned.len(),
+            resources.subscriptions.len()
+        );
         ExitCode::SUCCESS
     } else {
         println!("{} error(s)", report.errors.len());

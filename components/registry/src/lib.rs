@@ -12,15 +12,23 @@ pub fn registry() -> Registry {
 
     #[cfg(feature = "memory")]
     registry.register_state(mecha_component_memory::MemoryStateFactory);
+    #[cfg(feature = "memory")]
+    registry.register_pubsub(mecha_component_memory::MemoryPubSubFactory);
     #[cfg(not(feature = "memory"))]
     registry.register_state(CompiledOut("state.in-memory", "memory"));
+    #[cfg(not(feature = "memory"))]
+    registry.register_pubsub(CompiledOut("pubsub.in-memory", "memory"));
 
     #[cfg(feature = "sqlite")]
     registry.register_state(mecha_component_sqlite::SqliteStateFactory);
     #[cfg(feature = "sqlite")]
+    registry.register_pubsub(mecha_component_sqlite::SqlitePubSubFactory);
+    #[cfg(feature = "sqlite")]
     registry.register_nameresolution(mecha_component_sqlite::SqliteNameResolutionFactory);
     #[cfg(not(feature = "sqlite"))]
     registry.register_state(CompiledOut("state.sqlite", "sqlite"));
+    #[cfg(not(feature = "sqlite"))]
+    registry.register_pubsub(CompiledOut("pubsub.sqlite", "sqlite"));
 
     #[cfg(feature = "mdns")]
     registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);
@@ -37,11 +45,21 @@ mod compiled_out {
 
     use async_trait::async_trait;
     use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+    use mecha_pubsub::PubSub;
     use mecha_state::StateStore;
 
     /// A component type this binary was built without: using it is a clear
     /// validation error naming the cargo feature that builds it.
     pub struct CompiledOut(pub &'static str, pub &'static str);
+
+    impl CompiledOut {
+        fn refuse(&self, metadata: &MetadataReader<'_>) {
+            metadata.error(format!(
+                "{} is not compiled into this binary; build mecha with the cargo feature '{}'",
+                self.0, self.1
+            ));
+        }
+    }
 
     impl Factory<dyn StateStore> for CompiledOut {
         fn type_name(&self) -> &'static str {
@@ -54,10 +72,23 @@ mod compiled_out {
             metadata: &MetadataReader<'_>,
             _ctx: &ComponentContext,
         ) -> Box<dyn Builder<dyn StateStore>> {
-            metadata.error(format!(
-                "{} is not compiled into this binary; build mecha with the cargo feature '{}'",
-                self.0, self.1
-            ));
+            self.refuse(metadata);
+            Box::new(Never)
+        }
+    }
+
+    impl Factory<dyn PubSub> for CompiledOut {
+        fn type_name(&self) -> &'static str {
+            self.0
+        }
+
+        fn configure(
+            &self,
+            _version: &str,
+            metadata: &MetadataReader<'_>,
+            _ctx: &ComponentContext,
+        ) -> Box<dyn Builder<dyn PubSub>> {
+            self.refuse(metadata);
             Box::new(Never)
         }
     }
@@ -67,6 +98,13 @@ mod compiled_out {
     #[async_trait]
     impl Builder<dyn StateStore> for Never {
         async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
+            anyhow::bail!("component compiled out")
+        }
+    }
+
+    #[async_trait]
+    impl Builder<dyn PubSub> for Never {
+        async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
             anyhow::bail!("component compiled out")
         }
     }

@@ -9,6 +9,7 @@ mod internal;
 mod peers;
 mod proxy;
 mod service;
+mod stream;
 
 use mecha_api::Api;
 use mecha_proto::internal::v1::invocation_server::InvocationServer;

@@ -1,11 +1,13 @@
 //! The `Dapr` service: each method maps its message onto the API layer.
 
 use mecha_api::Api;
+use mecha_api::pubsub::{BulkEntry, BulkPublish, Publish};
 use mecha_api::state::TransactionOperation;
 use mecha_invoke::InvokeRequest;
 use mecha_proto::runtime::{self as pb, dapr_server::Dapr};
 use mecha_state::DeleteRequest;
-use tonic::{Request, Response, Status};
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, status_from};
 
@@ -193,6 +195,27 @@ impl Dapr for DaprService {
                 })
                 .collect(),
             extended_metadata: meta.extended.into_iter().collect(),
+            subscriptions: meta
+                .subscriptions
+                .iter()
+                .map(|s| pb::PubsubSubscription {
+                    pubsub_name: s.pubsub.clone(),
+                    topic: s.topic.clone(),
+                    metadata: s.metadata.clone().into_iter().collect(),
+                    rules: Some(pb::PubsubSubscriptionRules {
+                        rules: s
+                            .rules
+                            .iter()
+                            .map(|r| pb::PubsubSubscriptionRule {
+                                r#match: r.matches.clone(),
+                                path: r.path.clone(),
+                            })
+                            .collect(),
+                    }),
+                    dead_letter_topic: s.dead_letter_topic.clone().unwrap_or_default(),
+                    r#type: s.kind.grpc_value(),
+                })
+                .collect(),
             app_connection_properties: Some(pb::AppConnectionProperties {
                 port: app.port.map(i32::from).unwrap_or(0),
                 protocol: app.protocol,
@@ -327,6 +350,75 @@ impl Dapr for DaprService {
         });
         *answer.metadata_mut() = out;
         Ok(answer)
+    }
+
+    async fn publish_event(&self, request: Request<pb::PublishEventRequest>) -> Answer<()> {
+        let (metadata, _, req) = request.into_parts();
+        self.api
+            .publish(Publish {
+                pubsub: req.pubsub_name,
+                topic: req.topic,
+                data: req.data,
+                content_type: Some(req.data_content_type).filter(|c| !c.is_empty()),
+                metadata: convert::metadata(req.metadata),
+                trace: metadata.into_headers(),
+            })
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(()))
+    }
+
+    async fn bulk_publish_event(
+        &self,
+        request: Request<pb::BulkPublishRequest>,
+    ) -> Answer<pb::BulkPublishResponse> {
+        let (metadata, _, req) = request.into_parts();
+        let entries = req
+            .entries
+            .into_iter()
+            .map(|entry| BulkEntry {
+                entry_id: entry.entry_id,
+                event: entry.event,
+                content_type: entry.content_type,
+                metadata: convert::metadata(entry.metadata),
+            })
+            .collect();
+        // Unlike daprd, entries that failed come back in the answer (as the
+        // proto describes) instead of failing the whole call.
+        let failed = self
+            .api
+            .bulk_publish(BulkPublish {
+                pubsub: req.pubsub_name,
+                topic: req.topic,
+                entries,
+                metadata: convert::metadata(req.metadata),
+                trace: metadata.into_headers(),
+            })
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::BulkPublishResponse {
+            failed_entries: failed
+                .into_iter()
+                .map(|f| pb::BulkPublishResponseFailedEntry {
+                    entry_id: f.entry_id,
+                    error: f.error,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn bulk_publish_event_alpha1(
+        &self,
+        request: Request<pb::BulkPublishRequest>,
+    ) -> Answer<pb::BulkPublishResponse> {
+        self.bulk_publish_event(request).await
+    }
+
+    async fn subscribe_topic_events_alpha1(
+        &self,
+        request: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
+    ) -> Answer<BoxStream<pb::SubscribeTopicEventsResponseAlpha1>> {
+        crate::stream::subscribe(&self.api, request).await
     }
 
     async fn shutdown(&self, _request: Request<pb::ShutdownRequest>) -> Answer<()> {

@@ -33,6 +33,19 @@ fn too_large(max: usize) -> ApiError {
     ))
 }
 
+/// `?metadata.k=v` parameters, without their prefix.
+pub(crate) fn query_metadata(
+    params: &[(String, String)],
+) -> std::collections::BTreeMap<String, String> {
+    params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata.")
+                .map(|k| (k.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
 /// Decodes JSON with Dapr's error for a malformed body.
 pub(crate) fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| {

@@ -6,6 +6,7 @@ mod body;
 mod error;
 mod invoke;
 mod metadata;
+mod pubsub;
 mod routes;
 mod state;
 

@@ -38,6 +38,40 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
             "healthThreshold": health.threshold,
         });
     }
+    // Rules are flattened here (gRPC keeps `rules.rules`), as in daprd.
+    let subscriptions: Vec<Value> = meta
+        .subscriptions
+        .iter()
+        .map(|s| {
+            let rules: Vec<Value> = s
+                .rules
+                .iter()
+                .map(|r| {
+                    let mut rule = serde_json::Map::new();
+                    if !r.matches.is_empty() {
+                        rule.insert("match".into(), json!(r.matches));
+                    }
+                    if !r.path.is_empty() {
+                        rule.insert("path".into(), json!(r.path));
+                    }
+                    Value::Object(rule)
+                })
+                .collect();
+            let mut entry = json!({
+                "pubsubname": s.pubsub,
+                "topic": s.topic,
+                "deadLetterTopic": s.dead_letter_topic.clone().unwrap_or_default(),
+                "type": s.kind.as_str(),
+            });
+            if !s.metadata.is_empty() {
+                entry["metadata"] = json!(s.metadata);
+            }
+            if !rules.is_empty() {
+                entry["rules"] = Value::Array(rules);
+            }
+            entry
+        })
+        .collect();
     Json(json!({
         "id": meta.id,
         "runtimeVersion": meta.runtime_version,
@@ -45,7 +79,7 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
         "actors": [],
         "components": components,
         "extended": meta.extended,
-        "subscriptions": [],
+        "subscriptions": subscriptions,
         "httpEndpoints": [],
         "appConnectionProperties": app_json,
         "actorRuntime": {

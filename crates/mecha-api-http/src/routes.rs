@@ -9,12 +9,10 @@ use axum::routing::{any, get, post, put};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
-use crate::{Ctx, invoke, metadata, state};
+use crate::{Ctx, invoke, metadata, pubsub, state};
 
 /// API groups not built yet: each answers 501 with Dapr's error body.
 const NOT_YET: &[(&str, &str)] = &[
-    ("/v1.0/publish/{*rest}", "pub/sub"),
-    ("/v1.0-alpha1/publish/{*rest}", "pub/sub"),
     ("/v1.0/bindings/{*rest}", "bindings"),
     ("/v1.0/secrets/{*rest}", "secrets"),
     ("/v1.0/configuration/{*rest}", "configuration"),
@@ -43,7 +41,31 @@ pub(crate) fn build(ctx: Ctx) -> Router {
         .route("/v1.0/healthz", get(metadata::healthz))
         .route("/v1.0/healthz/outbound", get(metadata::outbound_healthz))
         .route("/v1.0/shutdown", post(metadata::shutdown))
-        .route("/v1.0/invoke/{*rest}", any(invoke::by_path));
+        .route("/v1.0/invoke/{*rest}", any(invoke::by_path))
+        .route(
+            "/v1.0/publish/bulk/{pubsub}/{*topic}",
+            post(pubsub::bulk_publish).put(pubsub::bulk_publish),
+        )
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            post(pubsub::bulk_publish).put(pubsub::bulk_publish),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}/{*topic}",
+            post(pubsub::publish).put(pubsub::publish),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}",
+            post(pubsub::publish_incomplete).put(pubsub::publish_incomplete),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}/",
+            post(pubsub::publish_incomplete).put(pubsub::publish_incomplete),
+        )
+        .route(
+            "/v1.0/publish/",
+            post(pubsub::publish_incomplete).put(pubsub::publish_incomplete),
+        );
     for (path, what) in NOT_YET {
         let what: &'static str = what;
         router = router.route(

@@ -14,22 +14,11 @@ use mecha_state::{DeleteRequest, Metadata, SetRequest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::{self, Object, Text};
+use crate::body::{self, Object, Text, query_metadata};
 use crate::error::ErrorResponse;
 use crate::{Ctx, routes};
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-/// `?metadata.k=v` parameters, without their prefix.
-fn query_metadata(params: &[(String, String)]) -> Metadata {
-    params
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("metadata.")
-                .map(|k| (k.to_owned(), v.clone()))
-        })
-        .collect()
-}
 
 fn query_value<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
     params

@@ -7,6 +7,7 @@
 mod health;
 pub mod invoke;
 mod metadata;
+pub mod pubsub;
 pub mod state;
 
 use std::sync::Arc;

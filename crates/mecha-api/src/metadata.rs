@@ -2,8 +2,10 @@
 //! `SetMetadata`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use mecha_core::ApiError;
+use mecha_pubsub::SubscriptionSpec;
 use mecha_runtime::{AppHealthCheck, ComponentInfo};
 
 use crate::Api;
@@ -27,6 +29,8 @@ pub struct MetadataSnapshot {
     pub enabled_features: Vec<String>,
     pub components: Vec<ComponentInfo>,
     pub extended: BTreeMap<String, String>,
+    /// The running subscriptions.
+    pub subscriptions: Vec<Arc<SubscriptionSpec>>,
     pub app_connection: AppConnectionInfo,
     /// `DISABLED` until actors exist.
     pub actor_runtime_status: &'static str,
@@ -52,6 +56,7 @@ impl Api {
             enabled_features: info.enabled_features.clone(),
             components: rt.components().infos().to_vec(),
             extended,
+            subscriptions: rt.subscriptions().list(),
             app_connection,
             actor_runtime_status: "DISABLED",
             placement: if info.placement_addresses.is_empty() {

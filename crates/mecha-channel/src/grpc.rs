@@ -45,14 +45,14 @@ impl tower::Service<http::Request<tonic::body::Body>> for AppService {
 }
 
 impl Channel {
-    fn grpc_service(&self) -> AppService {
+    pub(crate) fn grpc_service(&self) -> AppService {
         AppService {
             client: self.client.clone(),
             base: self.base.parse().expect("the base URI is valid"),
         }
     }
 
-    fn grpc_metadata(&self, headers: &HeaderMap) -> MetadataMap {
+    pub(crate) fn grpc_metadata(&self, headers: &HeaderMap) -> MetadataMap {
         let mut metadata = MetadataMap::from_headers(headers::to_grpc_metadata(headers));
         if let Some(token) = self.config.token.as_deref().and_then(|t| t.parse().ok()) {
             metadata.insert(API_TOKEN, token);

@@ -2,7 +2,6 @@
 //! interval; after `threshold` failures in a row it is unhealthy and calls
 //! to it are refused, until a probe succeeds again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ pub struct HealthCheck {
 }
 
 pub struct Health {
-    healthy: AtomicBool,
+    healthy: tokio::sync::watch::Sender<bool>,
 }
 
 impl Health {
@@ -29,16 +28,22 @@ impl Health {
     /// until the first probe succeeds.
     pub fn new(checked: bool) -> Arc<Self> {
         Arc::new(Self {
-            healthy: AtomicBool::new(!checked),
+            healthy: tokio::sync::watch::Sender::new(!checked),
         })
     }
 
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
+        *self.healthy.borrow()
+    }
+
+    /// Resolves once the app is healthy.
+    pub async fn wait_healthy(&self) {
+        let mut rx = self.healthy.subscribe();
+        let _ = rx.wait_for(|healthy| *healthy).await;
     }
 
     fn set(&self, healthy: bool) {
-        if self.healthy.swap(healthy, Ordering::AcqRel) != healthy {
+        if self.healthy.send_replace(healthy) != healthy {
             if healthy {
                 tracing::info!("the app is healthy");
             } else {

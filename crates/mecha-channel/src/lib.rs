@@ -11,6 +11,8 @@ mod client;
 mod grpc;
 mod health;
 mod limit;
+mod pubsub;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,8 @@ use mecha_invoke::{AppChannel, ChannelError, InvokeRequest, InvokeResponse};
 
 pub use client::Protocol;
 pub use health::HealthCheck;
+pub use pubsub::{proto_struct, topic_event_request};
+pub use stream::StreamSink;
 
 /// How to reach the app.
 #[derive(Clone, Debug)]

@@ -11,4 +11,7 @@ mod resources;
 pub use configuration::{Configuration, FeatureFlag, NameResolutionSpec, load_configuration};
 pub use loader::{LoadOptions, load_resources, parse_documents};
 pub use report::{Problem, Report};
-pub use resources::{Component, MetadataItem, MetadataSource, Resources, SkippedResource};
+pub use resources::{
+    BulkSubscribe, Component, MetadataItem, MetadataSource, Resources, RouteRule, SkippedResource,
+    Subscription,
+};

@@ -51,6 +51,43 @@ impl Component {
     }
 }
 
+/// One routing rule of a `Subscription`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRule {
+    /// The CEL expression (`match`).
+    pub matches: String,
+    pub path: String,
+}
+
+/// `bulkSubscribe` of a `Subscription`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BulkSubscribe {
+    pub enabled: bool,
+    pub max_messages_count: i64,
+    pub max_await_duration_ms: i64,
+}
+
+/// A `Subscription` resource (`dapr.io/v1alpha1` with `spec.route`, or
+/// `dapr.io/v2alpha1` with `spec.routes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub name: String,
+    pub pubsub_name: String,
+    pub topic: String,
+    /// The v2alpha1 rules, in order.
+    pub rules: Vec<RouteRule>,
+    /// `routes.default` (v2alpha1).
+    pub default_route: String,
+    /// `route` (v1alpha1).
+    pub route: String,
+    pub metadata: std::collections::BTreeMap<String, String>,
+    pub dead_letter_topic: Option<String>,
+    pub bulk_subscribe: Option<BulkSubscribe>,
+    pub scopes: Vec<String>,
+    /// The file it came from.
+    pub file: PathBuf,
+}
+
 /// A resource that was read but not loaded, and why (logged once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkippedResource {
@@ -64,5 +101,6 @@ pub struct SkippedResource {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
     pub components: Vec<Component>,
+    pub subscriptions: Vec<Subscription>,
     pub skipped: Vec<SkippedResource>,
 }

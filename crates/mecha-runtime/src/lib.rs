@@ -4,10 +4,12 @@
 
 mod components;
 mod nameresolution;
+mod pubsub;
 mod registry;
 mod runtime;
 
 pub use components::{ComponentInfo, ComponentStore, Plan, StateEntry, plan};
 pub use nameresolution::{DEFAULT_REGISTRY_FILE, plan_name_resolution};
+pub use pubsub::{check_subscriptions, declarative_spec, start_subscriptions, stop_pubsub};
 pub use registry::Registry;
 pub use runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo};

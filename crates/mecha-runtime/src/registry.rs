@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use mecha_core::Factory;
 use mecha_nameresolution::NameResolver;
+use mecha_pubsub::PubSub;
 use mecha_state::StateStore;
 
 /// Every component type the runtime can build, by building block.
 #[derive(Default, Clone)]
 pub struct Registry {
     state: BTreeMap<&'static str, Arc<dyn Factory<dyn StateStore>>>,
+    pubsub: BTreeMap<&'static str, Arc<dyn Factory<dyn PubSub>>>,
     nameresolution: BTreeMap<&'static str, Arc<dyn Factory<dyn NameResolver>>>,
 }
 
@@ -35,6 +37,17 @@ impl Registry {
         self.state.get(type_name)
     }
 
+    /// Registers a pub/sub component type.
+    pub fn register_pubsub(&mut self, factory: impl Factory<dyn PubSub> + 'static) {
+        let name = factory.type_name();
+        let previous = self.pubsub.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    pub fn pubsub(&self, type_name: &str) -> Option<&Arc<dyn Factory<dyn PubSub>>> {
+        self.pubsub.get(type_name)
+    }
+
     /// Registers a name resolution component type.
     pub fn register_nameresolution(&mut self, factory: impl Factory<dyn NameResolver> + 'static) {
         let name = factory.type_name();
@@ -53,7 +66,14 @@ impl Registry {
 
     /// Every known component type (loadable from resource files), sorted.
     pub fn known_types(&self) -> Vec<&'static str> {
-        self.state.keys().copied().collect()
+        let mut types: Vec<&'static str> = self
+            .state
+            .keys()
+            .chain(self.pubsub.keys())
+            .copied()
+            .collect();
+        types.sort_unstable();
+        types
     }
 
     /// Every known name resolution type, sorted.

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use mecha_invoke::{AppChannel, Peers};
 use mecha_nameresolution::Resolver;
+use mecha_pubsub::subscription::SubscriptionSpec;
+use mecha_pubsub::{AppSubscriber, Subscriptions};
 use tokio::sync::watch;
 
 use crate::components::ComponentStore;
@@ -59,6 +61,9 @@ pub struct Runtime {
     /// True once the app listens (at once when there is no app).
     app_ready: AtomicBool,
     app_channel: OnceLock<Arc<dyn AppChannel>>,
+    app_subscriber: OnceLock<Arc<dyn AppSubscriber>>,
+    declarative: RwLock<Vec<SubscriptionSpec>>,
+    subscriptions: Subscriptions,
     resolver: OnceLock<Arc<Resolver>>,
     peers: OnceLock<Arc<dyn Peers>>,
     extended: RwLock<BTreeMap<String, String>>,
@@ -77,6 +82,9 @@ impl Runtime {
             api_ready: AtomicBool::new(false),
             app_ready: AtomicBool::new(!has_app),
             app_channel: OnceLock::new(),
+            app_subscriber: OnceLock::new(),
+            declarative: RwLock::default(),
+            subscriptions: Subscriptions::new(),
             resolver: OnceLock::new(),
             peers: OnceLock::new(),
             extended: RwLock::default(),
@@ -120,6 +128,30 @@ impl Runtime {
     /// The app channel; `None` when the runtime has no app.
     pub fn app_channel(&self) -> Option<&Arc<dyn AppChannel>> {
         self.app_channel.get()
+    }
+
+    /// Installs the app as a subscriber (once, at start).
+    pub fn set_app_subscriber(&self, app: Arc<dyn AppSubscriber>) {
+        let _ = self.app_subscriber.set(app);
+    }
+
+    /// The app as a subscriber; `None` when the runtime has no app.
+    pub fn app_subscriber(&self) -> Option<&Arc<dyn AppSubscriber>> {
+        self.app_subscriber.get()
+    }
+
+    /// The `Subscription` resources loaded for this app.
+    pub fn set_declarative_subscriptions(&self, specs: Vec<SubscriptionSpec>) {
+        *self.declarative.write().expect("lock") = specs;
+    }
+
+    pub fn declarative_subscriptions(&self) -> Vec<SubscriptionSpec> {
+        self.declarative.read().expect("lock").clone()
+    }
+
+    /// The running subscriptions.
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
     }
 
     /// Installs name resolution and the client of other runtimes.

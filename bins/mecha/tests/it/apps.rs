@@ -16,11 +16,15 @@ use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::StreamExt;
 use mecha_proto::common::{InvokeRequest, InvokeResponse};
-use mecha_proto::runtime::HealthCheckResponse;
 use mecha_proto::runtime::app_callback_health_check_server::{
     AppCallbackHealthCheck, AppCallbackHealthCheckServer,
 };
 use mecha_proto::runtime::app_callback_server::{AppCallback, AppCallbackServer};
+use mecha_proto::runtime::{
+    HealthCheckResponse, ListTopicSubscriptionsResponse, TopicEventBulkRequest,
+    TopicEventBulkResponse, TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse,
+    TopicSubscription,
+};
 use mecha_proto::testing::v1::echo_server::{Echo, EchoServer};
 use mecha_proto::testing::v1::{EchoReply, EchoRequest};
 use tokio::net::TcpListener;
@@ -37,6 +41,65 @@ pub struct AppState {
     /// The length of the last body read to its end.
     pub last_complete: std::sync::atomic::AtomicU64,
     pub last_headers: Mutex<BTreeMap<String, String>>,
+    /// What `GET /dapr/subscribe` answers (404 when `None`).
+    pub subscriptions: Mutex<Option<serde_json::Value>>,
+    /// What `ListTopicSubscriptions` answers.
+    pub grpc_subscriptions: Mutex<Vec<TopicSubscription>>,
+    /// Every event delivered, in order.
+    pub events: Mutex<Vec<Received>>,
+    /// Deliveries per event id.
+    pub deliveries: Mutex<BTreeMap<String, usize>>,
+}
+
+/// An event as the app received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The route (HTTP path, or gRPC `path`).
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    /// The CloudEvent (HTTP body; for gRPC, rebuilt from the request).
+    pub event: serde_json::Value,
+    /// How many entries came in the same delivery (bulk), else 1.
+    pub batch: usize,
+}
+
+impl AppState {
+    pub fn events(&self) -> Vec<Received> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The `data` of every event received, in order.
+    pub fn data(&self) -> Vec<serde_json::Value> {
+        self.events()
+            .iter()
+            .map(|e| e.event["data"].clone())
+            .collect()
+    }
+
+    /// Records an event; returns how many times it came before.
+    fn record(&self, received: Received) -> usize {
+        let id = received.event["id"].as_str().unwrap_or_default().to_owned();
+        let before = {
+            let mut deliveries = self.deliveries.lock().unwrap();
+            let count = deliveries.entry(id).or_default();
+            *count += 1;
+            *count - 1
+        };
+        self.events.lock().unwrap().push(received);
+        before
+    }
+}
+
+/// The answer an event asks for in `data.answer`: `RETRY`, `DROP`,
+/// `SUCCESS`, `retry-once`, `404`, `500`, `unimplemented`, `error`; none is
+/// success.
+fn wanted_answer(event: &serde_json::Value, before: usize) -> String {
+    let answer = event["data"]["answer"].as_str().unwrap_or_default();
+    match answer {
+        "retry-once" if before == 0 => "RETRY".into(),
+        "retry-once" => "SUCCESS".into(),
+        other => other.to_owned(),
+    }
 }
 
 /// A running test app; stops when dropped.
@@ -135,6 +198,72 @@ async fn slow(State(state): State<Arc<AppState>>) -> StatusCode {
     StatusCode::OK
 }
 
+async fn subscribe_list(State(state): State<Arc<AppState>>) -> Response {
+    match state.subscriptions.lock().unwrap().clone() {
+        Some(list) => ([("content-type", "application/json")], list.to_string()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `POST /events/...`: one event (a CloudEvent) to record and answer.
+async fn on_event(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let before = state.record(Received {
+        path: parts.uri.path().to_owned(),
+        headers: headers_map(&parts.headers),
+        event: event.clone(),
+        batch: 1,
+    });
+    // A dead-letter route takes everything.
+    let answer = if parts.uri.path().starts_with("/events/dead") {
+        String::new()
+    } else {
+        wanted_answer(&event, before)
+    };
+    match answer.as_str() {
+        "" => StatusCode::OK.into_response(),
+        "404" => StatusCode::NOT_FOUND.into_response(),
+        "500" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        status => (
+            [("content-type", "application/json")],
+            serde_json::json!({ "status": status }).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /bulk/...`: a bulk delivery; each entry is recorded and answered.
+async fn on_bulk(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let bulk: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let entries = bulk["entries"].as_array().cloned().unwrap_or_default();
+    let statuses: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            let event = entry["event"].clone();
+            let before = state.record(Received {
+                path: parts.uri.path().to_owned(),
+                headers: headers_map(&parts.headers),
+                event: event.clone(),
+                batch: entries.len(),
+            });
+            let status = match wanted_answer(&event, before).as_str() {
+                "" => "SUCCESS".to_owned(),
+                other => other.to_owned(),
+            };
+            serde_json::json!({ "entryId": entry["entryId"], "status": status })
+        })
+        .collect();
+    (
+        [("content-type", "application/json")],
+        serde_json::json!({ "statuses": statuses }).to_string(),
+    )
+        .into_response()
+}
+
 async fn health(State(state): State<Arc<AppState>>) -> StatusCode {
     if state.healthy.load(Ordering::SeqCst) {
         StatusCode::OK
@@ -164,6 +293,9 @@ impl App {
             .route("/download", get(download))
             .route("/slow", any(slow))
             .route("/healthz", get(health))
+            .route("/dapr/subscribe", get(subscribe_list))
+            .route("/events/{*route}", axum::routing::post(on_event))
+            .route("/bulk/{*route}", axum::routing::post(on_bulk))
             .fallback(echo)
             .with_state(state.clone());
         let listener = listen(port).await;
@@ -203,8 +335,117 @@ fn metadata_map(metadata: &tonic::metadata::MetadataMap) -> BTreeMap<String, Str
     headers_map(&metadata.clone().into_headers())
 }
 
+/// A gRPC event as the JSON CloudEvent it came from.
+fn grpc_event(req: &TopicEventRequest) -> serde_json::Value {
+    let data = if req.data_content_type.contains("json") {
+        serde_json::from_slice(&req.data).unwrap_or_default()
+    } else {
+        serde_json::Value::String(String::from_utf8_lossy(&req.data).into_owned())
+    };
+    let mut event = serde_json::json!({
+        "id": req.id,
+        "source": req.source,
+        "type": req.r#type,
+        "specversion": req.spec_version,
+        "datacontenttype": req.data_content_type,
+        "data": data,
+        "topic": req.topic,
+        "pubsubname": req.pubsub_name,
+    });
+    for (key, value) in req.extensions.clone().unwrap_or_default().fields {
+        if let Some(prost_types::value::Kind::StringValue(text)) = value.kind {
+            event[key] = serde_json::Value::String(text);
+        }
+    }
+    event
+}
+
 #[tonic::async_trait]
 impl AppCallback for GrpcApp {
+    async fn list_topic_subscriptions(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Result<tonic::Response<ListTopicSubscriptionsResponse>, Status> {
+        let subscriptions = self.0.grpc_subscriptions.lock().unwrap().clone();
+        if subscriptions.is_empty() {
+            return Err(Status::unimplemented("no subscriptions"));
+        }
+        Ok(tonic::Response::new(ListTopicSubscriptionsResponse {
+            subscriptions,
+        }))
+    }
+
+    async fn on_topic_event(
+        &self,
+        request: tonic::Request<TopicEventRequest>,
+    ) -> Result<tonic::Response<TopicEventResponse>, Status> {
+        let headers = metadata_map(request.metadata());
+        let req = request.into_inner();
+        let event = grpc_event(&req);
+        let before = self.0.record(Received {
+            path: req.path.clone(),
+            headers,
+            event: event.clone(),
+            batch: 1,
+        });
+        let status = match wanted_answer(&event, before).as_str() {
+            "RETRY" => 1,
+            "DROP" => 2,
+            "unimplemented" => return Err(Status::unimplemented("no handler")),
+            "error" => return Err(Status::internal("failed on purpose")),
+            _ => 0,
+        };
+        Ok(tonic::Response::new(TopicEventResponse { status }))
+    }
+
+    async fn on_bulk_topic_event(
+        &self,
+        request: tonic::Request<TopicEventBulkRequest>,
+    ) -> Result<tonic::Response<TopicEventBulkResponse>, Status> {
+        let headers = metadata_map(request.metadata());
+        let req = request.into_inner();
+        let count = req.entries.len();
+        let statuses = req
+            .entries
+            .into_iter()
+            .map(|entry| {
+                use mecha_proto::runtime::topic_event_bulk_request_entry::Event as E;
+                let event = match entry.event {
+                    Some(E::CloudEvent(ce)) => grpc_event(&TopicEventRequest {
+                        id: ce.id,
+                        source: ce.source,
+                        r#type: ce.r#type,
+                        spec_version: ce.spec_version,
+                        data_content_type: ce.data_content_type,
+                        data: ce.data,
+                        extensions: ce.extensions,
+                        ..TopicEventRequest::default()
+                    }),
+                    Some(E::Bytes(bytes)) => {
+                        serde_json::json!({"data": String::from_utf8_lossy(&bytes)})
+                    }
+                    None => serde_json::Value::Null,
+                };
+                let before = self.0.record(Received {
+                    path: req.path.clone(),
+                    headers: headers.clone(),
+                    event: event.clone(),
+                    batch: count,
+                });
+                let status = match wanted_answer(&event, before).as_str() {
+                    "RETRY" => 1,
+                    "DROP" => 2,
+                    _ => 0,
+                };
+                TopicEventBulkResponseEntry {
+                    entry_id: entry.entry_id,
+                    status,
+                }
+            })
+            .collect();
+        Ok(tonic::Response::new(TopicEventBulkResponse { statuses }))
+    }
+
     async fn on_invoke(
         &self,
         request: tonic::Request<InvokeRequest>,

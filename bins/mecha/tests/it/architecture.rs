@@ -61,6 +61,7 @@ fn layers_depend_downwards_only() {
             "mecha-config",
             "mecha-invoke",
             "mecha-nameresolution",
+            "mecha-pubsub",
         ];
         let forbidden: &[&str] = if blocks.contains(&name.as_str()) {
             &forbidden_for_blocks

@@ -140,10 +140,17 @@ fn malformed_bodies_and_keys() {
         ),
         (
             "POST",
-            "/v1.0/publish/pubsub/topic",
+            "/v1.0/publish/pubsub/topic?metadata.rawPayload=maybe",
             "{}",
-            501,
-            "ERR_API_UNIMPLEMENTED",
+            400,
+            "ERR_PUBSUB_REQUEST_METADATA",
+        ),
+        (
+            "POST",
+            "/v1.0/publish/nosuchpubsub/topic",
+            "{}",
+            404,
+            "ERR_PUBSUB_NOT_FOUND",
         ),
         (
             "GET",
@@ -399,9 +406,9 @@ async fn grpc_bad_input() {
     assert_eq!(err.code(), Code::InvalidArgument);
     // Methods not built yet are UNIMPLEMENTED.
     let err = grpc
-        .publish_event(pb::PublishEventRequest {
-            pubsub_name: "p".into(),
-            topic: "t".into(),
+        .invoke_binding(pb::InvokeBindingRequest {
+            name: "b".into(),
+            operation: "create".into(),
             ..Default::default()
         })
         .await

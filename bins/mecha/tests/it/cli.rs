@@ -16,6 +16,10 @@ fn bad_resources() -> Resources {
             "dup.yaml",
             "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.sqlite\n  version: v1\n  metadata:\n  - name: tableName\n    value: t\n",
         )
+        .file(
+            "badsub.yaml",
+            "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: badsub\nspec:\n  pubsubname: pubsub\n  topic: t\n  routes:\n    rules:\n    - match: 'event.type =='\n      path: /t\n",
+        )
 }
 
 #[test]
@@ -28,7 +32,7 @@ fn validate_reports_every_error_at_once() {
         stdout.contains("broken.yaml") && stdout.contains("invalid YAML at line 4"),
         "{stdout}"
     );
-    assert!(stdout.contains("unknown.yaml: component 'cache': unknown component type 'state.nosuchdb'; known types: state.in-memory, state.sqlite"), "{stdout}");
+    assert!(stdout.contains("unknown.yaml: component 'cache': unknown component type 'state.nosuchdb'; known types: pubsub.in-memory, pubsub.sqlite, state.in-memory, state.sqlite"), "{stdout}");
     assert!(
         stdout.contains(
             "good.yaml: component 'statestore': a component with this name is already defined in"
@@ -37,6 +41,12 @@ fn validate_reports_every_error_at_once() {
     );
     assert!(
         stdout.contains("required metadata field 'connectionString' is missing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "badsub.yaml: subscription 'badsub': invalid match expression 'event.type =='"
+        ),
         "{stdout}"
     );
 }
@@ -50,13 +60,16 @@ fn validate_accepts_good_files_and_warns_on_unknown_keys() {
     let out = run_mecha(&["validate", &resources.path().to_string_lossy()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("ok: 2 component(s) valid"), "{stdout}");
+    assert!(
+        stdout.contains("ok: 2 component(s) and 1 subscription(s) valid"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("warning:") && stdout.contains("'colour'"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("skipped:") && stdout.contains("Subscription"),
+        stdout.contains("subscription 's': pubsub 'p' is not defined by any component"),
         "{stdout}"
     );
     assert!(

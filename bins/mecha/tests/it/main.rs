@@ -9,5 +9,6 @@ mod grpc;
 mod harness;
 mod invoke;
 mod lifecycle;
+mod pubsub;
 mod run;
 mod scenarios;

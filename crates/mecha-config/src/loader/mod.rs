@@ -97,6 +97,52 @@ struct SecretKeyRefDoc {
     key: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionDoc {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    spec: SubscriptionSpecDoc,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SubscriptionSpecDoc {
+    #[serde(alias = "pubsubName")]
+    pubsubname: String,
+    topic: String,
+    route: String,
+    routes: Option<RoutesDoc>,
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+    dead_letter_topic: String,
+    bulk_subscribe: Option<BulkSubscribeDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RoutesDoc {
+    rules: Vec<RuleDoc>,
+    default: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RuleDoc {
+    #[serde(rename = "match")]
+    matches: String,
+    path: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct BulkSubscribeDoc {
+    enabled: Option<String>,
+    max_messages_count: Option<String>,
+    max_await_duration_ms: Option<String>,
+}
+
 /// Loads every resource under `paths` (folders of YAML files, or files).
 pub fn load_resources(paths: &[PathBuf], options: &LoadOptions) -> (Resources, Report) {
     let mut resources = Resources::default();
@@ -247,11 +293,31 @@ pub fn parse_documents(
                     Err(err) => report.error(file, Some(label), yaml_error(line, &err.to_string())),
                 }
             }
-            "Subscription"
-            | "Resiliency"
-            | "HTTPEndpoint"
-            | "MCPServer"
-            | "WorkflowAccessPolicy" => {
+            "Subscription" => {
+                if !matches!(
+                    header.api_version.as_str(),
+                    "dapr.io/v1alpha1" | "dapr.io/v2alpha1"
+                ) {
+                    report.error(
+                        file,
+                        Some(label),
+                        format!(
+                            "unsupported apiVersion '{}' for Subscription (expected dapr.io/v2alpha1 or dapr.io/v1alpha1)",
+                            header.api_version
+                        ),
+                    );
+                    continue;
+                }
+                match serde_saphyr::from_str::<SubscriptionDoc>(&doc) {
+                    Ok(parsed) => {
+                        if let Some(subscription) = subscription(file, parsed, &label, report) {
+                            resources.subscriptions.push(subscription);
+                        }
+                    }
+                    Err(err) => report.error(file, Some(label), yaml_error(line, &err.to_string())),
+                }
+            }
+            "Resiliency" | "HTTPEndpoint" | "MCPServer" | "WorkflowAccessPolicy" => {
                 skip(
                     format!("{} resources are not supported yet", header.kind),
                     resources,
@@ -388,6 +454,79 @@ fn component(
             .auth
             .and_then(|auth| auth.secret_store)
             .filter(|s| !s.is_empty()),
+        scopes: doc.scopes,
+        file: file.to_owned(),
+    })
+}
+
+fn subscription(
+    file: &Path,
+    doc: SubscriptionDoc,
+    label: &str,
+    report: &mut Report,
+) -> Option<Subscription> {
+    let errors_before = report.errors.len();
+    let mut error = |message: String| report.error(file, Some(label.to_owned()), message);
+    let spec = doc.spec;
+    if spec.pubsubname.is_empty() {
+        error("spec.pubsubname is required".into());
+    }
+    if spec.topic.is_empty() {
+        error("spec.topic is required".into());
+    }
+    let routes = spec.routes.unwrap_or_default();
+    let rules: Vec<RouteRule> = routes
+        .rules
+        .into_iter()
+        .map(|rule| RouteRule {
+            matches: rule.matches,
+            path: rule.path,
+        })
+        .collect();
+    for (index, rule) in rules.iter().enumerate() {
+        if rule.path.is_empty() {
+            error(format!("spec.routes.rules[{index}] has no path"));
+        }
+    }
+    if rules.is_empty() && routes.default.is_empty() && spec.route.is_empty() {
+        error(
+            "the subscription has no route: set spec.routes (v2alpha1) or spec.route (v1alpha1)"
+                .into(),
+        );
+    }
+    let mut number = |field: &str, value: Option<String>| -> i64 {
+        match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => 0,
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                error(format!(
+                    "spec.bulkSubscribe.{field}: '{text}' is not a number"
+                ));
+                0
+            }),
+        }
+    };
+    let bulk_subscribe = spec.bulk_subscribe.map(|bulk| BulkSubscribe {
+        enabled: bulk
+            .enabled
+            .as_deref()
+            .and_then(mecha_core::metadata::parse_bool)
+            .unwrap_or(false),
+        max_messages_count: number("maxMessagesCount", bulk.max_messages_count),
+        max_await_duration_ms: number("maxAwaitDurationMs", bulk.max_await_duration_ms),
+    });
+    if report.errors.len() > errors_before {
+        return None;
+    }
+    Some(Subscription {
+        name: doc.metadata.name,
+        pubsub_name: spec.pubsubname,
+        topic: spec.topic,
+        rules,
+        default_route: routes.default,
+        route: spec.route,
+        metadata: spec.metadata.unwrap_or_default(),
+        dead_letter_topic: Some(spec.dead_letter_topic).filter(|t| !t.is_empty()),
+        bulk_subscribe,
         scopes: doc.scopes,
         file: file.to_owned(),
     })

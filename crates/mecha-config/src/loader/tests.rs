@@ -91,7 +91,7 @@ fn a_full_component() {
 #[test]
 fn multi_document_files_and_other_kinds() {
     let text = format!(
-        "{STATESTORE}\n---\n# a comment only\n---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: sub\nspec:\n  topic: t\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: two\nspec:\n  type: state.in-memory\n"
+        "{STATESTORE}\n---\n# a comment only\n---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: sub\nspec:\n  pubsubname: p\n  topic: t\n  route: /t\n---\napiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: r\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: two\nspec:\n  type: state.in-memory\n"
     );
     let (resources, report) = load_text(&text);
     assert!(report.is_ok(), "{report:?}");
@@ -100,8 +100,9 @@ fn multi_document_files_and_other_kinds() {
         resources.components[1].version, "v1",
         "empty version reads as v1"
     );
+    assert_eq!(resources.subscriptions.len(), 1);
     assert_eq!(resources.skipped.len(), 1);
-    assert_eq!(resources.skipped[0].kind, "Subscription");
+    assert_eq!(resources.skipped[0].kind, "Resiliency");
     assert_eq!(report.warnings.len(), 1, "the ConfigMap is reported");
 }
 
@@ -182,4 +183,97 @@ proptest! {
     ) {
         let _ = load_text(&parts.concat());
     }
+}
+
+#[test]
+fn subscriptions_in_both_versions() {
+    let text = r#"
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: order-sub
+spec:
+  pubsubname: pubsub
+  topic: orders
+  routes:
+    rules:
+    - match: 'event.type == "order.v2"'
+      path: /orders/v2
+    default: /orders
+  deadLetterTopic: orders-dlq
+  metadata:
+    rawPayload: "false"
+    count: 3
+  bulkSubscribe:
+    enabled: true
+    maxMessagesCount: 50
+scopes: [myapp]
+---
+apiVersion: dapr.io/v1alpha1
+kind: Subscription
+metadata:
+  name: v1-sub
+spec:
+  pubsubname: pubsub
+  topic: events
+  route: /events
+---
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: elsewhere
+spec:
+  pubsubname: pubsub
+  topic: other
+  route: /other
+scopes: [another-app]
+"#;
+    let (resources, report) = load_text(text);
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(
+        resources.subscriptions.len(),
+        2,
+        "the one scoped elsewhere is skipped"
+    );
+    let v2 = &resources.subscriptions[0];
+    assert_eq!(v2.pubsub_name, "pubsub");
+    assert_eq!(v2.rules[0].matches, r#"event.type == "order.v2""#);
+    assert_eq!(v2.rules[0].path, "/orders/v2");
+    assert_eq!(v2.default_route, "/orders");
+    assert_eq!(v2.dead_letter_topic.as_deref(), Some("orders-dlq"));
+    assert_eq!(v2.metadata["count"], "3");
+    let bulk = v2.bulk_subscribe.unwrap();
+    assert!(bulk.enabled);
+    assert_eq!(bulk.max_messages_count, 50);
+    assert_eq!(bulk.max_await_duration_ms, 0);
+    assert_eq!(resources.subscriptions[1].route, "/events");
+}
+
+#[test]
+fn subscription_errors_name_the_resource() {
+    let text = r#"
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: broken
+spec:
+  topic: orders
+---
+apiVersion: dapr.io/v3
+kind: Subscription
+metadata:
+  name: future
+spec:
+  pubsubname: p
+  topic: t
+  route: /t
+"#;
+    let (resources, report) = load_text(text);
+    assert!(resources.subscriptions.is_empty());
+    let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    let all = errors.join("\n");
+    assert!(all.contains("subscription 'broken'"), "{all}");
+    assert!(all.contains("spec.pubsubname is required"), "{all}");
+    assert!(all.contains("has no route"), "{all}");
+    assert!(all.contains("unsupported apiVersion 'dapr.io/v3'"), "{all}");
 }

@@ -1,0 +1,98 @@
+//! `SubscribeTopicEventsAlpha1`: the app dials in, names a topic, and gets
+//! its events on the stream, answering each with `event_processed`.
+//!
+//! The first message must be the initial request; the runtime answers it
+//! with exactly one `initial_response` before any event (the Python SDK
+//! reads that first message blindly). The subscription ends when the app
+//! closes its side or the runtime shuts down.
+
+use std::sync::Arc;
+
+use mecha_api::Api;
+use mecha_channel::StreamSink;
+use mecha_proto::runtime as pb;
+use pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
+use pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Outgoing;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert::{self, status_from};
+
+/// Events waiting to go out on one stream.
+const OUTGOING: usize = 64;
+
+pub(crate) async fn subscribe(
+    api: &Api,
+    request: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
+) -> Result<Response<BoxStream<pb::SubscribeTopicEventsResponseAlpha1>>, Status> {
+    let mut inbound = request.into_inner();
+    let initial = match inbound.message().await? {
+        Some(pb::SubscribeTopicEventsRequestAlpha1 {
+            subscribe_topic_events_request_type: Some(Incoming::InitialRequest(initial)),
+        }) => initial,
+        _ => return Err(Status::invalid_argument("initial request is required")),
+    };
+    let (events, mut to_send) = mpsc::channel(OUTGOING);
+    let sink = Arc::new(StreamSink::new(events));
+    let id = api
+        .subscribe_stream(
+            &initial.pubsub_name,
+            &initial.topic,
+            convert::metadata(initial.metadata),
+            initial.dead_letter_topic,
+            sink.clone(),
+        )
+        .await
+        .map_err(status_from)?;
+    let (out, stream) = mpsc::channel(OUTGOING);
+    let _ = out
+        .send(Ok(pb::SubscribeTopicEventsResponseAlpha1 {
+            subscribe_topic_events_response_type: Some(Outgoing::InitialResponse(
+                pb::SubscribeTopicEventsResponseInitialAlpha1 {},
+            )),
+        }))
+        .await;
+    sink.open();
+    let runtime = api.runtime().clone();
+    let forward = tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                event = to_send.recv() => event,
+                () = runtime.shutdown_requested() => None,
+            };
+            let Some(event) = event else { break };
+            let message = pb::SubscribeTopicEventsResponseAlpha1 {
+                subscribe_topic_events_response_type: Some(Outgoing::EventMessage(event)),
+            };
+            if out.send(Ok(message)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let api = api.clone();
+    tokio::spawn(async move {
+        loop {
+            match inbound.message().await {
+                Ok(Some(pb::SubscribeTopicEventsRequestAlpha1 {
+                    subscribe_topic_events_request_type: Some(Incoming::EventProcessed(done)),
+                })) => {
+                    let status = done.status.map(|s| s.status).unwrap_or_default();
+                    sink.processed(&done.id, status);
+                }
+                Ok(Some(_)) => {
+                    tracing::warn!(
+                        "a streaming subscription sent a second initial request; closing it"
+                    );
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        sink.close();
+        forward.abort();
+        api.unsubscribe(id).await;
+    });
+    Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+}

@@ -1,0 +1,582 @@
+//! The pub/sub API: publish, bulk publish and streaming subscriptions.
+//! Every publish is wrapped in a CloudEvent (unless `rawPayload`), checked
+//! against the component's topic scopes and handed to the component.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::HeaderMap;
+use mecha_core::{ApiError, GrpcCode};
+use mecha_invoke::trace;
+use mecha_pubsub::cloudevent::{self, Origin};
+use mecha_pubsub::{
+    Broker, Feature, Kind, Metadata, PublishError, PublishRequest, Sink, SubscribeError,
+    SubscriptionId, SubscriptionSpec,
+};
+use serde_json::Value;
+
+use crate::Api;
+
+/// A publish, as either transport carries it.
+#[derive(Clone, Debug, Default)]
+pub struct Publish {
+    pub pubsub: String,
+    pub topic: String,
+    pub data: Bytes,
+    /// The payload's content type (`Content-Type`, `data_content_type`).
+    pub content_type: Option<String>,
+    /// `metadata.*` query parameters, or the gRPC request's metadata.
+    pub metadata: Metadata,
+    /// The caller's headers, for its trace context.
+    pub trace: HeaderMap,
+}
+
+/// One entry of a bulk publish.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BulkEntry {
+    pub entry_id: String,
+    pub event: Bytes,
+    pub content_type: String,
+    pub metadata: Metadata,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BulkPublish {
+    pub pubsub: String,
+    pub topic: String,
+    pub entries: Vec<BulkEntry>,
+    pub metadata: Metadata,
+    pub trace: HeaderMap,
+}
+
+/// An entry a bulk publish could not publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedEntry {
+    pub entry_id: String,
+    pub error: String,
+}
+
+fn pubsub_error(code: &'static str, http: u16, grpc: GrpcCode, message: String) -> ApiError {
+    ApiError::new(code, http, grpc, message)
+}
+
+pub fn pubsub_not_found(name: &str) -> ApiError {
+    pubsub_error(
+        "ERR_PUBSUB_NOT_FOUND",
+        404,
+        GrpcCode::InvalidArgument,
+        format!("pubsub {name} is not found"),
+    )
+    .with_reason("DAPR_PUBSUB_NOT_FOUND")
+}
+
+fn topic_empty(pubsub: &str) -> ApiError {
+    pubsub_error(
+        "ERR_TOPIC_NAME_EMPTY",
+        404,
+        GrpcCode::InvalidArgument,
+        format!("topic is empty in pubsub {pubsub}"),
+    )
+    .with_reason("DAPR_PUBSUB_TOPIC_NAME_EMPTY")
+    .with_resource("pubsub", pubsub)
+}
+
+fn metadata_error(pubsub: &str, problem: String) -> ApiError {
+    pubsub_error(
+        "ERR_PUBSUB_REQUEST_METADATA",
+        400,
+        GrpcCode::InvalidArgument,
+        format!("failed deserializing metadata. Error: {problem}"),
+    )
+    .with_reason("DAPR_PUBSUB_METADATA_DESERIALIZATION")
+    .with_resource("pubsub", pubsub)
+}
+
+fn events_error(reason: &'static str, pubsub: &str, message: String) -> ApiError {
+    pubsub_error(
+        "ERR_PUBSUB_EVENTS_SER",
+        400,
+        GrpcCode::InvalidArgument,
+        message,
+    )
+    .with_reason(reason)
+    .with_resource("pubsub", pubsub)
+}
+
+fn forbidden(pubsub: &str, topic: &str, app_id: &str) -> ApiError {
+    let message = format!("topic {topic} is not allowed for app id {app_id}");
+    pubsub_error(
+        "ERR_PUBSUB_FORBIDDEN",
+        403,
+        GrpcCode::PermissionDenied,
+        message.clone(),
+    )
+    .with_reason("DAPR_PUBSUB_FORBIDDEN")
+    .with_resource("pubsub", pubsub)
+    .with_info_metadata("topic", topic)
+    .with_info_metadata("error", message)
+}
+
+fn publish_failed(pubsub: &str, topic: &str, err: impl std::fmt::Display) -> ApiError {
+    pubsub_error(
+        "ERR_PUBSUB_PUBLISH_MESSAGE",
+        500,
+        GrpcCode::Internal,
+        format!("error when publishing to topic {topic} in pubsub {pubsub}: {err}"),
+    )
+    .with_reason("DAPR_PUBSUB_PUBLISH_MESSAGE")
+    .with_resource("pubsub", pubsub)
+    .with_info_metadata("topic", topic)
+    .with_info_metadata("error", err.to_string())
+}
+
+fn publish_error(pubsub: &str, topic: &str, app_id: &str, err: PublishError) -> ApiError {
+    match err {
+        PublishError::Forbidden { .. } => forbidden(pubsub, topic, app_id),
+        PublishError::Failed(err) => publish_failed(pubsub, topic, format!("{err:#}")),
+    }
+}
+
+/// A metadata value by key, matched case-insensitively.
+fn lookup<'m>(metadata: &'m Metadata, key: &str) -> Option<&'m str> {
+    metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `rawPayload`: publish the bytes as they are.
+fn raw_payload(pubsub: &str, metadata: &Metadata) -> Result<bool, ApiError> {
+    match lookup(metadata, "rawPayload").filter(|v| !v.is_empty()) {
+        None => Ok(false),
+        Some(value) => mecha_core::metadata::parse_bool(value).ok_or_else(|| {
+            metadata_error(
+                pubsub,
+                format!("rawPayload value must be a valid boolean: actual is '{value}'"),
+            )
+        }),
+    }
+}
+
+/// `ttlInSeconds`: a whole number of seconds; zero or less means none.
+/// Unlike daprd, which ignores a value it cannot read, it is refused.
+fn ttl(pubsub: &str, metadata: &Metadata) -> Result<Option<Duration>, ApiError> {
+    match lookup(metadata, "ttlInSeconds").filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) => match value.trim().parse::<i64>() {
+            Ok(seconds) if seconds > 0 => Ok(Some(Duration::from_secs(seconds as u64))),
+            Ok(_) => Ok(None),
+            Err(_) => Err(metadata_error(
+                pubsub,
+                format!(
+                    "ttlInSeconds value must be a whole number of seconds: actual is '{value}'"
+                ),
+            )),
+        },
+    }
+}
+
+/// The trace context of the publish: the caller's, continued, or a new one.
+fn trace_context(caller: &HeaderMap) -> (String, String) {
+    let mut headers = HeaderMap::new();
+    for key in [trace::TRACEPARENT, trace::TRACESTATE] {
+        if let Some(value) = caller.get(key) {
+            headers.insert(key, value.clone());
+        }
+    }
+    trace::next_hop(&mut headers);
+    let text = |key| {
+        headers
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text(trace::TRACEPARENT), text(trace::TRACESTATE))
+}
+
+impl Api {
+    /// Finds a pub/sub component by name, with daprd's errors.
+    fn broker(&self, name: &str) -> Result<Broker, ApiError> {
+        let components = self.runtime().components();
+        if !components.has_pubsubs() {
+            return Err(pubsub_error(
+                "ERR_PUBSUB_NOT_CONFIGURED",
+                400,
+                GrpcCode::FailedPrecondition,
+                format!("pubsub {name} is not configured"),
+            )
+            .with_reason("DAPR_PUBSUB_NOT_CONFIGURED"));
+        }
+        if name.is_empty() {
+            return Err(pubsub_error(
+                "ERR_PUBSUB_EMPTY",
+                404,
+                GrpcCode::InvalidArgument,
+                "pubsub name is empty".into(),
+            )
+            .with_reason("DAPR_PUBSUB_NAME_EMPTY"));
+        }
+        components
+            .pubsub(name)
+            .cloned()
+            .ok_or_else(|| pubsub_not_found(name))
+    }
+
+    /// The bytes published for one event: the payload as it is with
+    /// `rawPayload`, else its CloudEvent.
+    #[allow(clippy::too_many_arguments)]
+    fn event_bytes(
+        &self,
+        broker: &Broker,
+        topic: &str,
+        data: &[u8],
+        content_type: Option<&str>,
+        metadata: &Metadata,
+        caller: &HeaderMap,
+        raw: bool,
+    ) -> Result<Bytes, ApiError> {
+        if raw {
+            return Ok(Bytes::copy_from_slice(data));
+        }
+        // With a broker that expires messages itself, the TTL is its job.
+        let ttl = ttl(broker.name(), metadata)?.filter(|_| !broker.has(Feature::MessageTtl));
+        let (traceparent, tracestate) = trace_context(caller);
+        let origin = Origin {
+            app_id: &self.runtime().info.app_id,
+            pubsub: broker.name(),
+            topic,
+            traceparent: &traceparent,
+            tracestate: &tracestate,
+        };
+        let now = SystemTime::now();
+        let is_cloudevent = content_type
+            .is_some_and(|c| cloudevent::base_content_type(c) == cloudevent::CONTENT_TYPE);
+        let event = if is_cloudevent {
+            cloudevent::augment(data, &origin, now, ttl).map_err(|err| {
+                pubsub_error(
+                    "ERR_PUBSUB_CLOUD_EVENTS_SER",
+                    500,
+                    GrpcCode::InvalidArgument,
+                    "cannot create cloudevent".into(),
+                )
+                .with_reason("DAPR_PUBSUB_CLOUD_EVENT_CREATION")
+                .with_info_metadata("appID", self.runtime().info.app_id.clone())
+                .with_info_metadata("error", err.to_string())
+            })?
+        } else {
+            cloudevent::wrap(data, content_type, metadata, &origin, now, ttl)
+        };
+        Ok(Bytes::from(
+            serde_json::to_vec(&event).expect("JSON values serialise"),
+        ))
+    }
+
+    /// `POST /v1.0/publish/{pubsub}/{topic}`, gRPC `PublishEvent`.
+    pub async fn publish(&self, request: Publish) -> Result<(), ApiError> {
+        let broker = self.broker(&request.pubsub)?;
+        let pubsub = broker.name().to_owned();
+        if request.topic.is_empty() {
+            return Err(topic_empty(&pubsub));
+        }
+        let raw = raw_payload(&pubsub, &request.metadata)?;
+        let app_id = self.runtime().info.app_id.clone();
+        if !broker.may_publish(&request.topic) {
+            return Err(forbidden(&pubsub, &request.topic, &app_id));
+        }
+        let data = self.event_bytes(
+            &broker,
+            &request.topic,
+            &request.data,
+            request.content_type.as_deref(),
+            &request.metadata,
+            &request.trace,
+            raw,
+        )?;
+        let content_type = if raw {
+            request.content_type
+        } else {
+            Some(cloudevent::CONTENT_TYPE.to_owned())
+        };
+        broker
+            .publish(PublishRequest {
+                topic: request.topic.clone(),
+                data,
+                content_type,
+                metadata: request.metadata,
+            })
+            .await
+            .map_err(|err| publish_error(&pubsub, &request.topic, &app_id, err))
+    }
+
+    /// `POST /v1.0/publish/bulk/{pubsub}/{topic}`, gRPC `BulkPublishEvent`:
+    /// every entry is published on its own; the answer lists those that
+    /// failed.
+    pub async fn bulk_publish(&self, request: BulkPublish) -> Result<Vec<FailedEntry>, ApiError> {
+        let broker = self.broker(&request.pubsub)?;
+        let pubsub = broker.name().to_owned();
+        if request.topic.is_empty() {
+            return Err(topic_empty(&pubsub));
+        }
+        let mut seen = HashSet::new();
+        if request
+            .entries
+            .iter()
+            .any(|e| e.entry_id.is_empty() || !seen.insert(e.entry_id.as_str()))
+        {
+            return Err(events_error(
+                "DAPR_PUBSUB_MARSHAL_EVENTS",
+                &pubsub,
+                format!(
+                    "error marshaling events to bytes for topic {} pubsub {pubsub}. error: entryId is duplicated or not present for entry",
+                    request.topic
+                ),
+            ));
+        }
+        let raw = raw_payload(&pubsub, &request.metadata)?;
+        let app_id = self.runtime().info.app_id.clone();
+        if !broker.may_publish(&request.topic) {
+            return Err(forbidden(&pubsub, &request.topic, &app_id));
+        }
+        let mut ids = Vec::with_capacity(request.entries.len());
+        let mut requests = Vec::with_capacity(request.entries.len());
+        for entry in request.entries {
+            // Unlike daprd, the request's metadata applies to every entry
+            // (the entry's own wins).
+            let mut metadata = request.metadata.clone();
+            metadata.extend(entry.metadata);
+            let content_type = Some(entry.content_type.as_str()).filter(|c| !c.is_empty());
+            let data = self.event_bytes(
+                &broker,
+                &request.topic,
+                &entry.event,
+                content_type,
+                &metadata,
+                &request.trace,
+                raw,
+            )?;
+            ids.push(entry.entry_id);
+            requests.push(PublishRequest {
+                topic: request.topic.clone(),
+                data,
+                content_type: Some(if raw {
+                    entry.content_type
+                } else {
+                    cloudevent::CONTENT_TYPE.to_owned()
+                }),
+                metadata,
+            });
+        }
+        let results = broker
+            .bulk_publish(&request.topic, requests)
+            .await
+            .map_err(|err| publish_error(&pubsub, &request.topic, &app_id, err))?;
+        Ok(ids
+            .into_iter()
+            .zip(results)
+            .filter_map(|(entry_id, result)| {
+                result.err().map(|err| FailedEntry {
+                    entry_id,
+                    error: format!("{err:#}"),
+                })
+            })
+            .collect())
+    }
+
+    /// `SubscribeTopicEventsAlpha1`: events of the topic go to `sink` until
+    /// [`Api::unsubscribe`].
+    pub async fn subscribe_stream(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        metadata: Metadata,
+        dead_letter_topic: Option<String>,
+        sink: Arc<dyn Sink>,
+    ) -> Result<SubscriptionId, ApiError> {
+        if pubsub.is_empty() {
+            return Err(ApiError::bad_request("pubsubName is required"));
+        }
+        if topic.is_empty() {
+            return Err(ApiError::bad_request("topic is required"));
+        }
+        let components = self.runtime().components();
+        let broker = components
+            .pubsub(pubsub)
+            .ok_or_else(|| pubsub_not_found(pubsub))?;
+        let mut spec = SubscriptionSpec::new(pubsub, topic, "/", Kind::Streaming);
+        spec.metadata = metadata;
+        spec.dead_letter_topic = dead_letter_topic.filter(|t| !t.is_empty());
+        self.runtime()
+            .subscriptions()
+            .start(spec, broker, sink)
+            .await
+            .map_err(|err| match err {
+                SubscribeError::Forbidden { .. } => pubsub_error(
+                    "ERR_PUBSUB_FORBIDDEN",
+                    403,
+                    GrpcCode::PermissionDenied,
+                    format!("failed to create subscription for {pubsub}: {err}"),
+                )
+                .with_reason("DAPR_PUBSUB_FORBIDDEN"),
+                SubscribeError::Invalid(_) => metadata_error(pubsub, err.to_string()),
+                SubscribeError::Failed(_) => {
+                    ApiError::internal(format!("failed to create subscription for {pubsub}: {err}"))
+                }
+            })
+    }
+
+    /// Ends a streaming subscription, letting its deliveries in flight end.
+    pub async fn unsubscribe(&self, id: SubscriptionId) {
+        self.runtime()
+            .subscriptions()
+            .stop(id, Duration::from_secs(5))
+            .await;
+    }
+}
+
+/// Reads one entry of an HTTP bulk publish body (`entryId` or the JS SDK's
+/// `entryID`, `event`, `contentType`, `metadata`): JSON content types take
+/// any JSON, text types a string, and binary types a base64 string.
+pub fn bulk_entry_from_json(
+    pubsub: &str,
+    topic: &str,
+    entry: &Value,
+) -> Result<BulkEntry, ApiError> {
+    let mismatch = |detail: &str| {
+        events_error(
+            "DAPR_PUBSUB_MARSHAL_ENVELOPE",
+            pubsub,
+            format!(
+                "error when marshalling cloud event envelope for topic {topic} pubsub {pubsub}: error: {detail}"
+            ),
+        )
+    };
+    let Value::Object(object) = entry else {
+        return Err(mismatch("an entry is not a JSON object"));
+    };
+    let text = |name: &str| {
+        mecha_pubsub::subscription::field(object, name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let event = mecha_pubsub::subscription::field(object, "event")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut content_type = text("contentType");
+    if content_type.is_empty() {
+        content_type = if event.is_string() {
+            "text/plain".into()
+        } else {
+            "application/json".into()
+        };
+    }
+    let bytes = if cloudevent::is_json(&content_type) {
+        serde_json::to_vec(&event).expect("JSON values serialise")
+    } else if cloudevent::is_text(&content_type) {
+        match &event {
+            Value::String(text) => text.as_bytes().to_vec(),
+            _ => return Err(mismatch("mismatch between contentType and event")),
+        }
+    } else {
+        match &event {
+            Value::String(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|err| {
+                    mismatch(&format!(
+                        "unable to decode base64 {content_type} data: {err}"
+                    ))
+                })?,
+            _ => return Err(mismatch("mismatch between contentType and event")),
+        }
+    };
+    let metadata = match mecha_pubsub::subscription::field(object, "metadata") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), value)
+            })
+            .collect(),
+        _ => Metadata::new(),
+    };
+    Ok(BulkEntry {
+        entry_id: text("entryId"),
+        event: Bytes::from(bytes),
+        content_type,
+        metadata,
+    })
+}
+
+/// The error of an HTTP bulk publish body that is not a JSON array.
+pub fn bulk_body_error(pubsub: &str, topic: &str, err: impl std::fmt::Display) -> ApiError {
+    events_error(
+        "DAPR_PUBSUB_UNMARSHAL_EVENTS",
+        pubsub,
+        format!("error when unmarshaling the request for topic {topic} pubsub {pubsub}: {err}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_entries_by_content_type() {
+        let json = bulk_entry_from_json(
+            "p",
+            "t",
+            &serde_json::json!({"entryID": "1", "event": {"a": 1}, "contentType": "application/json"}),
+        )
+        .unwrap();
+        assert_eq!(json.entry_id, "1", "the JS SDK's entryID is read");
+        assert_eq!(&json.event[..], br#"{"a":1}"#);
+        let text = bulk_entry_from_json(
+            "p",
+            "t",
+            &serde_json::json!({"entryId": "2", "event": "hi", "contentType": "text/plain"}),
+        )
+        .unwrap();
+        assert_eq!(&text.event[..], b"hi");
+        let binary = bulk_entry_from_json(
+            "p",
+            "t",
+            &serde_json::json!({"entryId": "3", "event": "AAE=", "contentType": "application/octet-stream", "metadata": {"k": 1}}),
+        )
+        .unwrap();
+        assert_eq!(&binary.event[..], [0, 1]);
+        assert_eq!(binary.metadata["k"], "1");
+        let inferred =
+            bulk_entry_from_json("p", "t", &serde_json::json!({"entryId": "4", "event": "x"}))
+                .unwrap();
+        assert_eq!(inferred.content_type, "text/plain");
+        for bad in [
+            serde_json::json!({"entryId": "5", "event": {"a": 1}, "contentType": "text/plain"}),
+            serde_json::json!({"entryId": "6", "event": "***", "contentType": "application/octet-stream"}),
+            serde_json::json!("not an object"),
+        ] {
+            let err = bulk_entry_from_json("p", "t", &bad).unwrap_err();
+            assert_eq!(err.code, "ERR_PUBSUB_EVENTS_SER", "{bad}");
+            assert_eq!(err.http_status, 400);
+        }
+    }
+
+    #[test]
+    fn metadata_is_checked() {
+        let metadata: Metadata = [("rawPayload".to_owned(), "maybe".to_owned())].into();
+        assert_eq!(
+            raw_payload("p", &metadata).unwrap_err().code,
+            "ERR_PUBSUB_REQUEST_METADATA"
+        );
+        let metadata: Metadata = [("ttlInSeconds".to_owned(), "soon".to_owned())].into();
+        assert!(ttl("p", &metadata).is_err());
+        let metadata: Metadata = [("ttlinseconds".to_owned(), "5".to_owned())].into();
+        assert_eq!(ttl("p", &metadata).unwrap(), Some(Duration::from_secs(5)));
+    }
+}
