@@ -30,6 +30,15 @@ pub fn registry() -> Registry {
     #[cfg(not(feature = "sqlite"))]
     registry.register_pubsub(CompiledOut("pubsub.sqlite", "sqlite"));
 
+    #[cfg(feature = "redis")]
+    registry.register_pubsub(mecha_component_redis::RedisPubSubFactory);
+    #[cfg(not(feature = "redis"))]
+    registry.register_pubsub(CompiledOut("pubsub.redis", "redis"));
+    #[cfg(feature = "nats")]
+    registry.register_pubsub(mecha_component_nats::JetStreamFactory);
+    #[cfg(not(feature = "nats"))]
+    registry.register_pubsub(CompiledOut("pubsub.jetstream", "nats"));
+
     #[cfg(feature = "mdns")]
     registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);
     #[cfg(feature = "kubernetes")]
