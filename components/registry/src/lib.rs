@@ -38,6 +38,10 @@ pub fn registry() -> Registry {
     registry.register_pubsub(mecha_component_nats::JetStreamFactory);
     #[cfg(not(feature = "nats"))]
     registry.register_pubsub(CompiledOut("pubsub.jetstream", "nats"));
+    #[cfg(feature = "rabbitmq")]
+    registry.register_pubsub(mecha_component_rabbitmq::RabbitMqFactory);
+    #[cfg(not(feature = "rabbitmq"))]
+    registry.register_pubsub(CompiledOut("pubsub.rabbitmq", "rabbitmq"));
 
     #[cfg(feature = "mdns")]
     registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);

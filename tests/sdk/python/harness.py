@@ -38,17 +38,25 @@ def component(name, type_name, metadata):
 
 class Sidecar:
     """A mecha runtime. Runtimes given the same data_dir find each other
-    (the default name resolution registry lives there)."""
+    (the default name resolution registry lives there). With defaults=True
+    it gets no --resources-path and loads the embedded components instead
+    (`statestore`, and the `pubsub` the runtimes of one data_dir share).
+    ports=(http, grpc) fixes its API ports, for an app that must know them
+    before the runtime starts."""
 
-    def __init__(self, mecha, workdir, app_id, token=None, data_dir=None, app_args=()):
-        self.http_port, self.grpc_port = free_port(), free_port()
-        resources = os.path.join(workdir, f"resources-{app_id}")
-        os.makedirs(resources)
-        db = os.path.join(workdir, f"state-{app_id}.db")
-        with open(os.path.join(resources, "stores.yaml"), "w") as f:
-            f.write(component("durable", "state.sqlite", {"connectionString": db}))
-            f.write("---\n")
-            f.write(component("mem", "state.in-memory", {}))
+    def __init__(self, mecha, workdir, app_id, token=None, data_dir=None, app_args=(),
+                 defaults=False, ports=None):
+        self.http_port, self.grpc_port = ports or (free_port(), free_port())
+        resources_args = ()
+        if not defaults:
+            resources = os.path.join(workdir, f"resources-{app_id}")
+            os.makedirs(resources)
+            db = os.path.join(workdir, f"state-{app_id}.db")
+            with open(os.path.join(resources, "stores.yaml"), "w") as f:
+                f.write(component("durable", "state.sqlite", {"connectionString": db}))
+                f.write("---\n")
+                f.write(component("mem", "state.in-memory", {}))
+            resources_args = ("--resources-path", resources)
         env = dict(os.environ)
         env.pop("DAPR_API_TOKEN", None)
         if token:
@@ -58,7 +66,7 @@ class Sidecar:
             [mecha, "sidecar", "--app-id", app_id,
              "--dapr-http-port", str(self.http_port), "--dapr-grpc-port", str(self.grpc_port),
              "--metrics-port", str(free_port()), "--dapr-listen-addresses", "127.0.0.1",
-             "--data-dir", data_dir or os.path.join(workdir, "data"), "--resources-path", resources,
+             "--data-dir", data_dir or os.path.join(workdir, "data"), *resources_args,
              *app_args],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.wait_healthy()
