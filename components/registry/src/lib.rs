@@ -42,6 +42,10 @@ pub fn registry() -> Registry {
     registry.register_pubsub(mecha_component_rabbitmq::RabbitMqFactory);
     #[cfg(not(feature = "rabbitmq"))]
     registry.register_pubsub(CompiledOut("pubsub.rabbitmq", "rabbitmq"));
+    #[cfg(feature = "mqtt")]
+    registry.register_pubsub(mecha_component_mqtt::MqttFactory);
+    #[cfg(not(feature = "mqtt"))]
+    registry.register_pubsub(CompiledOut("pubsub.mqtt3", "mqtt"));
 
     #[cfg(feature = "mdns")]
     registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);

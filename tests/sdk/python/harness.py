@@ -174,6 +174,42 @@ def run_invoke(mecha, protocol):
         return code
 
 
+def run_pubsub(mecha):
+    """Pub/sub: an SDK gRPC subscriber app and a FastAPI one, each behind a
+    runtime, get what a third runtime publishes through the SDK. All three
+    use the embedded `pubsub` of one data directory."""
+    with tempfile.TemporaryDirectory() as workdir:
+        data = os.path.join(workdir, "data")
+        records = os.path.join(workdir, "records")
+        os.makedirs(records)
+        grpc_port, http_port = free_port(), free_port()
+        apps = [
+            subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "pubsub_grpc_app.py"), str(grpc_port),
+                              os.path.join(records, "grpc.jsonl")]),
+            subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "pubsub_http_app.py"), str(http_port),
+                              os.path.join(records, "http.jsonl")]),
+        ]
+        sidecars = []
+        code = 1
+        try:
+            wait_port(grpc_port, apps[0])
+            wait_port(http_port, apps[1])
+            sidecars.append(Sidecar(mecha, workdir, "py-grpc-sub", data_dir=data, defaults=True,
+                                    app_args=("--app-port", str(grpc_port), "--app-protocol", "grpc")))
+            sidecars.append(Sidecar(mecha, workdir, "py-http-sub", data_dir=data, defaults=True,
+                                    app_args=("--app-port", str(http_port))))
+            publisher = Sidecar(mecha, workdir, "py-publisher", data_dir=data, defaults=True)
+            sidecars.append(publisher)
+            code = run_module("test_pubsub", publisher, "test_pubsub (publish, subscribe, streaming)",
+                              {"PUBSUB_RECORDS": records})
+        finally:
+            code = stop_all(sidecars, code != 0) or code
+            for app in apps:
+                app.terminate()
+                app.wait(timeout=10)
+        return code
+
+
 def run_js(mecha):
     """The official JS SDK's smoke test (tests/sdk/js/invoke.mjs)."""
     js = os.path.join(HERE, "..", "js")
@@ -195,6 +231,32 @@ def run_js(mecha):
             code = stop_all(sidecars, code != 0) or code
             app.terminate()
             app.wait(timeout=10)
+        return code
+
+
+def run_js_pubsub(mecha):
+    """The JS SDK's pub/sub smoke test (tests/sdk/js/pubsub.mjs): it is the
+    app (a DaprServer) and the publisher, so it learns its runtime's ports
+    first, and the runtime starts once the app listens."""
+    js = os.path.join(HERE, "..", "js")
+    with tempfile.TemporaryDirectory() as workdir:
+        app_port, http_port, grpc_port = free_port(), free_port(), free_port()
+        env = dict(os.environ, APP_PORT=str(app_port), DAPR_HTTP_PORT=str(http_port),
+                   DAPR_GRPC_PORT=str(grpc_port))
+        print("--- JS SDK: pubsub.mjs", flush=True)
+        node = subprocess.Popen(["node", "pubsub.mjs"], cwd=js, env=env)
+        sidecars = []
+        code = 1
+        try:
+            wait_port(app_port, node)
+            sidecars.append(Sidecar(mecha, workdir, "js-pubsub", defaults=True, ports=(http_port, grpc_port),
+                                    app_args=("--app-port", str(app_port))))
+            code = node.wait(timeout=120)
+        finally:
+            if node.poll() is None:
+                node.kill()
+                node.wait()
+            code = stop_all(sidecars, code != 0) or code
         return code
 
 
@@ -258,9 +320,9 @@ if __name__ == "__main__":
     failures = 0
     if "python" in suites:
         failures += (run(mecha, "test_state") + run(mecha, "test_state", token="sdk-token")
-                     + run_invoke(mecha, "http") + run_invoke(mecha, "grpc"))
+                     + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha))
     if "js" in suites:
-        failures += run_js(mecha)
+        failures += run_js(mecha) + run_js_pubsub(mecha)
     if "run" in suites:
         failures += run_mecha_run(mecha)
     sys.exit(1 if failures else 0)
