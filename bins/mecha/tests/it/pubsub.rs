@@ -817,3 +817,94 @@ async fn embedded_broker_is_shared_on_the_host_and_survives_restarts() {
     got.dedup();
     assert_eq!(got, [3, 4]);
 }
+
+/// The real brokers, loaded from Dapr component files with Dapr's metadata
+/// keys: an HTTP app subscribed through each gets what is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_brokers_from_dapr_component_files() {
+    use mecha_core::testing::{service_available, service_url};
+    let redis = service_url("redis", "127.0.0.1:6379");
+    let rabbit = service_url("rabbitmq", "amqp://guest:guest@127.0.0.1:5672");
+    let rabbit_address = rabbit.rsplit('@').next().unwrap().to_owned();
+    let mqtt = service_url("mqtt", "127.0.0.1:1883");
+    let brokers = [
+        (
+            "redis",
+            "pubsub.redis",
+            redis.clone(),
+            vec![
+                ("redisHost", redis.clone()),
+                ("processingTimeout", "2s".into()),
+            ],
+        ),
+        (
+            "rabbitmq",
+            "pubsub.rabbitmq",
+            rabbit_address,
+            vec![("connectionString", rabbit.clone())],
+        ),
+        (
+            "mqtt",
+            "pubsub.mqtt3",
+            mqtt.clone(),
+            vec![("url", format!("tcp://{mqtt}")), ("qos", "1".into())],
+        ),
+    ];
+    let suffix = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut resources = Resources::new();
+    let mut names = Vec::new();
+    for (name, type_name, address, metadata) in &brokers {
+        if !service_available(name, address) {
+            continue;
+        }
+        let metadata: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        resources = resources.component(name, type_name, &metadata);
+        names.push(*name);
+    }
+    if names.is_empty() {
+        return;
+    }
+    let app = App::http(0).await;
+    let topic = format!("e2e-{suffix}");
+    *app.state.subscriptions.lock().unwrap() = Some(Value::Array(
+        names
+            .iter()
+            .map(|name| json!({"pubsubname": name, "topic": topic, "route": format!("/events/{name}")}))
+            .collect(),
+    ));
+    let runtime = sidecar(
+        resources,
+        &format!("brokers-{suffix}"),
+        app_args(app.port, "http"),
+    )
+    .await;
+    subscribed(&runtime, names.len()).await;
+    for name in &names {
+        publish_json(&runtime, &format!("{name}/{topic}"), json!({"via": name})).await;
+    }
+    eventually("an event through every broker", || {
+        app.state.events().len() >= names.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut received: Vec<(String, Value)> = app
+        .state
+        .events()
+        .iter()
+        .map(|e| (e.path.clone(), e.event["data"]["via"].clone()))
+        .collect();
+    received.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected: Vec<(String, Value)> = names
+        .iter()
+        .map(|name| (format!("/events/{name}"), json!(name)))
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(received, expected, "{}", runtime.logs());
+}
