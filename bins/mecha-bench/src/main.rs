@@ -10,6 +10,7 @@ mod floor;
 mod invoke;
 mod load;
 mod process;
+mod pubsub;
 mod report;
 
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ enum Bench {
     /// Service invocation: app → runtime → runtime → app against app → app
     /// directly, over HTTP and gRPC.
     Invoke(invoke::InvokeArgs),
+    /// Pub/sub per broker: publish latency through the runtime against the
+    /// component publishing in-process, publish-to-delivered latency, and
+    /// delivered throughput.
+    Pubsub(pubsub::PubSubArgs),
     /// Start-up time to a healthy /v1.0/healthz, and idle RSS.
     Startup {
         #[arg(long, default_value_t = 20)]
@@ -75,6 +80,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
         Bench::Invoke(args) => runtime.block_on(invoke::invoke(&mecha, args)),
+        Bench::Pubsub(args) => runtime.block_on(pubsub::pubsub(&mecha, args)),
         Bench::Floor { .. } => unreachable!("handled above"),
         Bench::Startup { runs } => {
             let startup = process::startup(&mecha, runs)?;

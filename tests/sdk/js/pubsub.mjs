@@ -64,13 +64,24 @@ for (const { headers } of received.orders) {
 }
 console.log("ok - @dapr/dapr pubsub.publish over http and grpc, delivered to server.pubsub.subscribe");
 
-const messages = [1, 2, 3].map((n) => ({ token, n }));
-const bulk = await clients.http.pubsub.publishBulk(pubsub, "js-bulk", messages);
-assert.deepEqual(bulk.failedMessages, [], JSON.stringify(bulk));
-await arrived(received.bulk, 3, "js-bulk");
-assert.deepEqual(received.bulk.map((data) => data.n).sort(), [1, 2, 3]);
+for (const [protocol, client] of Object.entries(clients)) {
+  const messages = [1, 2, 3].map((n) => ({ token, protocol, n }));
+  const bulk = await client.pubsub.publishBulk(pubsub, "js-bulk", messages);
+  assert.deepEqual(bulk.failedMessages, [], `${protocol}: ${JSON.stringify(bulk)}`);
+}
+await arrived(received.bulk, 6, "js-bulk");
+const bulkEvents = received.bulk.map(({ protocol, n }) => `${protocol} ${n}`).sort();
+assert.deepEqual(bulkEvents, ["grpc 1", "grpc 2", "grpc 3", "http 1", "http 2", "http 3"]);
 assert.ok(received.bulk.every((data) => data.token === token), JSON.stringify(received.bulk));
-console.log("ok - @dapr/dapr pubsub.publishBulk, delivered to server.pubsub.subscribeBulk");
+console.log("ok - @dapr/dapr pubsub.publishBulk over http and grpc, delivered to server.pubsub.subscribeBulk");
+
+// An unknown pubsub is an error the SDK reports.
+for (const [protocol, client] of Object.entries(clients)) {
+  // The HTTP client answers { error }; the gRPC one throws it.
+  const result = await client.pubsub.publish("no-such-pubsub", "js-orders", { token }).catch((thrown) => thrown);
+  assert.match(String(result.error), /pubsub no-such-pubsub is not found/, protocol);
+}
+console.log("ok - unknown pubsub rejected");
 
 await clients.http.stop();
 await clients.grpc.stop();

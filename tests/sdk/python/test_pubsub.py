@@ -19,7 +19,9 @@ import time
 import unittest
 import uuid
 
+import grpc
 from dapr.clients import DaprClient
+from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._request import BulkPublishEntry
 from dapr.clients.grpc._response import TopicEventResponse
 
@@ -237,6 +239,15 @@ class PubSubThroughTheSdk(unittest.TestCase):
                 print(f"unexpected message {extra.id()}: {extra.raw_data()!r}")
         finally:
             close()
+
+    def test_errors_carry_dapr_codes(self):
+        with self.assertRaises(DaprGrpcError) as caught:
+            self.client.publish_event("no-such-pubsub", "orders", "x")
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(caught.exception.error_code(), "DAPR_PUBSUB_NOT_FOUND")
+        with self.assertRaises(DaprGrpcError) as caught:
+            self.client.publish_events("no-such-pubsub", "orders", ["x"])
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 
 if __name__ == "__main__":
