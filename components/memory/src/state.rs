@@ -1,5 +1,5 @@
 //! `state.in-memory`: a state store in a hash map, with ETags, first-write,
-//! TTL and transactions.
+//! TTL, transactions and the query API (evaluated in the process).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,12 @@ use mecha_core::units::format_rfc3339;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use mecha_state::*;
 
-const FEATURES: &[Feature] = &[Feature::Etag, Feature::Transactional, Feature::Ttl];
+const FEATURES: &[Feature] = &[
+    Feature::Etag,
+    Feature::Transactional,
+    Feature::Ttl,
+    Feature::QueryApi,
+];
 /// How often expired items are swept away.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -204,6 +209,31 @@ impl StateStore for MemoryStateStore {
             };
         }
         Ok(())
+    }
+
+    async fn query(&self, req: &QueryRequest) -> Result<QueryResponse, StateError> {
+        let now = SystemTime::now();
+        // Values are copied out (cheaply: `Bytes`) so the lock is not held
+        // while documents are parsed and sorted.
+        let items: Vec<QueryItem> = {
+            let items = self.items.read().expect("lock");
+            items
+                .iter()
+                .filter(|(key, entry)| {
+                    entry.live(now)
+                        && req
+                            .key_prefix
+                            .as_deref()
+                            .is_none_or(|prefix| key.starts_with(prefix))
+                })
+                .map(|(key, entry)| QueryItem {
+                    key: key.clone(),
+                    data: entry.value.clone(),
+                    etag: Some(entry.etag.to_string()),
+                })
+                .collect()
+        };
+        Ok(mecha_state::query::evaluate(req, items))
     }
 }
 

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use mecha_pubsub::*;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -139,21 +139,7 @@ fn now_ms() -> u128 {
 
 impl RedisPubSub {
     pub async fn connect(config: RedisPubSubConfig) -> anyhow::Result<Self> {
-        let client = config.settings.client()?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.settings.dial_timeout))
-            .set_response_timeout(Some(config.settings.timeout))
-            .set_number_of_retries(2);
-        let commands = client
-            .get_connection_manager_with_config(manager)
-            .await
-            .map_err(|err| {
-                anyhow::anyhow!(
-                    "cannot connect to Redis at {}:{}: {err}",
-                    config.settings.host,
-                    config.settings.port
-                )
-            })?;
+        let (client, commands) = config.settings.connect().await?;
         Ok(Self {
             client,
             commands,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use mecha_core::MetadataReader;
+use mecha_core::address::{percent_encode as encode, split_host_port as split_host};
 
 /// How to reach Redis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,38 +142,28 @@ impl Settings {
         redis::Client::open(self.url())
             .map_err(|err| anyhow::anyhow!("invalid Redis settings: {err}"))
     }
-}
 
-/// Splits `host:port`, `[v6]:port`, `[v6]` or `host`.
-fn split_host(value: &str) -> Result<(String, Option<u16>), String> {
-    let port = |text: &str| text.parse::<u16>().map_err(|err| err.to_string());
-    if let Some(rest) = value.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("'[' without ']'")?;
-        return match after.strip_prefix(':') {
-            Some(p) => Ok((host.to_owned(), Some(port(p)?))),
-            None if after.is_empty() => Ok((host.to_owned(), None)),
-            None => Err(format!("unexpected '{after}'")),
-        };
+    /// A client and its shared multiplexed connection, which reconnects by
+    /// itself after the connection is lost (a command in flight then fails;
+    /// none is retried, so nothing is applied twice).
+    pub async fn connect(&self) -> anyhow::Result<(redis::Client, redis::aio::ConnectionManager)> {
+        let client = self.client()?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.dial_timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2);
+        let manager = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot connect to Redis at {}:{}: {err}",
+                    self.host,
+                    self.port
+                )
+            })?;
+        Ok((client, manager))
     }
-    match value.rsplit_once(':') {
-        // An IPv6 address without brackets has no port.
-        Some((host, _)) if host.contains(':') => Ok((value.to_owned(), None)),
-        Some((host, p)) => Ok((host.to_owned(), Some(port(p)?))),
-        None => Ok((value.to_owned(), None)),
-    }
-}
-
-/// Percent-encodes what may not appear as is in a URL's user info.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -32,8 +32,20 @@ pub fn registry() -> Registry {
 
     #[cfg(feature = "redis")]
     registry.register_pubsub(mecha_component_redis::RedisPubSubFactory);
+    #[cfg(feature = "redis")]
+    registry.register_state(mecha_component_redis::RedisStateFactory);
     #[cfg(not(feature = "redis"))]
     registry.register_pubsub(CompiledOut("pubsub.redis", "redis"));
+    #[cfg(not(feature = "redis"))]
+    registry.register_state(CompiledOut("state.redis", "redis"));
+    #[cfg(feature = "postgres")]
+    registry.register_state(mecha_component_postgres::PgStateFactory);
+    #[cfg(not(feature = "postgres"))]
+    registry.register_state(CompiledOut("state.postgresql", "postgres"));
+    #[cfg(feature = "mysql")]
+    registry.register_state(mecha_component_mysql::MySqlStateFactory);
+    #[cfg(not(feature = "mysql"))]
+    registry.register_state(CompiledOut("state.mysql", "mysql"));
     #[cfg(feature = "nats")]
     registry.register_pubsub(mecha_component_nats::JetStreamFactory);
     #[cfg(not(feature = "nats"))]

@@ -1,5 +1,6 @@
 //! `state.sqlite`: a durable state store in one SQLite file, with ETags,
-//! first-write, TTL and transactions.
+//! first-write, TTL, transactions and the query API (translated to SQLite's
+//! JSON functions; daprd's `state.sqlite` has no query API).
 //!
 //! The table layout is Dapr's own (`key, value, is_binary, etag,
 //! expiration_time, update_time`), so a database written by daprd's
@@ -14,12 +15,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_state::query::sql::{self, Dialect, JsonType, SqlParam};
 use mecha_state::*;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
 use crate::connection::{Db, DbError, is_memory, valid_identifier};
 
-const FEATURES: &[Feature] = &[Feature::Etag, Feature::Transactional, Feature::Ttl];
+const FEATURES: &[Feature] = &[
+    Feature::Etag,
+    Feature::Transactional,
+    Feature::Ttl,
+    Feature::QueryApi,
+];
 
 /// The typed configuration of a `state.sqlite` component.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -489,12 +496,7 @@ impl StateStore for SqliteStateStore {
             .await;
         match result {
             Ok(results) => results,
-            Err(err) => {
-                let message = err.to_string();
-                (0..count)
-                    .map(|_| Err(StateError::Backend(anyhow::anyhow!(message.clone()))))
-                    .collect()
-            }
+            Err(err) => bulk_failure(count, &err),
         }
     }
 
@@ -550,4 +552,105 @@ impl StateStore for SqliteStateStore {
         })
         .await
     }
+
+    async fn query(&self, req: &QueryRequest) -> Result<QueryResponse, StateError> {
+        let table = self.inner.config.table_name.clone();
+        let req = req.clone();
+        self.run(false, move |conn, _| query_rows(conn, &table, &req))
+            .await
+    }
+}
+
+/// SQLite's JSON functions. A text value that is not JSON makes them fail,
+/// so each reads the document only when it is valid (SQLite does not
+/// promise to evaluate `AND` in order).
+struct Sqlite;
+
+const DOC: &str = "(CASE WHEN json_valid(value) THEN value END)";
+
+impl Dialect for Sqlite {
+    fn placeholder(&self, index: usize) -> String {
+        format!("?{index}")
+    }
+    fn path(&self, segments: &[String]) -> String {
+        let quoted: Vec<String> = segments.iter().map(|s| format!(".\"{s}\"")).collect();
+        format!("'${}'", quoted.concat())
+    }
+    fn number(&self, path: &str) -> String {
+        format!(
+            "(CASE WHEN json_type({DOC}, {path}) IN ('integer', 'real') THEN json_extract({DOC}, {path}) END)"
+        )
+    }
+    fn string(&self, path: &str) -> String {
+        format!(
+            "(CASE WHEN json_type({DOC}, {path}) = 'text' THEN json_extract({DOC}, {path}) END)"
+        )
+    }
+    fn is(&self, path: &str, json_type: JsonType) -> String {
+        let name = match json_type {
+            JsonType::True => "true",
+            JsonType::False => "false",
+            JsonType::Null => "null",
+        };
+        format!("(json_type({DOC}, {path}) = '{name}')")
+    }
+    fn present(&self, path: &str) -> String {
+        format!("(json_type({DOC}, {path}) IS NOT NULL)")
+    }
+    fn rank(&self, path: &str) -> String {
+        format!(
+            "(CASE json_type({DOC}, {path}) WHEN 'integer' THEN 0 WHEN 'real' THEN 0 WHEN 'text' THEN 1 \
+             WHEN 'true' THEN 2 WHEN 'false' THEN 2 WHEN 'null' THEN 3 WHEN 'object' THEN 4 \
+             WHEN 'array' THEN 4 ELSE 5 END)"
+        )
+    }
+    fn sort_text(&self, path: &str) -> String {
+        format!(
+            "(CASE json_type({DOC}, {path}) WHEN 'text' THEN json_extract({DOC}, {path}) \
+             WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END)"
+        )
+    }
+    fn key_order(&self, column: &str) -> String {
+        column.to_owned()
+    }
+}
+
+fn query_rows(
+    conn: &Connection,
+    table: &str,
+    req: &QueryRequest,
+) -> Result<QueryResponse, StateError> {
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    let mut scope = String::new();
+    if let Some(prefix) = &req.key_prefix {
+        // A range on the primary key: every key starting with the prefix.
+        scope = " AND key >= ?1 AND key < ?2".into();
+        params.push(prefix.clone().into());
+        params.push(sql::prefix_end(prefix).into());
+    }
+    let translated = sql::translate(&req.query, &Sqlite, "key", params.len() + 1);
+    params.extend(translated.params.into_iter().map(|param| match param {
+        SqlParam::Text(text) => rusqlite::types::Value::Text(text),
+        SqlParam::Float(n) => rusqlite::types::Value::Real(n),
+    }));
+    let statement = format!(
+        "SELECT key, value, etag FROM \"{table}\" WHERE is_binary = 0 AND {NOT_EXPIRED}{scope} \
+         AND json_valid(value) AND {} ORDER BY {}{}",
+        translated.condition,
+        translated.order_by,
+        sql::limit_offset(&req.query, "-1"),
+    );
+    let mut stmt = conn.prepare(&statement).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(params), |row| {
+            Ok(QueryItem {
+                key: row.get(0)?,
+                data: Bytes::from(row.get::<_, String>(1)?.into_bytes()),
+                etag: Some(row.get(2)?),
+            })
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    Ok(QueryResponse::page(&req.query, rows))
 }

@@ -76,6 +76,32 @@ impl Dapr for DaprService {
         }))
     }
 
+    async fn query_state_alpha1(
+        &self,
+        request: Request<pb::QueryStateRequest>,
+    ) -> Answer<pb::QueryStateResponse> {
+        let req = request.into_inner();
+        let response = self
+            .api
+            .query_state(&req.store_name, &req.query, convert::metadata(req.metadata))
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::QueryStateResponse {
+            results: response
+                .results
+                .into_iter()
+                .map(|item| pb::QueryStateItem {
+                    key: item.key,
+                    data: item.data,
+                    etag: item.etag.unwrap_or_default(),
+                    error: String::new(),
+                })
+                .collect(),
+            token: response.token.unwrap_or_default(),
+            metadata: response.metadata.into_iter().collect(),
+        }))
+    }
+
     async fn get_bulk_state(
         &self,
         request: Request<pb::GetBulkStateRequest>,

@@ -11,24 +11,6 @@ use crate::error::error_response;
 
 const PREFIX: &str = "/v1.0/invoke/";
 
-/// Decodes `%XX` escapes (the app id of the path form is URL-encoded).
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// `{app-id}` and `{method...}` of `/v1.0/invoke/{app-id}/method/{method...}`
 /// (the method exactly as the caller encoded it).
 fn split_invoke_path(path: &str) -> Option<(String, &str)> {
@@ -37,7 +19,8 @@ fn split_invoke_path(path: &str) -> Option<(String, &str)> {
     if id.is_empty() || id.contains('/') {
         return None;
     }
-    Some((percent_decode(id)?, method))
+    // The app id of the path form is URL-encoded.
+    Some((mecha_core::address::percent_decode(id)?, method))
 }
 
 /// `/v1.0/invoke/...`.

@@ -29,13 +29,16 @@ const NOT_YET: &[(&str, &str)] = &[
     ("/v1.0-alpha2/conversation/{*rest}", "conversation"),
     ("/v1.0-alpha1/crypto/{*rest}", "cryptography"),
     ("/v1.0-alpha1/subtlecrypto/{*rest}", "cryptography"),
-    ("/v1.0-alpha1/state/{store}/query", "the state query API"),
 ];
 
 pub(crate) fn build(ctx: Ctx) -> Router {
     let mut router = Router::new()
         .route("/v1.0/state/{store}", post(state::save).put(state::save))
         .route("/v1.0/state/{store}/{key}", any(state::by_key))
+        .route(
+            "/v1.0-alpha1/state/{store}/query",
+            post(state::query).put(state::query),
+        )
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::set))
         .route("/v1.0/healthz", get(metadata::healthz))

@@ -1,4 +1,5 @@
-//! The state API: get, bulk get, save, delete, bulk delete, transactions.
+//! The state API: get, bulk get, save, delete, bulk delete, transactions,
+//! query.
 //! Keys here are the app's keys; the block's [`Store`] applies prefixes.
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use mecha_core::{ApiError, GrpcCode};
 use mecha_runtime::ComponentStore;
 use mecha_state::{
     Concurrency, Consistency, DeleteRequest, Feature, GetRequest, GetResponse, Metadata, Operation,
-    SetRequest, StateError, Store,
+    QueryResponse, SetRequest, StateError, Store,
 };
 
 use crate::Api;
@@ -40,6 +41,7 @@ enum Op<'a> {
     Delete(&'a str),
     BulkDelete,
     Transaction,
+    Query,
 }
 
 /// Parses `options.concurrency`; empty means last-write.
@@ -228,6 +230,22 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Runs a state query (alpha) over the app's own keys.
+    pub async fn query_state(
+        &self,
+        store: &str,
+        query: &str,
+        metadata: Metadata,
+    ) -> Result<QueryResponse, ApiError> {
+        let handle = self.store(store)?;
+        handle
+            .query(query, metadata)
+            .await
+            .map_err(|err| state_error(Op::Query, store, err))
+    }
+}
+
 /// Maps a block error to Dapr's error for the operation.
 fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
     let (code, prefix) = match op {
@@ -255,6 +273,10 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
             "ERR_STATE_TRANSACTION",
             "error while executing state transaction".to_owned(),
         ),
+        Op::Query => (
+            "ERR_STATE_QUERY",
+            format!("state store {store} query failed"),
+        ),
     };
     match err {
         StateError::IllegalKey(key) => {
@@ -272,6 +294,23 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
             format!("state store {store} doesn't support transactions"),
         )
         .with_reason("DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED")
+        .with_resource("state", store),
+        StateError::Unsupported(Feature::QueryApi) => ApiError::new(
+            "ERR_STATE_STORE_NOT_SUPPORTED",
+            500,
+            GrpcCode::Internal,
+            format!("state store {store} does not support querying"),
+        )
+        .with_reason("DAPR_STATE_QUERYING_NOT_SUPPORTED")
+        .with_resource("state", store),
+        // A query the app got wrong is its error (daprd answers 500).
+        StateError::InvalidQuery(problem) => ApiError::new(
+            "ERR_STATE_QUERY",
+            400,
+            GrpcCode::InvalidArgument,
+            format!("{prefix}: {problem}"),
+        )
+        .with_reason("DAPR_STATE_QUERY_FAILED")
         .with_resource("state", store),
         StateError::Unsupported(feature) => ApiError::new(
             "ERR_STATE_STORE_NOT_SUPPORTED",
@@ -304,7 +343,13 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
         }
         StateError::Backend(inner) => {
             tracing::warn!(store, code, error = %format!("{inner:#}"), "state operation failed");
-            ApiError::new(code, 500, GrpcCode::Internal, format!("{prefix}: {inner:#}"))
+            let err = ApiError::new(code, 500, GrpcCode::Internal, format!("{prefix}: {inner:#}"));
+            match op {
+                Op::Query => err
+                    .with_reason("DAPR_STATE_QUERY_FAILED")
+                    .with_resource("state", store),
+                _ => err,
+            }
         }
     }
 }

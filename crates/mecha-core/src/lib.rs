@@ -1,6 +1,7 @@
 //! Mecha's shared vocabulary. Every other crate depends on this one, and it
 //! depends on no web framework, gRPC stack or database client.
 
+pub mod address;
 pub mod component;
 pub mod error;
 pub mod metadata;

@@ -88,6 +88,14 @@ impl KeyScheme {
         })
     }
 
+    /// What every stored key of this scheme starts with (the prefix and its
+    /// separator), or `None` when keys are stored raw.
+    pub fn stored_prefix(&self) -> Option<String> {
+        self.prefix
+            .as_ref()
+            .map(|prefix| format!("{prefix}{SEPARATOR}"))
+    }
+
     /// The app's key for a stored key (the prefix removed).
     pub fn app_key<'a>(&self, stored: &'a str) -> &'a str {
         match &self.prefix {

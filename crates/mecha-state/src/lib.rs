@@ -8,7 +8,9 @@
 //! - `conformance` (feature `conformance`) is the suite every component must
 //!   pass, expanded into one test per case by [`state_conformance!`].
 
+pub mod codec;
 mod keys;
+pub mod query;
 mod store;
 mod types;
 
@@ -16,5 +18,6 @@ mod types;
 pub mod conformance;
 
 pub use keys::{KeyPrefix, KeyScheme, SEPARATOR};
-pub use store::{BulkGetItem, Store};
+pub use query::{Query, QueryItem, QueryRequest, QueryResponse};
+pub use store::{BulkGetItem, Store, parse_ttl};
 pub use types::*;

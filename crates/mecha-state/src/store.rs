@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys::KeyScheme;
+use crate::query::{Query, QueryRequest, QueryResponse};
 use crate::types::*;
 
 /// One item of a bulk get, in the app's key space.
@@ -152,6 +153,30 @@ impl Store {
             return Ok(());
         }
         self.component.transact(&ops, metadata).await
+    }
+
+    /// Runs a query (Dapr's query JSON) over the app's own keys, returning
+    /// the app's keys. A store without the query capability refuses it
+    /// before the query is read, as daprd does.
+    pub async fn query(
+        &self,
+        query: &str,
+        metadata: Metadata,
+    ) -> Result<QueryResponse, StateError> {
+        if !self.has(Feature::QueryApi) {
+            return Err(StateError::Unsupported(Feature::QueryApi));
+        }
+        let query = Query::parse(query).map_err(StateError::InvalidQuery)?;
+        let req = QueryRequest {
+            query,
+            key_prefix: self.keys.stored_prefix(),
+            metadata,
+        };
+        let mut response = self.component.query(&req).await?;
+        for item in &mut response.results {
+            item.key = self.keys.app_key(&item.key).to_owned();
+        }
+        Ok(response)
     }
 
     fn prepare_set(&self, req: &mut SetRequest) -> Result<(), StateError> {

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::query::{QueryRequest, QueryResponse};
+
 /// Request and response metadata (`metadata.*` on HTTP).
 pub type Metadata = BTreeMap<String, String>;
 
@@ -194,6 +196,9 @@ pub enum StateError {
     Unsupported(Feature),
     #[error("the transaction has {count} operations, more than the store's limit of {limit}")]
     TooManyOperations { count: usize, limit: usize },
+    /// A query that does not parse or cannot be run as written.
+    #[error("{0}")]
+    InvalidQuery(String),
     #[error(transparent)]
     Backend(#[from] anyhow::Error),
 }
@@ -264,6 +269,30 @@ pub trait StateStore: Send + Sync + 'static {
     fn max_transaction_ops(&self) -> Option<usize> {
         None
     }
+
+    /// Runs a query (see [`crate::query`]) over the store's JSON values.
+    async fn query(&self, req: &QueryRequest) -> Result<QueryResponse, StateError> {
+        let _ = req;
+        Err(StateError::Unsupported(Feature::QueryApi))
+    }
+
+    /// True when the store hands JSON values back re-formatted (equal as
+    /// JSON, not byte for byte), as PostgreSQL's `jsonb` does.
+    fn reformats_json(&self) -> bool {
+        false
+    }
+}
+
+/// The answer of a bulk read that failed as a whole: the same error for
+/// every key.
+pub fn bulk_failure(
+    count: usize,
+    err: &StateError,
+) -> Vec<Result<Option<GetResponse>, StateError>> {
+    let message = err.to_string();
+    (0..count)
+        .map(|_| Err(StateError::Backend(anyhow::anyhow!(message.clone()))))
+        .collect()
 }
 
 /// Folds the failures of a bulk write into one error, as Dapr does: when

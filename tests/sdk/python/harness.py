@@ -36,6 +36,40 @@ def component(name, type_name, metadata):
     return "\n".join(lines) + "\n"
 
 
+def reachable(name, address):
+    """Whether a test service answers; with MECHA_REQUIRE_SERVICES=1 an
+    unreachable one is an error, as in the Rust tests."""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        return True
+    except OSError:
+        if os.environ.get("MECHA_REQUIRE_SERVICES") == "1":
+            raise RuntimeError(f"{name} is unreachable at {address} and MECHA_REQUIRE_SERVICES=1")
+        print(f"SKIP: {name} is unreachable at {address}; its SDK state cases do not run", flush=True)
+        return False
+
+
+def database_stores():
+    """The state stores on the local databases that answer, as (name,
+    component YAML). Fixed tables (keys are unique per test run)."""
+    stores = []
+    redis = os.environ.get("MECHA_TEST_REDIS_URL", "127.0.0.1:6379")
+    if reachable("Redis", redis):
+        stores.append(("redis", component("redis", "state.redis", {"redisHost": redis})))
+    pg = os.environ.get("MECHA_TEST_POSTGRES_URL", "127.0.0.1:5432")
+    if reachable("PostgreSQL", pg):
+        host, port = pg.rsplit(":", 1)
+        stores.append(("postgres", component("postgres", "state.postgresql", {
+            "connectionString": f"host={host} port={port} user=postgres dbname=test sslmode=disable",
+            "tableName": "mecha_sdk_state", "metadataTableName": "mecha_sdk_metadata"})))
+    my = os.environ.get("MECHA_TEST_MYSQL_URL", "127.0.0.1:3306")
+    if reachable("MySQL", my):
+        stores.append(("mysql", component("mysql", "state.mysql", {
+            "connectionString": f"root:@tcp({my})/?allowNativePasswords=true", "schemaName": "mecha_sdk"})))
+    return stores
+
+
 class Sidecar:
     """A mecha runtime. Runtimes given the same data_dir find each other
     (the default name resolution registry lives there). With defaults=True
@@ -45,7 +79,7 @@ class Sidecar:
     before the runtime starts."""
 
     def __init__(self, mecha, workdir, app_id, token=None, data_dir=None, app_args=(),
-                 defaults=False, ports=None):
+                 defaults=False, ports=None, extra_stores=()):
         self.http_port, self.grpc_port = ports or (free_port(), free_port())
         resources_args = ()
         if not defaults:
@@ -56,6 +90,9 @@ class Sidecar:
                 f.write(component("durable", "state.sqlite", {"connectionString": db}))
                 f.write("---\n")
                 f.write(component("mem", "state.in-memory", {}))
+                for _, yaml in extra_stores:
+                    f.write("---\n")
+                    f.write(yaml)
             resources_args = ("--resources-path", resources)
         env = dict(os.environ)
         env.pop("DAPR_API_TOKEN", None)
@@ -134,12 +171,18 @@ def stop_all(sidecars, failed):
     return code
 
 
-def run(mecha, module, token=None):
-    """Runs `module` (unittest) against a fresh sidecar; returns its exit code."""
+def run(mecha, module, token=None, databases=False):
+    """Runs `module` (unittest) against a fresh sidecar; returns its exit
+    code. With databases=True the sidecar also has a state store on each
+    local database that answers, named in MECHA_SDK_STORES."""
     with tempfile.TemporaryDirectory() as workdir:
-        sidecar = Sidecar(mecha, workdir, app_id="sdk-app", token=token)
+        stores = database_stores() if databases else []
+        sidecar = Sidecar(mecha, workdir, app_id="sdk-app", token=token, extra_stores=stores)
         label = f"{module}" + (" (with DAPR_API_TOKEN)" if token else "")
-        code = run_module(module, sidecar, label, token=token)
+        if stores:
+            label += " (also on " + ", ".join(name for name, _ in stores) + ")"
+        env = {"MECHA_SDK_STORES": ",".join(name for name, _ in stores)}
+        code = run_module(module, sidecar, label, extra_env=env, token=token)
         return code or stop_all([sidecar], code != 0)
 
 
@@ -319,7 +362,7 @@ if __name__ == "__main__":
     mecha, suites = sys.argv[1], sys.argv[2:] or ["python", "js", "run"]
     failures = 0
     if "python" in suites:
-        failures += (run(mecha, "test_state") + run(mecha, "test_state", token="sdk-token")
+        failures += (run(mecha, "test_state", databases=True) + run(mecha, "test_state", token="sdk-token")
                      + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha))
     if "js" in suites:
         failures += run_js(mecha) + run_js_pubsub(mecha)

@@ -12,3 +12,4 @@ mod lifecycle;
 mod pubsub;
 mod run;
 mod scenarios;
+mod state_stores;

@@ -2,3 +2,4 @@
 //! `MECHA_TEST_REDIS_URL` (default 127.0.0.1:6379).
 
 mod pubsub;
+mod state;

@@ -15,6 +15,9 @@ use bytes::Bytes;
 
 use crate::*;
 
+mod query;
+pub use query::*;
+
 /// Gives each case a fresh, isolated component.
 #[async_trait]
 pub trait Harness: Send + Sync {
@@ -24,12 +27,38 @@ pub trait Harness: Send + Sync {
     async fn component(&self) -> Option<Arc<dyn StateStore>>;
 }
 
-const APP: &str = "conformance-app";
+/// A name no other case (in this process or another one sharing the
+/// backend) uses, so that cases on a shared key space never collide.
+fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{count}-{nanos:x}", std::process::id())
+}
 
+/// A store on a fresh component, with its own app id as key prefix.
 async fn store(harness: &impl Harness) -> Option<Store> {
     let component = harness.component().await?;
-    let keys = KeyPrefix::AppId.scheme(APP, "conformance", None);
+    let keys = KeyPrefix::AppId.scheme(&unique("app"), "conformance", None);
     Some(Store::new("conformance", component, keys))
+}
+
+/// Asserts that `got` is the value written: byte for byte, or as JSON for
+/// a store that re-formats JSON values.
+fn assert_data(store: &Store, got: &Bytes, written: &Bytes) {
+    if store.component().reformats_json()
+        && let (Ok(a), Ok(b)) = (
+            serde_json::from_slice::<serde_json::Value>(got),
+            serde_json::from_slice::<serde_json::Value>(written),
+        )
+    {
+        assert_eq!(a, b, "the JSON value written is read back");
+        return;
+    }
+    assert_eq!(got, written, "the value written is read back");
 }
 
 async fn get(store: &Store, key: &str) -> Option<GetResponse> {
@@ -60,11 +89,18 @@ pub async fn crud_round_trip(harness: &impl Harness) {
         return;
     };
     store
-        .save(vec![SetRequest::new("k1", value("{\"a\":1}"))])
+        .save(vec![SetRequest::new(
+            "k1",
+            value("{\"a\": 1, \"b\": [true, null]}"),
+        )])
         .await
         .unwrap();
     let item = get(&store, "k1").await.expect("saved item is found");
-    assert_eq!(item.data, value("{\"a\":1}"));
+    assert_data(
+        &store,
+        &item.data,
+        &value("{\"a\": 1, \"b\": [true, null]}"),
+    );
     if store.has(Feature::Etag) {
         assert!(
             item.etag.as_deref().is_some_and(|e| !e.is_empty()),
@@ -75,7 +111,11 @@ pub async fn crud_round_trip(harness: &impl Harness) {
         .save(vec![SetRequest::new("k1", value("\"second\""))])
         .await
         .unwrap();
-    assert_eq!(get(&store, "k1").await.unwrap().data, value("\"second\""));
+    assert_data(
+        &store,
+        &get(&store, "k1").await.unwrap().data,
+        &value("\"second\""),
+    );
     store.delete(DeleteRequest::new("k1")).await.unwrap();
     assert!(get(&store, "k1").await.is_none(), "deleted item is gone");
 }
@@ -542,37 +582,41 @@ pub async fn key_prefixes(harness: &impl Harness) {
     let Some(component) = harness.component().await else {
         return;
     };
+    // Unique names, so that the raw keys never meet another case's.
+    let (app, store_name, ns) = (unique("app"), unique("store"), unique("ns"));
+    let (custom, key) = (unique("prefix"), unique("k"));
+    let mixed_case = format!("My{custom}");
     let cases = [
-        ("appid", None, "app1||k"),
-        ("name", None, "store1||k"),
-        ("namespace", Some("ns1"), "ns1.app1||k"),
-        ("namespace", None, "app1||k"),
-        ("none", None, "k"),
-        ("my-prefix", None, "my-prefix||k"),
-        ("MyPrefix", None, "myprefix||k"),
+        ("appid", None, format!("{app}||{key}")),
+        ("name", None, format!("{store_name}||{key}")),
+        ("namespace", Some(ns.as_str()), format!("{ns}.{app}||{key}")),
+        ("namespace", None, format!("{app}||{key}")),
+        ("none", None, key.clone()),
+        (custom.as_str(), None, format!("{custom}||{key}")),
+        (mixed_case.as_str(), None, format!("my{custom}||{key}")),
     ];
     for (strategy, namespace, stored) in cases {
         let scheme = KeyPrefix::parse(Some(strategy))
             .unwrap()
-            .scheme("app1", "store1", namespace);
-        let store = Store::new("store1", component.clone(), scheme);
+            .scheme(&app, &store_name, namespace);
+        let store = Store::new(store_name.clone(), component.clone(), scheme);
         store
-            .save(vec![SetRequest::new("k", value(strategy))])
+            .save(vec![SetRequest::new(key.clone(), value(strategy))])
             .await
             .unwrap();
         let raw = component
             .get(&GetRequest {
-                key: stored.to_owned(),
+                key: stored.clone(),
                 ..GetRequest::default()
             })
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{strategy}: stored as {stored}"));
         assert_eq!(raw.data, value(strategy));
-        assert_eq!(get(&store, "k").await.unwrap().data, value(strategy));
-        store.delete(DeleteRequest::new("k")).await.unwrap();
+        assert_eq!(get(&store, &key).await.unwrap().data, value(strategy));
+        store.delete(DeleteRequest::new(key.clone())).await.unwrap();
     }
-    let store = Store::new("s", component, KeyPrefix::AppId.scheme("app1", "s", None));
+    let store = Store::new("s", component, KeyPrefix::AppId.scheme(&app, "s", None));
     let err = store
         .save(vec![SetRequest::new("a||b", value("1"))])
         .await
@@ -593,6 +637,61 @@ pub async fn key_prefixes(harness: &impl Harness) {
     assert!(matches!(err, StateError::IllegalKey(_)), "{err}");
 }
 
+/// Writes to one key while `kill` cuts the store's connections to its
+/// backend three times (it returns how many it cut): the store must
+/// reconnect by itself, and the last write it confirmed must be what is
+/// stored. For each backend's resilience test (`CLIENT KILL`,
+/// `pg_terminate_backend`, `KILL`).
+pub async fn writes_survive_connection_kills<F, Fut>(store: Arc<dyn StateStore>, mut kill: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    const WRITES: u64 = 300;
+    let key = unique("kill");
+    let write = |n: u64| SetRequest::new(key.clone(), n.to_string());
+    store.set(&write(0)).await.unwrap();
+    let writer = {
+        let (store, requests): (_, Vec<SetRequest>) =
+            (store.clone(), (1..=WRITES).map(write).collect());
+        tokio::spawn(async move {
+            let mut confirmed = 0;
+            for (n, request) in (1..).zip(requests) {
+                if store.set(&request).await.is_ok() {
+                    confirmed = n;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            confirmed
+        })
+    };
+    let mut killed = 0;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        killed += kill().await;
+    }
+    let confirmed = writer.await.unwrap();
+    assert!(
+        killed >= 3,
+        "the store's connections were cut ({killed} times)"
+    );
+    assert_eq!(confirmed, WRITES, "the writes after the kills succeed");
+    let stored = store
+        .get(&GetRequest {
+            key: key.clone(),
+            ..GetRequest::default()
+        })
+        .await
+        .unwrap()
+        .expect("the key is there");
+    assert_eq!(
+        stored.data,
+        confirmed.to_string(),
+        "the last confirmed write is stored"
+    );
+    store.delete(&DeleteRequest::new(key)).await.unwrap();
+}
+
 /// Expands the state conformance suite into one `#[tokio::test]` per case
 /// for a harness type that implements `Default` and [`Harness`].
 #[macro_export]
@@ -602,7 +701,8 @@ macro_rules! state_conformance {
             crud_round_trip, missing_key, binary_and_large_values, bulk_get,
             bulk_save_and_delete, etag_last_write, etag_first_write, etag_mismatch,
             etag_concurrent_writers, ttl_expiry, expired_items_count_as_missing,
-            transaction_atomicity, key_prefixes);
+            transaction_atomicity, key_prefixes, query_filters, query_typed_comparisons,
+            query_sorting, query_paging, query_scope, query_invalid);
     };
     (@cases $harness:ty; $($case:ident),* $(,)?) => {
         $(

@@ -1,0 +1,7 @@
+//! PostgreSQL components, with Dapr's type names and metadata keys:
+//! `state.postgresql` (v1 with `jsonb` and the query API, and v2).
+
+pub mod conninfo;
+mod state;
+
+pub use state::{Layout, PgStateConfig, PgStateFactory, PgStateStore, cleanup_round};
