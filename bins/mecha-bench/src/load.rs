@@ -65,9 +65,18 @@ pub enum Op {
     Save,
 }
 
+/// A database's own client, doing the same get and save directly.
+#[async_trait::async_trait]
+pub trait Direct: Send + Sync {
+    /// Reads `key`; the length of its value.
+    async fn get(&self, key: &str) -> anyhow::Result<usize>;
+    async fn save(&self, key: &str, value: &Bytes) -> anyhow::Result<()>;
+}
+
 /// One way of reaching a store.
 #[derive(Clone)]
-enum Target {
+pub enum Target {
+    Direct(Arc<dyn Direct>),
     InProcess(Arc<dyn StateStore>),
     Http {
         client: HttpClient<HttpConnector, Full<Bytes>>,
@@ -86,9 +95,18 @@ pub fn value_1k() -> Bytes {
     Bytes::from(format!(r#"{{"data":"{filler}"}}"#))
 }
 
+/// A value read back is the 1 KB written (PostgreSQL's jsonb may add a
+/// space or two).
+fn full_length(len: usize, value: &Bytes) -> anyhow::Result<()> {
+    anyhow::ensure!(len + 8 >= value.len(), "short value: {len} bytes");
+    Ok(())
+}
+
 impl Target {
-    async fn call(&self, op: Op, value: &Bytes) -> anyhow::Result<()> {
+    pub async fn call(&self, op: Op, value: &Bytes) -> anyhow::Result<()> {
         match (self, op) {
+            (Target::Direct(client), Op::Get) => full_length(client.get("bench||bench-key").await?, value)?,
+            (Target::Direct(client), Op::Save) => client.save("bench||bench-save", value).await?,
             (Target::InProcess(store), Op::Get) => {
                 let req = GetRequest {
                     key: "bench||bench-key".into(),
@@ -113,7 +131,7 @@ impl Target {
                 let response = client.get(uri.parse()?).await?;
                 anyhow::ensure!(response.status() == 200, "status {}", response.status());
                 let body = response.into_body().collect().await?.to_bytes();
-                anyhow::ensure!(body.len() == value.len(), "short body");
+                full_length(body.len(), value)?;
             }
             (
                 Target::Http {
@@ -141,7 +159,7 @@ impl Target {
                     ..Default::default()
                 };
                 let data = client.clone().get_state(request).await?.into_inner().data;
-                anyhow::ensure!(data.len() == value.len(), "short body");
+                full_length(data.len(), value)?;
             }
             (Target::Grpc { client, store }, Op::Save) => {
                 let item = StateItem {
@@ -161,7 +179,7 @@ impl Target {
 }
 
 /// Sequential latency of `requests` calls (after a warm-up).
-async fn latency(
+pub async fn latency(
     target: &Target,
     op: Op,
     requests: usize,
@@ -181,7 +199,7 @@ async fn latency(
 
 /// Calls per second with `targets.len()` concurrent callers for `duration`,
 /// and the CPU time the process `pid` used per call.
-async fn throughput(
+pub async fn throughput(
     targets: Vec<Target>,
     op: Op,
     duration: Duration,
@@ -329,7 +347,7 @@ fn args_summary(args: &StateArgs) -> String {
     )
 }
 
-async fn seed_http(target: &Target, value: &Bytes) -> anyhow::Result<()> {
+pub async fn seed_http(target: &Target, value: &Bytes) -> anyhow::Result<()> {
     let Target::Http {
         client,
         base,
@@ -353,7 +371,7 @@ async fn seed_http(target: &Target, value: &Bytes) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn grpc_targets(port: u16, store: &'static str, count: usize) -> anyhow::Result<Vec<Target>> {
+pub async fn grpc_targets(port: u16, store: &'static str, count: usize) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::with_capacity(count);
     for _ in 0..count {
         targets.push(Target::Grpc {

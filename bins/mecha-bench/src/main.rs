@@ -6,6 +6,7 @@
 //!     cargo build --profile bench-release -p mecha -p mecha-bench
 //!     target/bench-release/mecha-bench state
 
+mod databases;
 mod floor;
 mod invoke;
 mod load;
@@ -32,6 +33,10 @@ enum Bench {
     /// State get and save at 1 KB: HTTP, gRPC and in-process, on the
     /// in-memory and SQLite stores; plus start-up time and idle memory.
     State(load::StateArgs),
+    /// State get and save at 1 KB on Redis, PostgreSQL (v1, v2) and
+    /// MySQL/MariaDB: through the runtime (HTTP, gRPC) against the
+    /// database's own client and the component in-process.
+    Databases(databases::DatabaseArgs),
     /// Service invocation: app → runtime → runtime → app against app → app
     /// directly, over HTTP and gRPC.
     Invoke(invoke::InvokeArgs),
@@ -80,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
         Bench::Invoke(args) => runtime.block_on(invoke::invoke(&mecha, args)),
+        Bench::Databases(args) => runtime.block_on(databases::databases(&mecha, args)),
         Bench::Pubsub(args) => runtime.block_on(pubsub::pubsub(&mecha, args)),
         Bench::Floor { .. } => unreachable!("handled above"),
         Bench::Startup { runs } => {
