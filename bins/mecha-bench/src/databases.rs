@@ -25,7 +25,11 @@ use crate::report::{Measure, median_of};
 #[derive(clap::Args)]
 pub struct DatabaseArgs {
     /// The databases: redis, postgres (v1), postgres-v2, mysql.
-    #[arg(long, value_delimiter = ',', default_value = "redis,postgres,postgres-v2,mysql")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "redis,postgres,postgres-v2,mysql"
+    )]
     stores: Vec<String>,
     /// Repetitions of each measurement; medians are reported.
     #[arg(long, default_value_t = 3)]
@@ -265,11 +269,13 @@ async fn setup(name: &str) -> anyhow::Result<Setup> {
                 ("schemaName", schema.clone()),
             ];
             let props = properties(&metadata);
-            let config =
-                mecha_component_mysql::MySqlStateConfig::from_metadata(&MetadataReader::new(&props));
+            let config = mecha_component_mysql::MySqlStateConfig::from_metadata(
+                &MetadataReader::new(&props),
+            );
             let component = mecha_component_mysql::MySqlStateStore::open(config).await?;
-            let options = mecha_component_mysql::dsn::parse(&format!("root:@tcp(127.0.0.1:3306)/{schema}"))
-                .map_err(anyhow::Error::msg)?;
+            let options =
+                mecha_component_mysql::dsn::parse(&format!("root:@tcp(127.0.0.1:3306)/{schema}"))
+                    .map_err(anyhow::Error::msg)?;
             let pool = sqlx::mysql::MySqlPoolOptions::new()
                 .max_connections(16)
                 .connect_with(options.options.database(&schema))
@@ -283,7 +289,10 @@ async fn setup(name: &str) -> anyhow::Result<Setup> {
                     table: "state".into(),
                     saves: Default::default(),
                 }),
-                cleanup: Some((format!("DROP DATABASE IF EXISTS {schema}"), Cleanup::MySql(pool))),
+                cleanup: Some((
+                    format!("DROP DATABASE IF EXISTS {schema}"),
+                    Cleanup::MySql(pool),
+                )),
             })
         }
         other => anyhow::bail!("unknown store '{other}': redis, postgres, postgres-v2 or mysql"),
@@ -326,12 +335,24 @@ pub async fn databases(mecha: &Path, args: DatabaseArgs) -> anyhow::Result<()> {
                     store: "db",
                 };
                 let paths: Vec<(Vec<Target>, u32)> = vec![
-                    (vec![Target::Direct(setup.direct.clone()); args.connections], own),
-                    (vec![Target::InProcess(setup.component.clone()); args.connections], own),
+                    (
+                        vec![Target::Direct(setup.direct.clone()); args.connections],
+                        own,
+                    ),
+                    (
+                        vec![Target::InProcess(setup.component.clone()); args.connections],
+                        own,
+                    ),
                     (vec![http_target(&base); args.connections], pid),
-                    (load::grpc_targets(sidecar.grpc_port, "db", args.connections).await?, pid),
+                    (
+                        load::grpc_targets(sidecar.grpc_port, "db", args.connections).await?,
+                        pid,
+                    ),
                     (vec![http_target(&floor_base); args.connections], floor_pid),
-                    (load::grpc_targets(floor_grpc, "db", args.connections).await?, floor_pid),
+                    (
+                        load::grpc_targets(floor_grpc, "db", args.connections).await?,
+                        floor_pid,
+                    ),
                 ];
                 for (index, (targets, cpu_pid)) in paths.into_iter().enumerate() {
                     let samples = load::latency(&targets[0], op, args.requests, &value).await?;
@@ -419,7 +440,7 @@ fn table(rows: &[Figures], args: &DatabaseArgs) -> String {
                 _ => "—".into(),
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× | {} | {:.0} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.2}× | {:.2}× | {} | {:.0} | {:.1} |\n",
                 row.label,
                 row.op,
                 name,
@@ -430,7 +451,7 @@ fn table(rows: &[Figures], args: &DatabaseArgs) -> String {
                 m.p99.as_secs_f64() / direct.p99.as_secs_f64(),
                 own,
                 m.rate,
-                format!("{:.1}", m.cpu.as_secs_f64() * 1e6),
+                m.cpu.as_secs_f64() * 1e6,
             ));
         }
     }
@@ -439,6 +460,9 @@ fn table(rows: &[Figures], args: &DatabaseArgs) -> String {
         .filter(|r| r.op == Op::Save)
         .map(|r| format!("{} {:.1} MB", r.label, r.rss_mb))
         .collect();
-    out.push_str(&format!("\nSidecar RSS after the load: {}.", rss.join("; ")));
+    out.push_str(&format!(
+        "\nSidecar RSS after the load: {}.",
+        rss.join("; ")
+    ));
     out
 }

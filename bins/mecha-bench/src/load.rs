@@ -105,7 +105,9 @@ fn full_length(len: usize, value: &Bytes) -> anyhow::Result<()> {
 impl Target {
     pub async fn call(&self, op: Op, value: &Bytes) -> anyhow::Result<()> {
         match (self, op) {
-            (Target::Direct(client), Op::Get) => full_length(client.get("bench||bench-key").await?, value)?,
+            (Target::Direct(client), Op::Get) => {
+                full_length(client.get("bench||bench-key").await?, value)?
+            }
             (Target::Direct(client), Op::Save) => client.save("bench||bench-save", value).await?,
             (Target::InProcess(store), Op::Get) => {
                 let req = GetRequest {
@@ -371,7 +373,11 @@ pub async fn seed_http(target: &Target, value: &Bytes) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn grpc_targets(port: u16, store: &'static str, count: usize) -> anyhow::Result<Vec<Target>> {
+pub async fn grpc_targets(
+    port: u16,
+    store: &'static str,
+    count: usize,
+) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::with_capacity(count);
     for _ in 0..count {
         targets.push(Target::Grpc {

@@ -45,5 +45,11 @@ pub fn components(data_dir: &Path) -> Vec<Component> {
             "pubsub.sqlite",
             vec![item("connectionString", file("pubsub.db"))],
         ),
+        // Shared by the runtimes of this host, as the broker is.
+        component(
+            "lockstore",
+            "lock.sqlite",
+            vec![item("connectionString", file("lock.db"))],
+        ),
     ]
 }

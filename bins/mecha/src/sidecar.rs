@@ -200,6 +200,20 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     let registry = mecha_registry::registry();
     let (plan, plan_report) = plan(&components, &registry, &info);
     report.merge(plan_report);
+    let plan = plan.with_secret_scopes(
+        configuration
+            .secret_scopes
+            .iter()
+            .map(|scope| {
+                let secret_scope = mecha_secrets::SecretScope {
+                    deny_by_default: scope.denies_by_default(),
+                    allowed: scope.allowed_secrets.iter().cloned().collect(),
+                    denied: scope.denied_secrets.iter().cloned().collect(),
+                };
+                (scope.store_name.clone(), secret_scope)
+            })
+            .collect(),
+    );
     let (name_resolution, nr_report) = plan_name_resolution(
         configuration.name_resolution.as_ref(),
         args.config.first().cloned(),

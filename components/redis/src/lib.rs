@@ -1,11 +1,13 @@
 //! Redis components, with Dapr's metadata keys: `pubsub.redis` (Redis
 //! Streams with consumer groups) and `state.redis` (hashes with a version
-//! ETag, atomic scripts).
+//! ETag, atomic scripts) and `lock.redis`.
 
+mod lock;
 mod pubsub;
 mod settings;
 mod state;
 
+pub use lock::{RedisLockFactory, RedisLockStore};
 pub use pubsub::{RedisPubSub, RedisPubSubConfig, RedisPubSubFactory};
 pub use settings::Settings;
 pub use state::{RedisStateConfig, RedisStateFactory, RedisStateStore};

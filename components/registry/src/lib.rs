@@ -24,20 +24,28 @@ pub fn registry() -> Registry {
     #[cfg(feature = "sqlite")]
     registry.register_pubsub(mecha_component_sqlite::SqlitePubSubFactory);
     #[cfg(feature = "sqlite")]
+    registry.register_lock(mecha_component_sqlite::SqliteLockFactory);
+    #[cfg(feature = "sqlite")]
     registry.register_nameresolution(mecha_component_sqlite::SqliteNameResolutionFactory);
     #[cfg(not(feature = "sqlite"))]
     registry.register_state(CompiledOut("state.sqlite", "sqlite"));
     #[cfg(not(feature = "sqlite"))]
     registry.register_pubsub(CompiledOut("pubsub.sqlite", "sqlite"));
+    #[cfg(not(feature = "sqlite"))]
+    registry.register_lock(CompiledOut("lock.sqlite", "sqlite"));
 
     #[cfg(feature = "redis")]
     registry.register_pubsub(mecha_component_redis::RedisPubSubFactory);
     #[cfg(feature = "redis")]
     registry.register_state(mecha_component_redis::RedisStateFactory);
+    #[cfg(feature = "redis")]
+    registry.register_lock(mecha_component_redis::RedisLockFactory);
     #[cfg(not(feature = "redis"))]
     registry.register_pubsub(CompiledOut("pubsub.redis", "redis"));
     #[cfg(not(feature = "redis"))]
     registry.register_state(CompiledOut("state.redis", "redis"));
+    #[cfg(not(feature = "redis"))]
+    registry.register_lock(CompiledOut("lock.redis", "redis"));
     #[cfg(feature = "postgres")]
     registry.register_state(mecha_component_postgres::PgStateFactory);
     #[cfg(not(feature = "postgres"))]
@@ -59,6 +67,15 @@ pub fn registry() -> Registry {
     #[cfg(not(feature = "mqtt"))]
     registry.register_pubsub(CompiledOut("pubsub.mqtt3", "mqtt"));
 
+    #[cfg(feature = "local")]
+    registry.register_secrets(mecha_component_local::FileSecretsFactory);
+    #[cfg(feature = "local")]
+    registry.register_secrets(mecha_component_local::EnvSecretsFactory);
+    #[cfg(not(feature = "local"))]
+    registry.register_secrets(CompiledOut("secretstores.local.file", "local"));
+    #[cfg(not(feature = "local"))]
+    registry.register_secrets(CompiledOut("secretstores.local.env", "local"));
+
     #[cfg(feature = "mdns")]
     registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);
     #[cfg(feature = "kubernetes")]
@@ -74,7 +91,9 @@ mod compiled_out {
 
     use async_trait::async_trait;
     use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+    use mecha_lock::LockStore;
     use mecha_pubsub::PubSub;
+    use mecha_secrets::SecretStore;
     use mecha_state::StateStore;
 
     /// A component type this binary was built without: using it is a clear
@@ -90,51 +109,36 @@ mod compiled_out {
         }
     }
 
-    impl Factory<dyn StateStore> for CompiledOut {
-        fn type_name(&self) -> &'static str {
-            self.0
-        }
+    /// The stub of one block: a factory that refuses, and a builder that
+    /// is never reached.
+    macro_rules! stub {
+        ($($block:ident),* $(,)?) => {$(
+            impl Factory<dyn $block> for CompiledOut {
+                fn type_name(&self) -> &'static str {
+                    self.0
+                }
 
-        fn configure(
-            &self,
-            _version: &str,
-            metadata: &MetadataReader<'_>,
-            _ctx: &ComponentContext,
-        ) -> Box<dyn Builder<dyn StateStore>> {
-            self.refuse(metadata);
-            Box::new(Never)
-        }
-    }
+                fn configure(
+                    &self,
+                    _version: &str,
+                    metadata: &MetadataReader<'_>,
+                    _ctx: &ComponentContext,
+                ) -> Box<dyn Builder<dyn $block>> {
+                    self.refuse(metadata);
+                    Box::new(Never)
+                }
+            }
 
-    impl Factory<dyn PubSub> for CompiledOut {
-        fn type_name(&self) -> &'static str {
-            self.0
-        }
-
-        fn configure(
-            &self,
-            _version: &str,
-            metadata: &MetadataReader<'_>,
-            _ctx: &ComponentContext,
-        ) -> Box<dyn Builder<dyn PubSub>> {
-            self.refuse(metadata);
-            Box::new(Never)
-        }
+            #[async_trait]
+            impl Builder<dyn $block> for Never {
+                async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn $block>> {
+                    anyhow::bail!("component compiled out")
+                }
+            }
+        )*};
     }
 
     struct Never;
 
-    #[async_trait]
-    impl Builder<dyn StateStore> for Never {
-        async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
-            anyhow::bail!("component compiled out")
-        }
-    }
-
-    #[async_trait]
-    impl Builder<dyn PubSub> for Never {
-        async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-            anyhow::bail!("component compiled out")
-        }
-    }
+    stub!(StateStore, PubSub, LockStore, SecretStore);
 }

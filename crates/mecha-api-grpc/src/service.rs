@@ -102,6 +102,75 @@ impl Dapr for DaprService {
         }))
     }
 
+    async fn get_secret(
+        &self,
+        request: Request<pb::GetSecretRequest>,
+    ) -> Answer<pb::GetSecretResponse> {
+        let req = request.into_inner();
+        let secret = self
+            .api
+            .get_secret(&req.store_name, &req.key, convert::metadata(req.metadata))
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::GetSecretResponse {
+            data: secret.into_iter().collect(),
+        }))
+    }
+
+    async fn get_bulk_secret(
+        &self,
+        request: Request<pb::GetBulkSecretRequest>,
+    ) -> Answer<pb::GetBulkSecretResponse> {
+        let req = request.into_inner();
+        let all = self
+            .api
+            .get_bulk_secret(&req.store_name, convert::metadata(req.metadata))
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::GetBulkSecretResponse {
+            data: all
+                .into_iter()
+                .map(|(name, secret)| {
+                    let secrets = secret.into_iter().collect();
+                    (name, pb::SecretResponse { secrets })
+                })
+                .collect(),
+        }))
+    }
+
+    async fn try_lock_alpha1(
+        &self,
+        request: Request<pb::TryLockRequest>,
+    ) -> Answer<pb::TryLockResponse> {
+        let req = request.into_inner();
+        let success = self
+            .api
+            .try_lock(
+                &req.store_name,
+                &req.resource_id,
+                &req.lock_owner,
+                req.expiry_in_seconds,
+            )
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::TryLockResponse { success }))
+    }
+
+    async fn unlock_alpha1(
+        &self,
+        request: Request<pb::UnlockRequest>,
+    ) -> Answer<pb::UnlockResponse> {
+        let req = request.into_inner();
+        let status = self
+            .api
+            .unlock(&req.store_name, &req.resource_id, &req.lock_owner)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::UnlockResponse {
+            status: status as i32,
+        }))
+    }
+
     async fn get_bulk_state(
         &self,
         request: Request<pb::GetBulkStateRequest>,

@@ -5,9 +5,11 @@
 mod body;
 mod error;
 mod invoke;
+mod lock;
 mod metadata;
 mod pubsub;
 mod routes;
+mod secrets;
 mod state;
 
 use std::net::SocketAddr;

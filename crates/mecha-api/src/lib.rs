@@ -6,8 +6,10 @@
 
 mod health;
 pub mod invoke;
+pub mod lock;
 mod metadata;
 pub mod pubsub;
+pub mod secrets;
 pub mod state;
 
 use std::sync::Arc;

@@ -229,7 +229,7 @@ async fn tokens_health_and_metadata() {
     assert_eq!(meta.extended.get("color").map(String::as_str), Some("blue"));
     assert_eq!(
         meta.components[0].capabilities,
-        vec!["ETAG", "TRANSACTIONAL", "TTL", "ACTOR"]
+        vec!["ETAG", "TRANSACTIONAL", "TTL", "QUERY_API", "ACTOR"]
     );
 
     api.shutdown();

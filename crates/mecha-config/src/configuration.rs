@@ -27,12 +27,33 @@ pub struct NameResolutionSpec {
     pub configuration: Vec<(String, String)>,
 }
 
+/// One entry of `spec.secrets.scopes`: which secrets of a store the app
+/// may read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecretScopeSpec {
+    pub store_name: String,
+    /// `allow` (the default) or `deny`, in any case.
+    pub default_access: String,
+    pub allowed_secrets: Vec<String>,
+    pub denied_secrets: Vec<String>,
+}
+
+impl SecretScopeSpec {
+    /// `defaultAccess: deny`.
+    pub fn denies_by_default(&self) -> bool {
+        self.default_access.eq_ignore_ascii_case("deny")
+    }
+}
+
 /// A `Configuration` resource (`dapr.io/v1alpha1`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Configuration {
     pub name: String,
     pub features: Vec<FeatureFlag>,
     pub name_resolution: Option<NameResolutionSpec>,
+    /// `spec.secrets.scopes`, one per store.
+    pub secret_scopes: Vec<SecretScopeSpec>,
     pub files: Vec<PathBuf>,
 }
 
@@ -67,6 +88,13 @@ struct Meta {
 struct Spec {
     features: Vec<FeatureFlag>,
     name_resolution: Option<NameResolutionDoc>,
+    secrets: Option<SecretsDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SecretsDoc {
+    scopes: Vec<SecretScopeSpec>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,6 +165,36 @@ fn read_one(file: &Path, text: &str, config: &mut Configuration, report: &mut Re
             version: nr.version,
             configuration,
         });
+    }
+    for scope in doc.spec.secrets.map(|s| s.scopes).unwrap_or_default() {
+        let access = scope.default_access.to_ascii_lowercase();
+        if !matches!(access.as_str(), "" | "allow" | "deny") {
+            report.error(
+                file,
+                None,
+                format!(
+                    "secrets scope of '{}': defaultAccess {} can be either allow or deny",
+                    scope.store_name, scope.default_access
+                ),
+            );
+            continue;
+        }
+        if config
+            .secret_scopes
+            .iter()
+            .any(|s| s.store_name == scope.store_name)
+        {
+            report.error(
+                file,
+                None,
+                format!(
+                    "{} storeName is repeated in secrets configuration",
+                    scope.store_name
+                ),
+            );
+            continue;
+        }
+        config.secret_scopes.push(scope);
     }
     for flag in doc.spec.features {
         config.features.retain(|f| f.name != flag.name);

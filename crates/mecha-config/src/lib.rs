@@ -8,7 +8,9 @@ mod loader;
 mod report;
 mod resources;
 
-pub use configuration::{Configuration, FeatureFlag, NameResolutionSpec, load_configuration};
+pub use configuration::{
+    Configuration, FeatureFlag, NameResolutionSpec, SecretScopeSpec, load_configuration,
+};
 pub use loader::{LoadOptions, load_resources, parse_documents};
 pub use report::{Problem, Report};
 pub use resources::{

@@ -35,3 +35,16 @@ pub fn service_url(name: &str, default: &str) -> String {
     std::env::var(format!("MECHA_TEST_{}_URL", name.to_ascii_uppercase()))
         .unwrap_or_else(|_| default.to_owned())
 }
+
+/// A name no other test (in this process, or another run sharing the
+/// backend) uses: `{name}-{pid}-{count}-{nanos}`.
+pub fn unique(name: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let count = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{count}-{nanos:x}", std::process::id())
+}

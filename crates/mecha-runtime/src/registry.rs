@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mecha_core::Factory;
+use mecha_lock::LockStore;
 use mecha_nameresolution::NameResolver;
 use mecha_pubsub::PubSub;
+use mecha_secrets::SecretStore;
 use mecha_state::StateStore;
 
 /// Every component type the runtime can build, by building block.
@@ -15,6 +17,8 @@ pub struct Registry {
     state: BTreeMap<&'static str, Arc<dyn Factory<dyn StateStore>>>,
     pubsub: BTreeMap<&'static str, Arc<dyn Factory<dyn PubSub>>>,
     nameresolution: BTreeMap<&'static str, Arc<dyn Factory<dyn NameResolver>>>,
+    lock: BTreeMap<&'static str, Arc<dyn Factory<dyn LockStore>>>,
+    secrets: BTreeMap<&'static str, Arc<dyn Factory<dyn SecretStore>>>,
 }
 
 impl Registry {
@@ -48,6 +52,28 @@ impl Registry {
         self.pubsub.get(type_name)
     }
 
+    /// Registers a lock component type.
+    pub fn register_lock(&mut self, factory: impl Factory<dyn LockStore> + 'static) {
+        let name = factory.type_name();
+        let previous = self.lock.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    pub fn lock(&self, type_name: &str) -> Option<&Arc<dyn Factory<dyn LockStore>>> {
+        self.lock.get(type_name)
+    }
+
+    /// Registers a secret store component type.
+    pub fn register_secrets(&mut self, factory: impl Factory<dyn SecretStore> + 'static) {
+        let name = factory.type_name();
+        let previous = self.secrets.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    pub fn secrets(&self, type_name: &str) -> Option<&Arc<dyn Factory<dyn SecretStore>>> {
+        self.secrets.get(type_name)
+    }
+
     /// Registers a name resolution component type.
     pub fn register_nameresolution(&mut self, factory: impl Factory<dyn NameResolver> + 'static) {
         let name = factory.type_name();
@@ -70,6 +96,8 @@ impl Registry {
             .state
             .keys()
             .chain(self.pubsub.keys())
+            .chain(self.lock.keys())
+            .chain(self.secrets.keys())
             .copied()
             .collect();
         types.sort_unstable();

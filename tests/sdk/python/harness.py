@@ -90,11 +90,23 @@ class Sidecar:
                 f.write(component("durable", "state.sqlite", {"connectionString": db}))
                 f.write("---\n")
                 f.write(component("mem", "state.in-memory", {}))
+                # A lock store and secret stores, for test_secrets_lock.
+                f.write("---\n")
+                f.write(component("lockstore", "lock.sqlite",
+                                  {"connectionString": os.path.join(workdir, f"lock-{app_id}.db")}))
+                secrets = os.path.join(workdir, f"secrets-{app_id}.json")
+                with open(secrets, "w") as s:
+                    s.write('{"db": {"user": "admin", "password": "p4ss"}, "token": "t0k3n"}')
+                f.write("---\n")
+                f.write(component("files", "secretstores.local.file",
+                                  {"secretsFile": secrets, "multiValued": "true"}))
+                f.write("---\n")
+                f.write(component("env", "secretstores.local.env", {"prefix": "MECHA_SDK_SECRET_"}))
                 for _, yaml in extra_stores:
                     f.write("---\n")
                     f.write(yaml)
             resources_args = ("--resources-path", resources)
-        env = dict(os.environ)
+        env = dict(os.environ, MECHA_SDK_SECRET_GREETING="hello from the environment")
         env.pop("DAPR_API_TOKEN", None)
         if token:
             env["DAPR_API_TOKEN"] = token
@@ -363,6 +375,7 @@ if __name__ == "__main__":
     failures = 0
     if "python" in suites:
         failures += (run(mecha, "test_state", databases=True) + run(mecha, "test_state", token="sdk-token")
+                     + run(mecha, "test_secrets_lock")
                      + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha))
     if "js" in suites:
         failures += run_js(mecha) + run_js_pubsub(mecha)

@@ -17,9 +17,6 @@ from dapr.clients.exceptions import DaprGrpcError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, Consistency, StateItem, StateOptions
 
-# query_state warns that the API is alpha, on every call.
-warnings.filterwarnings("ignore", message="The State Store Query API")
-
 DATABASES = tuple(name for name in os.environ.get("MECHA_SDK_STORES", "").split(",") if name)
 STORES = ("durable", "mem") + DATABASES
 # The stores with the query API among them (Redis has no RediSearch here).
@@ -29,6 +26,9 @@ QUERY_STORES = tuple(s for s in STORES if s in ("durable", "mem", "postgres", "m
 class StateThroughTheSdk(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # query_state warns that the API is alpha, on every call (set here:
+        # unittest resets the filters when it starts running).
+        warnings.filterwarnings("ignore", message="The State Store Query API")
         # The constructor waits for /v1.0/healthz/outbound on the HTTP port.
         cls.client = DaprClient()
 

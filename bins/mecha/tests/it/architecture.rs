@@ -66,6 +66,8 @@ fn layers_depend_downwards_only() {
             "mecha-invoke",
             "mecha-nameresolution",
             "mecha-pubsub",
+            "mecha-lock",
+            "mecha-secrets",
         ];
         let forbidden: &[&str] = if blocks.contains(&name.as_str()) {
             &forbidden_for_blocks

@@ -156,15 +156,29 @@ fn malformed_bodies_and_keys() {
             "GET",
             "/v1.0/secrets/store/key",
             "",
-            501,
-            "ERR_API_UNIMPLEMENTED",
+            500,
+            "ERR_SECRET_STORES_NOT_CONFIGURED",
         ),
         (
             "POST",
             "/v1.0-alpha1/state/statestore/query",
-            "{}",
-            501,
-            "ERR_API_UNIMPLEMENTED",
+            "{not json",
+            400,
+            "ERR_STATE_QUERY",
+        ),
+        (
+            "POST",
+            "/v1.0-alpha1/state/statestore/query",
+            r#"{"filter":{"EQ":{"a":1},"IN":{"b":[1]}}}"#,
+            400,
+            "ERR_STATE_QUERY",
+        ),
+        (
+            "POST",
+            "/v1.0-alpha1/lock/lockstore",
+            r#"{"resourceId":"r","lockOwner":"o","expiryInSeconds":"soon"}"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
         ),
         (
             "PUT",
@@ -414,6 +428,7 @@ async fn grpc_bad_input() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
+    // An empty query is no JSON at all.
     let err = grpc
         .query_state_alpha1(pb::QueryStateRequest {
             store_name: "statestore".into(),
@@ -421,5 +436,5 @@ async fn grpc_bad_input() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(err.code(), Code::InvalidArgument);
 }

@@ -9,6 +9,7 @@ mod grpc;
 mod harness;
 mod invoke;
 mod lifecycle;
+mod lock_secrets;
 mod pubsub;
 mod run;
 mod scenarios;

@@ -277,3 +277,37 @@ mod name_resolution {
 }
 
 mod pubsub;
+
+/// `lock.sqlite` against the lock conformance suite: each case on a file of
+/// its own, and the racing case through two stores on one file (as two
+/// runtimes sharing the data directory).
+mod lock {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_component_sqlite::{LockConfig, SqliteLockStore};
+    use mecha_lock::LockStore;
+    use mecha_lock::conformance::Harness;
+
+    #[derive(Default)]
+    struct SqliteLocks;
+
+    #[async_trait]
+    impl Harness for SqliteLocks {
+        async fn component(&self) -> Option<Arc<dyn LockStore>> {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let config = LockConfig::new(dir.join("lock.db").to_string_lossy());
+            Some(SqliteLockStore::open(config).await.unwrap())
+        }
+
+        async fn pair(&self) -> Option<(Arc<dyn LockStore>, Arc<dyn LockStore>)> {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let path = dir.join("lock.db").to_string_lossy().into_owned();
+            let first = SqliteLockStore::open(LockConfig::new(&path)).await.unwrap();
+            let second = SqliteLockStore::open(LockConfig::new(&path)).await.unwrap();
+            Some((first, second))
+        }
+    }
+
+    mecha_lock::lock_conformance!(SqliteLocks);
+}

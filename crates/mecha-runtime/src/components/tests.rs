@@ -47,8 +47,15 @@ impl Factory<dyn StateStore> for FakeFactory {
         meta: &MetadataReader<'_>,
         _: &ComponentContext,
     ) -> Box<dyn Builder<dyn StateStore>> {
-        let _ = meta.required("needed");
-        Box::new(FakeBuilder(meta.string_or("mode", "ok")))
+        // A `needed` of "boom" fails the build, to show which value reached
+        // the component.
+        let needed = meta.required("needed");
+        let mode = if needed == "boom" {
+            "fail".to_owned()
+        } else {
+            meta.string_or("mode", "ok")
+        };
+        Box::new(FakeBuilder(mode))
     }
 }
 
@@ -63,9 +70,59 @@ impl Builder<dyn StateStore> for FakeBuilder {
     }
 }
 
+/// `secretstores.fake`: the secret `s` holds `k` = the metadata `value`.
+struct FakeSecretsFactory;
+
+struct FakeSecrets(String);
+
+#[async_trait]
+impl mecha_secrets::SecretStore for FakeSecrets {
+    async fn get(
+        &self,
+        name: &str,
+        _: &mecha_secrets::Metadata,
+    ) -> Result<mecha_secrets::Secret, mecha_secrets::SecretError> {
+        match name {
+            "s" => Ok([("k".to_owned(), self.0.clone())].into()),
+            other => Err(mecha_secrets::SecretError::NotFound(other.to_owned())),
+        }
+    }
+    async fn bulk(
+        &self,
+        _: &mecha_secrets::Metadata,
+    ) -> Result<std::collections::BTreeMap<String, mecha_secrets::Secret>, mecha_secrets::SecretError>
+    {
+        Ok(Default::default())
+    }
+}
+
+impl Factory<dyn SecretStore> for FakeSecretsFactory {
+    fn type_name(&self) -> &'static str {
+        "secretstores.fake"
+    }
+    fn configure(
+        &self,
+        _: &str,
+        meta: &MetadataReader<'_>,
+        _: &ComponentContext,
+    ) -> Box<dyn Builder<dyn SecretStore>> {
+        Box::new(FakeSecretsBuilder(meta.string_or("value", "")))
+    }
+}
+
+struct FakeSecretsBuilder(String);
+
+#[async_trait]
+impl Builder<dyn SecretStore> for FakeSecretsBuilder {
+    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn SecretStore>> {
+        Ok(Arc::new(FakeSecrets(self.0)))
+    }
+}
+
 fn registry() -> Registry {
     let mut registry = Registry::new();
     registry.register_state(FakeFactory);
+    registry.register_secrets(FakeSecretsFactory);
     registry
 }
 
@@ -139,10 +196,13 @@ fn every_problem_is_reported_with_its_component() {
     assert!(plan.is_empty());
     let messages: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
     let expect = [
-        ("component 'unknown'", "known types: state.fake"),
+        (
+            "component 'unknown'",
+            "known types: secretstores.fake, state.fake",
+        ),
         ("component 'v'", "unsupported version 'v9'"),
         ("component 'missing'", "'needed' is missing"),
-        ("component 'secret'", "secret stores are not supported"),
+        ("component 'secret'", "names no secret store"),
         ("component 'env'", "MECHA_TEST_SURELY_UNSET"),
         ("component 'prefix'", "keyPrefix"),
         (
@@ -235,5 +295,72 @@ async fn build_reports_failures_and_honours_ignore_errors() {
     assert_eq!(
         store.infos()[0].capabilities,
         vec!["ETAG", "TRANSACTIONAL", "ACTOR"]
+    );
+}
+
+fn secret_ref(name: &str, key: &str) -> MetadataSource {
+    MetadataSource::SecretKeyRef {
+        name: name.into(),
+        key: key.into(),
+    }
+}
+
+#[tokio::test]
+async fn secret_key_refs_are_resolved_from_their_store_first() {
+    let using = |name: &str, secret: &str, key: &str| {
+        let mut c = component(name, "state.fake", &[("needed", secret_ref(secret, key))]);
+        c.secret_store = Some("vault".into());
+        c
+    };
+    // The secret's value reaches the component: "boom" fails its build.
+    for (value, fails) in [("fine", false), ("boom", true)] {
+        let components = vec![
+            using("uses", "s", "k"),
+            component(
+                "vault",
+                "secretstores.fake",
+                &[("value", super::tests::value(value))],
+            ),
+        ];
+        let (plan, report) = plan(&components, &registry(), &info());
+        assert!(report.is_ok(), "{report:?}");
+        let built = plan.build().await;
+        match (fails, built) {
+            (false, Ok(store)) => {
+                assert!(store.state("uses").is_some());
+                assert!(store.secret_store("vault").is_some());
+            }
+            (true, Err(errors)) => assert!(errors[0].contains("backend refused"), "{errors:?}"),
+            (_, other) => panic!("{value}: {:?}", other.err()),
+        }
+    }
+    // A missing secret or key is a clear build error.
+    let components = vec![
+        using("nosecret", "missing", "k"),
+        component(
+            "vault",
+            "secretstores.fake",
+            &[("value", super::tests::value("v"))],
+        ),
+    ];
+    let errors = plan(&components, &registry(), &info())
+        .0
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        errors[0].contains("cannot read secretKeyRef 'missing'") && errors[0].contains("'vault'"),
+        "{errors:?}"
+    );
+    // A store that is not defined is a planning error.
+    let components = vec![using("orphan", "s", "k")];
+    let (_, report) = plan(&components, &registry(), &info());
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("'vault', which is not defined")),
+        "{report:?}"
     );
 }

@@ -27,17 +27,7 @@ pub trait Harness: Send + Sync {
     async fn component(&self) -> Option<Arc<dyn StateStore>>;
 }
 
-/// A name no other case (in this process or another one sharing the
-/// backend) uses, so that cases on a shared key space never collide.
-fn unique(name: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{count}-{nanos:x}", std::process::id())
-}
+use mecha_core::testing::unique;
 
 /// A store on a fresh component, with its own app id as key prefix.
 async fn store(harness: &impl Harness) -> Option<Store> {
