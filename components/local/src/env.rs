@@ -37,7 +37,11 @@ struct EnvBuilder(String);
 #[async_trait]
 impl Builder<dyn SecretStore> for EnvBuilder {
     async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn SecretStore>> {
-        Ok(Arc::new(EnvSecretStore::new(self.0, std::env::vars())))
+        // Variables that are not UTF-8 cannot be secrets (and must not stop
+        // the runtime).
+        let environment = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Ok(Arc::new(EnvSecretStore::new(self.0, environment)))
     }
 }
 

@@ -26,7 +26,9 @@ fn unescape(text: &str, plus_is_space: bool) -> Result<String, String> {
     } else {
         text.to_owned()
     };
-    mecha_core::address::percent_decode(&text).ok_or_else(|| format!("invalid escape in '{text}'"))
+    // The error does not repeat the text: it may be a password.
+    mecha_core::address::percent_decode(&text)
+        .ok_or_else(|| "invalid %-escape in the DSN".to_owned())
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
@@ -151,7 +153,8 @@ pub fn parse(text: &str) -> Result<Dsn, String> {
                     dsn.options = dsn.options.enable_cleartext_plugin(enabled);
                 }
             }
-            // Sessions here are always UTC: timestamps are compared in SQL.
+            // sqlx sets every session's time_zone to UTC; timestamps are
+            // compared in SQL.
             "loc" | "maxAllowedPacket" | "serverPubKey" | "connectionAttributes" => {}
             _ => {
                 let safe_name =

@@ -168,6 +168,32 @@ pub struct MySqlStateStore {
     pool: MySqlPool,
     sql: Sql,
     config: MySqlStateConfig,
+    /// MySQL proper (not MariaDB): its JSON type re-formats values.
+    mysql: std::sync::atomic::AtomicBool,
+}
+
+/// The longest key the `id VARCHAR(255)` column holds.
+const MAX_KEY_CHARS: usize = 255;
+/// The last second a `TIMESTAMP` column holds (2038-01-19 03:14:07 UTC).
+const LAST_TIMESTAMP: u64 = i32::MAX as u64;
+
+/// Refuses what the table cannot hold exactly: keys over 255 characters
+/// (they would be cut, and collide), and expiry times past 2038.
+fn check_fits(req: &SetRequest) -> Result<(), StateError> {
+    if req.key.chars().count() > MAX_KEY_CHARS {
+        return Err(StateError::KeyTooLong(MAX_KEY_CHARS));
+    }
+    if let Some(Ttl::Expire(after)) = req.ttl {
+        let now = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if now.saturating_add(after.as_secs()) > LAST_TIMESTAMP {
+            return Err(StateError::InvalidTtl(
+                "this store keeps expiry times up to 2038-01-19".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn backend(err: impl std::fmt::Display) -> StateError {
@@ -240,6 +266,7 @@ impl MySqlStateStore {
             sql: Sql::new(&config.table_name),
             pool,
             config,
+            mysql: Default::default(),
         });
         tokio::time::timeout(connect_timeout, store.create_tables())
             .await
@@ -253,9 +280,31 @@ impl MySqlStateStore {
     async fn create_tables(&self) -> anyhow::Result<()> {
         let (table, meta) = (&self.config.table_name, &self.config.metadata_table_name);
         let mut conn = self.pool.acquire().await?;
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut *conn)
+            .await?;
+        self.mysql.store(
+            !version.contains("MariaDB"),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // Keys compared byte for byte, trailing spaces included: a NO PAD
+        // binary collation where the server has one.
+        let mut collation = "utf8mb4_bin".to_owned();
+        for candidate in ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"] {
+            let found: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ?",
+            )
+            .bind(candidate)
+            .fetch_one(&mut *conn)
+            .await?;
+            if found > 0 {
+                collation = candidate.to_owned();
+                break;
+            }
+        }
         conn.execute(AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS {table} (\
-             id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, \
+             id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL PRIMARY KEY, \
              value JSON NOT NULL, isbinary BOOLEAN NOT NULL, \
              insertDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
              updateDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, \
@@ -306,6 +355,7 @@ impl MySqlStateStore {
         conn: &mut MySqlConnection,
         req: &SetRequest,
     ) -> Result<(), StateError> {
+        check_fits(req)?;
         let (value, binary) = to_json_column(&req.value);
         let etag = uuid::Uuid::new_v4().to_string();
         let ttl = ttl_seconds(req.ttl);
@@ -432,6 +482,10 @@ impl StateStore for MySqlStateStore {
         FEATURES
     }
 
+    fn reformats_json(&self) -> bool {
+        self.mysql.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn get(&self, req: &GetRequest) -> Result<Option<GetResponse>, StateError> {
         self.timed(async {
             let statement = format!("{} WHERE id = ? AND {LIVE}", self.sql.select);
@@ -468,7 +522,10 @@ impl StateStore for MySqlStateStore {
             })
             .await;
         match result {
-            Ok(mut found) => keys.iter().map(|key| Ok(found.remove(*key))).collect(),
+            Ok(found) => keys
+                .iter()
+                .map(|key| Ok(found.get(*key).cloned()))
+                .collect(),
             Err(err) => bulk_failure(keys.len(), &err),
         }
     }

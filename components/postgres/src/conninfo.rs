@@ -26,6 +26,24 @@ pub struct ConnInfo {
     pub pool: PoolSettings,
 }
 
+/// The `connectionString` (or its alias `url`) of a component, checked:
+/// every problem is recorded in the reader.
+pub fn from_metadata(meta: &mecha_core::MetadataReader<'_>) -> String {
+    let connection_string = meta
+        .string("connectionString")
+        .or_else(|| meta.string("url"))
+        .unwrap_or_else(|| {
+            meta.error("required metadata field 'connectionString' is missing");
+            String::new()
+        });
+    if !connection_string.is_empty()
+        && let Err(err) = parse(&connection_string)
+    {
+        meta.error(format!("metadata field 'connectionString': {err}"));
+    }
+    connection_string
+}
+
 /// Parses a connection string in either form. The environment (`PGHOST`,
 /// `PGUSER`, ...) and `~/.pgpass` fill what it leaves out, as in pgx.
 pub fn parse(text: &str) -> Result<ConnInfo, String> {
@@ -116,9 +134,11 @@ pub fn parse(text: &str) -> Result<ConnInfo, String> {
     Ok(ConnInfo { options, pool })
 }
 
+/// Decodes a part of the URL; the error does not repeat the part (it may
+/// be the password).
 fn percent_decode(text: &str) -> Result<String, String> {
     mecha_core::address::percent_decode(text)
-        .ok_or_else(|| format!("invalid percent-encoding in '{text}'"))
+        .ok_or_else(|| "invalid percent-encoding in the URL".to_owned())
 }
 
 /// `postgres://[user[:password]@][host][:port][/dbname][?key=value&...]`.

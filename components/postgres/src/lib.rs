@@ -1,7 +1,10 @@
 //! PostgreSQL components, with Dapr's type names and metadata keys:
-//! `state.postgresql` (v1 with `jsonb` and the query API, and v2).
+//! `state.postgresql` (v1 with `jsonb` and the query API, and v2) and
+//! `configuration.postgresql`.
 
+mod configuration;
 pub mod conninfo;
 mod state;
 
+pub use configuration::{PgConfigurationConfig, PgConfigurationFactory, PgConfigurationStore};
 pub use state::{Layout, PgStateConfig, PgStateFactory, PgStateStore, cleanup_round};

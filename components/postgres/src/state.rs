@@ -72,18 +72,7 @@ impl PgStateConfig {
     /// Reads Dapr's metadata keys for the version, recording every problem.
     pub fn from_metadata(layout: Layout, meta: &MetadataReader<'_>) -> Self {
         let seconds = Duration::from_secs(1);
-        let connection_string = meta
-            .string("connectionString")
-            .or_else(|| meta.string("url"))
-            .unwrap_or_else(|| {
-                meta.error("required metadata field 'connectionString' is missing");
-                String::new()
-            });
-        if !connection_string.is_empty()
-            && let Err(err) = conninfo::parse(&connection_string)
-        {
-            meta.error(format!("metadata field 'connectionString': {err}"));
-        }
+        let connection_string = conninfo::from_metadata(meta);
         let (table, table_prefix) = match layout {
             Layout::V1 => (meta.string_or("tableName", "state"), String::new()),
             Layout::V2 => {
@@ -493,8 +482,12 @@ fn read_row(row: &PgRow, layout: Layout) -> Result<(String, GetResponse), StateE
     let etag: String = row.try_get(3).map_err(backend)?;
     let expires: Option<f64> = row.try_get(4).map_err(backend)?;
     let mut metadata = Metadata::new();
-    if let Some(epoch) = expires.filter(|e| *e > 0.0) {
-        let at = UNIX_EPOCH + Duration::from_secs_f64(epoch);
+    // An expiry of `infinity` (written by hand) is no expiry.
+    if let Some(after) = expires
+        .filter(|e| *e > 0.0)
+        .and_then(|e| Duration::try_from_secs_f64(e).ok())
+    {
+        let at = UNIX_EPOCH + after;
         metadata.insert(
             TTL_EXPIRE_TIME_KEY.to_owned(),
             mecha_core::units::format_rfc3339(at),
@@ -561,7 +554,7 @@ impl StateStore for PgStateStore {
             })
             .await;
         match result {
-            Ok(mut found) => keys.iter().map(|key| Ok(found.remove(key))).collect(),
+            Ok(found) => keys.iter().map(|key| Ok(found.get(key).cloned())).collect(),
             Err(err) => bulk_failure(keys.len(), &err),
         }
     }
@@ -643,7 +636,9 @@ impl StateStore for PgStateStore {
 }
 
 /// PostgreSQL's `jsonb` operators, with text compared byte for byte
-/// (`COLLATE "C"`), whatever the database's collation.
+/// (`COLLATE "C"`), whatever the database's collation. A path is a chain
+/// of `->` with text keys, which steps into objects only (an array is never
+/// indexed), as on every other store.
 struct Postgres;
 
 impl Dialect for Postgres {
@@ -651,17 +646,15 @@ impl Dialect for Postgres {
         format!("${index}")
     }
     fn path(&self, segments: &[String]) -> String {
-        let quoted: Vec<String> = segments.iter().map(|s| format!("\"{s}\"")).collect();
-        format!("'{{{}}}'", quoted.join(","))
+        let steps: Vec<String> = segments.iter().map(|s| format!("->'{s}'")).collect();
+        format!("(value{})", steps.concat())
     }
     fn number(&self, path: &str) -> String {
-        format!(
-            "(CASE WHEN jsonb_typeof(value #> {path}) = 'number' THEN (value #>> {path})::float8 END)"
-        )
+        format!("(CASE WHEN jsonb_typeof({path}) = 'number' THEN ({path} #>> '{{}}')::float8 END)")
     }
     fn string(&self, path: &str) -> String {
         format!(
-            "((CASE WHEN jsonb_typeof(value #> {path}) = 'string' THEN value #>> {path} END) COLLATE \"C\")"
+            "((CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END) COLLATE \"C\")"
         )
     }
     fn string_param(&self, placeholder: &str) -> String {
@@ -669,23 +662,23 @@ impl Dialect for Postgres {
     }
     fn is(&self, path: &str, json_type: JsonType) -> String {
         match json_type {
-            JsonType::True => format!("((value #> {path}) = 'true'::jsonb)"),
-            JsonType::False => format!("((value #> {path}) = 'false'::jsonb)"),
-            JsonType::Null => format!("(jsonb_typeof(value #> {path}) = 'null')"),
+            JsonType::True => format!("({path} = 'true'::jsonb)"),
+            JsonType::False => format!("({path} = 'false'::jsonb)"),
+            JsonType::Null => format!("(jsonb_typeof({path}) = 'null')"),
         }
     }
     fn present(&self, path: &str) -> String {
-        format!("((value #> {path}) IS NOT NULL)")
+        format!("({path} IS NOT NULL)")
     }
     fn rank(&self, path: &str) -> String {
         format!(
-            "(CASE jsonb_typeof(value #> {path}) WHEN 'number' THEN 0 WHEN 'string' THEN 1 WHEN 'boolean' THEN 2 \
+            "(CASE jsonb_typeof({path}) WHEN 'number' THEN 0 WHEN 'string' THEN 1 WHEN 'boolean' THEN 2 \
              WHEN 'null' THEN 3 WHEN 'object' THEN 4 WHEN 'array' THEN 4 ELSE 5 END)"
         )
     }
     fn sort_text(&self, path: &str) -> String {
         format!(
-            "((CASE WHEN jsonb_typeof(value #> {path}) IN ('string', 'boolean') THEN value #>> {path} END) COLLATE \"C\")"
+            "((CASE WHEN jsonb_typeof({path}) IN ('string', 'boolean') THEN {path} #>> '{{}}' END) COLLATE \"C\")"
         )
     }
     fn key_order(&self, column: &str) -> String {

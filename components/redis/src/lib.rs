@@ -1,12 +1,14 @@
 //! Redis components, with Dapr's metadata keys: `pubsub.redis` (Redis
 //! Streams with consumer groups) and `state.redis` (hashes with a version
-//! ETag, atomic scripts) and `lock.redis`.
+//! ETag, atomic scripts), `lock.redis` and `configuration.redis`.
 
+mod configuration;
 mod lock;
 mod pubsub;
 mod settings;
 mod state;
 
+pub use configuration::{RedisConfigurationFactory, RedisConfigurationStore};
 pub use lock::{RedisLockFactory, RedisLockStore};
 pub use pubsub::{RedisPubSub, RedisPubSubConfig, RedisPubSubFactory};
 pub use settings::Settings;

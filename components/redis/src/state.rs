@@ -210,7 +210,12 @@ impl RedisStateStore {
         }
     }
 
-    async fn read(&self, keys: &[&str]) -> Result<Vec<Option<GetResponse>>, StateError> {
+    /// Reads keys in one script: the call fails as a whole, or each key has
+    /// its own answer (a malformed item fails alone).
+    async fn read(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<Result<Option<GetResponse>, StateError>>, StateError> {
         let mut invocation = self.get.prepare_invoke();
         for key in keys {
             invocation.key(*key);
@@ -228,11 +233,11 @@ impl RedisStateStore {
             )));
         }
         let now = SystemTime::now();
-        reply
+        Ok(reply
             .chunks(4)
             .zip(keys)
             .map(|(item, key)| parse_item(item, key, now))
-            .collect()
+            .collect())
     }
 
     async fn run(&self, ops: &[Operation]) -> Result<(), StateError> {
@@ -338,7 +343,7 @@ impl StateStore for RedisStateStore {
     }
 
     async fn get(&self, req: &GetRequest) -> Result<Option<GetResponse>, StateError> {
-        Ok(self.read(&[&req.key]).await?.pop().flatten())
+        self.read(&[&req.key]).await?.pop().unwrap_or(Ok(None))
     }
 
     /// One script reads every key, in one round trip.
@@ -349,7 +354,7 @@ impl StateStore for RedisStateStore {
     ) -> Vec<Result<Option<GetResponse>, StateError>> {
         let keys: Vec<&str> = reqs.iter().map(|req| req.key.as_str()).collect();
         match self.read(&keys).await {
-            Ok(items) => items.into_iter().map(Ok).collect(),
+            Ok(items) => items,
             Err(err) => bulk_failure(reqs.len(), &err),
         }
     }

@@ -40,16 +40,24 @@ pub fn registry() -> Registry {
     registry.register_state(mecha_component_redis::RedisStateFactory);
     #[cfg(feature = "redis")]
     registry.register_lock(mecha_component_redis::RedisLockFactory);
+    #[cfg(feature = "redis")]
+    registry.register_configuration(mecha_component_redis::RedisConfigurationFactory);
     #[cfg(not(feature = "redis"))]
     registry.register_pubsub(CompiledOut("pubsub.redis", "redis"));
     #[cfg(not(feature = "redis"))]
     registry.register_state(CompiledOut("state.redis", "redis"));
     #[cfg(not(feature = "redis"))]
     registry.register_lock(CompiledOut("lock.redis", "redis"));
+    #[cfg(not(feature = "redis"))]
+    registry.register_configuration(CompiledOut("configuration.redis", "redis"));
     #[cfg(feature = "postgres")]
     registry.register_state(mecha_component_postgres::PgStateFactory);
+    #[cfg(feature = "postgres")]
+    registry.register_configuration(mecha_component_postgres::PgConfigurationFactory);
     #[cfg(not(feature = "postgres"))]
     registry.register_state(CompiledOut("state.postgresql", "postgres"));
+    #[cfg(not(feature = "postgres"))]
+    registry.register_configuration(CompiledOut("configuration.postgresql", "postgres"));
     #[cfg(feature = "mysql")]
     registry.register_state(mecha_component_mysql::MySqlStateFactory);
     #[cfg(not(feature = "mysql"))]
@@ -90,6 +98,7 @@ mod compiled_out {
     use std::sync::Arc;
 
     use async_trait::async_trait;
+    use mecha_configuration::ConfigurationStore;
     use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
     use mecha_lock::LockStore;
     use mecha_pubsub::PubSub;
@@ -140,5 +149,11 @@ mod compiled_out {
 
     struct Never;
 
-    stub!(StateStore, PubSub, LockStore, SecretStore);
+    stub!(
+        StateStore,
+        PubSub,
+        LockStore,
+        SecretStore,
+        ConfigurationStore
+    );
 }

@@ -103,7 +103,8 @@ impl Db {
     /// Runs `work` on a connection in the blocking pool, within the time
     /// limit. Nothing runs after the caller was told it failed: a call that
     /// waited too long for the connection never starts, and one whose SQL
-    /// runs too long is interrupted (SQLite rolls it back).
+    /// runs too long is interrupted (SQLite rolls it back); one that
+    /// finished before the interrupt took effect is answered as it ended.
     pub async fn run<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -123,9 +124,13 @@ impl Db {
             Ok(joined) => joined.map_err(|err| DbError::Failed(err.to_string()))?,
             Err(_) => {
                 slot.interrupt.interrupt();
-                // Wait for it to stop, so nothing it did outlives the answer.
-                let _ = task.await;
-                Err(DbError::Timeout(self.timeout).into())
+                // Wait for it to stop, so nothing it did outlives the answer;
+                // work that finished anyway is reported as it ended (a write
+                // that was made is never reported as failed).
+                match task.await {
+                    Ok(Ok(done)) => Ok(done),
+                    _ => Err(DbError::Timeout(self.timeout).into()),
+                }
             }
         }
     }

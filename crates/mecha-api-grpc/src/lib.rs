@@ -3,6 +3,7 @@
 //! runtime-to-runtime service on the internal port, with its client. No
 //! rules live here: every operation is the API layer's.
 
+mod configuration;
 mod convert;
 mod frames;
 mod internal;

@@ -138,6 +138,48 @@ impl Dapr for DaprService {
         }))
     }
 
+    async fn get_configuration(
+        &self,
+        request: Request<pb::GetConfigurationRequest>,
+    ) -> Answer<pb::GetConfigurationResponse> {
+        crate::configuration::get(&self.api, request).await
+    }
+
+    async fn get_configuration_alpha1(
+        &self,
+        request: Request<pb::GetConfigurationRequest>,
+    ) -> Answer<pb::GetConfigurationResponse> {
+        crate::configuration::get(&self.api, request).await
+    }
+
+    async fn subscribe_configuration(
+        &self,
+        request: Request<pb::SubscribeConfigurationRequest>,
+    ) -> Answer<BoxStream<pb::SubscribeConfigurationResponse>> {
+        crate::configuration::subscribe(&self.api, request).await
+    }
+
+    async fn subscribe_configuration_alpha1(
+        &self,
+        request: Request<pb::SubscribeConfigurationRequest>,
+    ) -> Answer<BoxStream<pb::SubscribeConfigurationResponse>> {
+        crate::configuration::subscribe(&self.api, request).await
+    }
+
+    async fn unsubscribe_configuration(
+        &self,
+        request: Request<pb::UnsubscribeConfigurationRequest>,
+    ) -> Answer<pb::UnsubscribeConfigurationResponse> {
+        crate::configuration::unsubscribe(&self.api, request).await
+    }
+
+    async fn unsubscribe_configuration_alpha1(
+        &self,
+        request: Request<pb::UnsubscribeConfigurationRequest>,
+    ) -> Answer<pb::UnsubscribeConfigurationResponse> {
+        crate::configuration::unsubscribe(&self.api, request).await
+    }
+
     async fn try_lock_alpha1(
         &self,
         request: Request<pb::TryLockRequest>,

@@ -3,6 +3,7 @@
 //! rule and error code lives in `mecha-api`.
 
 mod body;
+mod configuration;
 mod error;
 mod invoke;
 mod lock;

@@ -9,13 +9,11 @@ use axum::routing::{any, get, post, put};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
-use crate::{Ctx, invoke, lock, metadata, pubsub, secrets, state};
+use crate::{Ctx, configuration, invoke, lock, metadata, pubsub, secrets, state};
 
 /// API groups not built yet: each answers 501 with Dapr's error body.
 const NOT_YET: &[(&str, &str)] = &[
     ("/v1.0/bindings/{*rest}", "bindings"),
-    ("/v1.0/configuration/{*rest}", "configuration"),
-    ("/v1.0-alpha1/configuration/{*rest}", "configuration"),
     ("/v1.0/actors/{*rest}", "actors"),
     ("/v1.0/workflows/{*rest}", "workflow"),
     ("/v1.0-beta1/workflows/{*rest}", "workflow"),
@@ -37,6 +35,27 @@ pub(crate) fn build(ctx: Ctx) -> Router {
             post(state::query).put(state::query),
         )
         .route("/v1.0/secrets/{store}/{key}", get(secrets::get))
+        .route("/v1.0/configuration/{store}", get(configuration::get))
+        .route(
+            "/v1.0-alpha1/configuration/{store}",
+            get(configuration::get),
+        )
+        .route(
+            "/v1.0/configuration/{store}/subscribe",
+            get(configuration::subscribe),
+        )
+        .route(
+            "/v1.0-alpha1/configuration/{store}/subscribe",
+            get(configuration::subscribe),
+        )
+        .route(
+            "/v1.0/configuration/{store}/{id}/unsubscribe",
+            get(configuration::unsubscribe),
+        )
+        .route(
+            "/v1.0-alpha1/configuration/{store}/{id}/unsubscribe",
+            get(configuration::unsubscribe),
+        )
         .route("/v1.0-alpha1/lock/{store}", post(lock::try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(lock::unlock))
         .route("/v1.0/metadata", get(metadata::get))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mecha_configuration::ConfigurationStore;
 use mecha_core::Factory;
 use mecha_lock::LockStore;
 use mecha_nameresolution::NameResolver;
@@ -19,6 +20,7 @@ pub struct Registry {
     nameresolution: BTreeMap<&'static str, Arc<dyn Factory<dyn NameResolver>>>,
     lock: BTreeMap<&'static str, Arc<dyn Factory<dyn LockStore>>>,
     secrets: BTreeMap<&'static str, Arc<dyn Factory<dyn SecretStore>>>,
+    configuration: BTreeMap<&'static str, Arc<dyn Factory<dyn ConfigurationStore>>>,
 }
 
 impl Registry {
@@ -74,6 +76,23 @@ impl Registry {
         self.secrets.get(type_name)
     }
 
+    /// Registers a configuration store component type.
+    pub fn register_configuration(
+        &mut self,
+        factory: impl Factory<dyn ConfigurationStore> + 'static,
+    ) {
+        let name = factory.type_name();
+        let previous = self.configuration.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    pub fn configuration(
+        &self,
+        type_name: &str,
+    ) -> Option<&Arc<dyn Factory<dyn ConfigurationStore>>> {
+        self.configuration.get(type_name)
+    }
+
     /// Registers a name resolution component type.
     pub fn register_nameresolution(&mut self, factory: impl Factory<dyn NameResolver> + 'static) {
         let name = factory.type_name();
@@ -98,6 +117,7 @@ impl Registry {
             .chain(self.pubsub.keys())
             .chain(self.lock.keys())
             .chain(self.secrets.keys())
+            .chain(self.configuration.keys())
             .copied()
             .collect();
         types.sort_unstable();

@@ -196,6 +196,9 @@ pub enum StateError {
     Unsupported(Feature),
     #[error("the transaction has {count} operations, more than the store's limit of {limit}")]
     TooManyOperations { count: usize, limit: usize },
+    /// A key longer than the store holds.
+    #[error("the key is longer than the store's limit of {0} characters")]
+    KeyTooLong(usize),
     /// A query that does not parse or cannot be run as written.
     #[error("{0}")]
     InvalidQuery(String),

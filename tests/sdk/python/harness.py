@@ -57,6 +57,8 @@ def database_stores():
     redis = os.environ.get("MECHA_TEST_REDIS_URL", "127.0.0.1:6379")
     if reachable("Redis", redis):
         stores.append(("redis", component("redis", "state.redis", {"redisHost": redis})))
+        # Not a state store: the configuration store test_configuration uses.
+        stores.append(("config", component("config", "configuration.redis", {"redisHost": redis})))
     pg = os.environ.get("MECHA_TEST_POSTGRES_URL", "127.0.0.1:5432")
     if reachable("PostgreSQL", pg):
         host, port = pg.rsplit(":", 1)
@@ -193,7 +195,7 @@ def run(mecha, module, token=None, databases=False):
         label = f"{module}" + (" (with DAPR_API_TOKEN)" if token else "")
         if stores:
             label += " (also on " + ", ".join(name for name, _ in stores) + ")"
-        env = {"MECHA_SDK_STORES": ",".join(name for name, _ in stores)}
+        env = {"MECHA_SDK_STORES": ",".join(name for name, _ in stores if name != "config")}
         code = run_module(module, sidecar, label, extra_env=env, token=token)
         return code or stop_all([sidecar], code != 0)
 
@@ -375,7 +377,7 @@ if __name__ == "__main__":
     failures = 0
     if "python" in suites:
         failures += (run(mecha, "test_state", databases=True) + run(mecha, "test_state", token="sdk-token")
-                     + run(mecha, "test_secrets_lock")
+                     + run(mecha, "test_secrets_lock") + run(mecha, "test_configuration", databases=True)
                      + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha))
     if "js" in suites:
         failures += run_js(mecha) + run_js_pubsub(mecha)

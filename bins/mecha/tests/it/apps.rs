@@ -264,6 +264,20 @@ async fn on_bulk(State(state): State<Arc<AppState>>, request: Request) -> Respon
         .into_response()
 }
 
+/// `POST /configuration/{store}/{key}`: a configuration update, recorded
+/// and taken (200).
+async fn on_configuration(State(state): State<Arc<AppState>>, request: Request) -> StatusCode {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    state.record(Received {
+        path: parts.uri.path().to_owned(),
+        headers: headers_map(&parts.headers),
+        event: serde_json::from_slice(&bytes).unwrap_or_default(),
+        batch: 1,
+    });
+    StatusCode::OK
+}
+
 async fn health(State(state): State<Arc<AppState>>) -> StatusCode {
     if state.healthy.load(Ordering::SeqCst) {
         StatusCode::OK
@@ -296,6 +310,10 @@ impl App {
             .route("/dapr/subscribe", get(subscribe_list))
             .route("/events/{*route}", axum::routing::post(on_event))
             .route("/bulk/{*route}", axum::routing::post(on_bulk))
+            .route(
+                "/configuration/{*route}",
+                axum::routing::post(on_configuration),
+            )
             .fallback(echo)
             .with_state(state.clone());
         let listener = listen(port).await;

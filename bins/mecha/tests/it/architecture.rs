@@ -68,6 +68,7 @@ fn layers_depend_downwards_only() {
             "mecha-pubsub",
             "mecha-lock",
             "mecha-secrets",
+            "mecha-configuration",
         ];
         let forbidden: &[&str] = if blocks.contains(&name.as_str()) {
             &forbidden_for_blocks

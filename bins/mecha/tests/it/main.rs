@@ -5,6 +5,7 @@ mod architecture;
 mod auth;
 mod bad_input;
 mod cli;
+mod configuration;
 mod grpc;
 mod harness;
 mod invoke;

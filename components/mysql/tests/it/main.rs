@@ -197,6 +197,20 @@ async fn reads_and_writes_daprd_rows() {
         store.get(&get_req("app||k")).await.unwrap().unwrap().data,
         "2"
     );
+    // Trailing spaces count too.
+    store.set(&SetRequest::new("app||k ", "3")).await.unwrap();
+    for (key, value) in [("app||k", "2"), ("app||k ", "3")] {
+        let item = store.get(&get_req(key)).await.unwrap().unwrap();
+        assert_eq!(item.data, value, "{key:?}");
+    }
+    // What the table cannot hold exactly is refused, not cut.
+    let long = format!("app||{}", "x".repeat(260));
+    let err = store.set(&SetRequest::new(long, "1")).await.unwrap_err();
+    assert!(matches!(err, StateError::KeyTooLong(255)), "{err}");
+    let mut far = SetRequest::new("app||far", "1");
+    far.ttl = Some(Ttl::Expire(Duration::from_secs(20 * 365 * 86400)));
+    let err = store.set(&far).await.unwrap_err();
+    assert!(matches!(err, StateError::InvalidTtl(_)), "{err}");
     // daprd's column order, which its first-write relies on.
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT CAST(column_name AS CHAR) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",

@@ -345,3 +345,89 @@ async fn survives_killed_connections() {
     })
     .await;
 }
+
+/// `configuration.postgresql` against the configuration conformance suite:
+/// each case on a table and a notification channel of its own, written as
+/// an operator would (rows of `key`, `value`, `version`).
+mod configuration {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_component_postgres::{PgConfigurationConfig, PgConfigurationStore};
+    use mecha_configuration::conformance::{Harness, Writer};
+    use mecha_configuration::{ConfigurationStore, Metadata};
+    use mecha_core::testing::service_available;
+    use mecha_core::{MetadataReader, Properties};
+
+    use super::{address, connection_string, schema, unique};
+
+    struct PgWriter {
+        pool: sqlx::PgPool,
+        table: String,
+    }
+
+    #[async_trait]
+    impl Writer for PgWriter {
+        async fn set(&self, key: &str, value: &str, version: &str) {
+            let table = &self.table;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "WITH updated AS (UPDATE {table} SET value = $2, version = $3 WHERE key = $1 RETURNING 1) \
+                 INSERT INTO {table} (key, value, version) SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM updated)"
+            )))
+            .bind(key)
+            .bind(value)
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        }
+
+        async fn delete(&self, key: &str) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE key = $1",
+                self.table
+            )))
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        }
+    }
+
+    #[derive(Default)]
+    struct PgConfiguration;
+
+    #[async_trait]
+    impl Harness for PgConfiguration {
+        async fn component(
+            &self,
+        ) -> Option<(Arc<dyn ConfigurationStore>, Arc<dyn Writer>, Metadata)> {
+            if !service_available("PostgreSQL", &address()) {
+                return None;
+            }
+            // Dapr's limit on the name is 64 characters, the schema's included.
+            let table = format!("{}.{}", schema().await, &unique("cfg")[..16]);
+            let props = Properties::new()
+                .with("connectionString", &connection_string("mecha-it-config"))
+                .with("table", &table);
+            let reader = MetadataReader::new(&props);
+            let config = PgConfigurationConfig::from_metadata(&reader);
+            assert!(reader.errors().is_empty(), "{:?}", reader.errors());
+            let store = PgConfigurationStore::open(config).await.unwrap();
+            let pool = sqlx::PgPool::connect_lazy_with(
+                mecha_component_postgres::conninfo::parse(&connection_string("mecha-it-writer"))
+                    .unwrap()
+                    .options,
+            );
+            let channel = unique("chan")[..20].to_owned();
+            let metadata: Metadata = [("pgNotifyChannel".to_owned(), channel)].into();
+            Some((
+                Arc::new(store),
+                Arc::new(PgWriter { pool, table }),
+                metadata,
+            ))
+        }
+    }
+
+    mecha_configuration::configuration_conformance!(PgConfiguration);
+}

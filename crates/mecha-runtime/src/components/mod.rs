@@ -13,6 +13,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use mecha_config::{Component, MetadataSource, Report};
+use mecha_configuration::{ConfigurationStore, Configurations};
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader, Properties};
 use mecha_lock::{LockPrefix, LockStore, Locks};
 use mecha_pubsub::{Broker, PubSub, ScopeSettings, TopicScopes};
@@ -46,6 +47,7 @@ pub struct ComponentStore {
     pubsub: HashMap<String, Broker>,
     locks: HashMap<String, Locks>,
     secrets: HashMap<String, Secrets>,
+    configurations: HashMap<String, Configurations>,
     infos: Vec<ComponentInfo>,
 }
 
@@ -94,6 +96,30 @@ impl ComponentStore {
                 .collect(),
         });
         self.secrets.insert(component.name.clone(), secrets);
+    }
+
+    pub fn configuration(&self, name: &str) -> Option<&Configurations> {
+        self.configurations.get(name)
+    }
+
+    pub fn has_configuration_stores(&self) -> bool {
+        !self.configurations.is_empty()
+    }
+
+    /// Every configuration store.
+    pub fn configurations(&self) -> impl Iterator<Item = &Configurations> {
+        self.configurations.values()
+    }
+
+    fn add_configuration(&mut self, component: &Component, configurations: Configurations) {
+        self.infos.push(ComponentInfo {
+            name: component.name.clone(),
+            type_name: component.type_name.clone(),
+            version: component.version.clone(),
+            capabilities: Vec::new(),
+        });
+        self.configurations
+            .insert(component.name.clone(), configurations);
     }
 
     fn add_lock(&mut self, component: &Component, locks: Locks) {
@@ -168,6 +194,9 @@ enum PlannedBuild {
     Secrets {
         builder: Box<dyn Builder<dyn SecretStore>>,
     },
+    Configuration {
+        builder: Box<dyn Builder<dyn ConfigurationStore>>,
+    },
     /// Configured once its secret references are resolved.
     Deferred(Box<Deferred>),
 }
@@ -238,6 +267,7 @@ enum Found {
     PubSub(Arc<dyn Factory<dyn PubSub>>),
     Lock(Arc<dyn Factory<dyn LockStore>>),
     Secrets(Arc<dyn Factory<dyn SecretStore>>),
+    Configuration(Arc<dyn Factory<dyn ConfigurationStore>>),
 }
 
 impl Found {
@@ -247,6 +277,7 @@ impl Found {
             Found::PubSub(f) => f.versions(),
             Found::Lock(f) => f.versions(),
             Found::Secrets(f) => f.versions(),
+            Found::Configuration(f) => f.versions(),
         }
     }
 }
@@ -324,6 +355,9 @@ fn configure(
         Found::Secrets(factory) => PlannedBuild::Secrets {
             builder: factory.configure(&component.version, reader, ctx),
         },
+        Found::Configuration(factory) => PlannedBuild::Configuration {
+            builder: factory.configure(&component.version, reader, ctx),
+        },
     }
 }
 
@@ -377,6 +411,10 @@ pub fn plan(components: &[Component], registry: &Registry, info: &RuntimeInfo) -
                 .secrets(&component.type_name)
                 .cloned()
                 .map(Found::Secrets),
+            "configuration" => registry
+                .configuration(&component.type_name)
+                .cloned()
+                .map(Found::Configuration),
             _ => None,
         };
         let Some(factory) = factory else {
@@ -579,6 +617,7 @@ enum Live {
     PubSub(Broker),
     Lock(Locks),
     Secrets(Secrets),
+    Configuration(Configurations),
 }
 
 async fn within<T: ?Sized>(
@@ -628,6 +667,9 @@ async fn build_one(
             let scope = scopes.get(&name).cloned();
             Live::Secrets(Secrets::new(name, live).with_scope(scope))
         }),
+        PlannedBuild::Configuration { builder } => within(timeout, builder.build())
+            .await
+            .map(|live| Live::Configuration(Configurations::new(name, live))),
         PlannedBuild::Deferred(_) => Err("its secrets were not resolved".into()),
     }
 }
@@ -653,15 +695,24 @@ async fn resolve_deferred(
                 secret.item, secret.store
             )
         })?;
-        let value = secrets
-            .resolve(&secret.secret, &secret.key)
-            .await
-            .map_err(|err| {
-                format!(
-                    "metadata '{}': cannot read secretKeyRef '{}' (key '{}') from secret store '{}': {err}",
-                    secret.item, secret.secret, secret.key, secret.store
-                )
-            })?;
+        let problem = |err: String| {
+            format!(
+                "metadata '{}': cannot read secretKeyRef '{}' (key '{}') from secret store '{}': {err}",
+                secret.item, secret.secret, secret.key, secret.store
+            )
+        };
+        let value = tokio::time::timeout(
+            component.init_timeout,
+            secrets.resolve(&secret.secret, &secret.key),
+        )
+        .await
+        .map_err(|_| {
+            problem(format!(
+                "no answer within {}",
+                human(component.init_timeout)
+            ))
+        })?
+        .map_err(|err| problem(err.to_string()))?;
         properties.0.push((secret.item.clone(), value));
     }
     let reader = MetadataReader::new(&properties);
@@ -716,6 +767,7 @@ impl Plan {
                         Live::PubSub(broker) => store.add_pubsub(&component, broker),
                         Live::Lock(locks) => store.add_lock(&component, locks),
                         Live::Secrets(secrets) => store.add_secrets(&component, secrets),
+                        Live::Configuration(c) => store.add_configuration(&component, c),
                     }
                 }
                 Err(err) if component.ignore_errors => {

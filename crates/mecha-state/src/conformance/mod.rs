@@ -147,7 +147,8 @@ pub async fn bulk_get(harness: &impl Harness) {
     };
     let items = (0..5).map(|i| SetRequest::new(format!("b{i}"), value(&format!("{i}"))));
     store.save(items.collect()).await.unwrap();
-    let keys: Vec<String> = ["b3", "missing", "b0", "b4", "b1", "b2"]
+    // A key asked twice is answered twice.
+    let keys: Vec<String> = ["b3", "missing", "b0", "b4", "b1", "b2", "b3"]
         .iter()
         .map(|k| (*k).to_owned())
         .collect();
@@ -174,6 +175,7 @@ pub async fn bulk_get(harness: &impl Harness) {
                 ("b4".into(), Some(value("4"))),
                 ("b1".into(), Some(value("1"))),
                 ("b2".into(), Some(value("2"))),
+                ("b3".into(), Some(value("3"))),
             ]
         );
     }

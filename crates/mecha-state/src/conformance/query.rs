@@ -10,7 +10,7 @@ use super::*;
 const DOCS: &[(&str, &str)] = &[
     (
         "p1",
-        r#"{"person":{"org":"Dev Ops","id":1036},"city":"Seattle","state":"WA","n":5}"#,
+        r#"{"person":{"org":"Dev Ops","id":1036},"city":"Seattle","state":"WA","n":5,"tags":["x","y"]}"#,
     ),
     (
         "p2",
@@ -98,6 +98,8 @@ pub async fn query_filters(harness: &impl Harness) {
         ),
         (r#"{"EQ":{"person.missing":"x"}}"#, vec![]),
         (r#"{"EQ":{"city.name":"Seattle"}}"#, vec![]),
+        // A path steps into objects only, never into an array.
+        (r#"{"EQ":{"tags.0":"x"}}"#, vec![]),
     ];
     for (f, expected) in cases {
         assert_eq!(keys(&store, &filter(f)).await, expected, "{f}");

@@ -197,9 +197,12 @@ impl Query {
                 match page.get("limit") {
                     None | Some(Value::Null) => {}
                     Some(limit) => {
-                        let limit = limit.as_u64().ok_or_else(|| {
-                            format!("'page.limit' must be a whole number, not {limit}")
-                        })?;
+                        let limit = limit
+                            .as_u64()
+                            .filter(|n| *n <= i64::MAX as u64)
+                            .ok_or_else(|| {
+                                format!("'page.limit' must be a whole number, not {limit}")
+                            })?;
                         query.limit = (limit > 0).then_some(limit);
                     }
                 }
@@ -209,7 +212,9 @@ impl Query {
                     Some(Value::String(token)) => {
                         query.offset = token
                             .parse()
-                            .map_err(|_| format!("invalid page token '{token}'"))?;
+                            .ok()
+                            .filter(|n| *n <= i64::MAX as u64)
+                            .ok_or_else(|| format!("invalid page token '{token}'"))?;
                     }
                     Some(other) => {
                         return Err(format!("'page.token' must be a string, not {other}"));
@@ -451,6 +456,11 @@ mod tests {
             (r#"{"page":{"limit":-1}}"#, "whole number"),
             (
                 r#"{"page":{"limit":2,"token":"abc"}}"#,
+                "invalid page token",
+            ),
+            (r#"{"page":{"limit":18446744073709551615}}"#, "whole number"),
+            (
+                r#"{"page":{"token":"9223372036854775808"}}"#,
                 "invalid page token",
             ),
         ];

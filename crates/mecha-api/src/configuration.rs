@@ -1,0 +1,208 @@
+//! The configuration API: get items, and subscribe to their changes. On
+//! HTTP the runtime pushes each change to the app (`POST
+//! /configuration/{store}/{key}`); on gRPC the subscription is the stream
+//! the app keeps open.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mecha_configuration::{ConfigError, Configurations, Items, Metadata, UpdateHandler};
+use mecha_core::{ApiError, GrpcCode};
+use mecha_invoke::{AppChannel, InvokeRequest};
+use tokio_util::sync::CancellationToken;
+
+use crate::Api;
+
+impl Api {
+    fn configuration_store(&self, store: &str) -> Result<Configurations, ApiError> {
+        let components = self.runtime().components();
+        if !components.has_configuration_stores() {
+            return Err(ApiError::new(
+                "ERR_CONFIGURATION_STORE_NOT_CONFIGURED",
+                500,
+                GrpcCode::FailedPrecondition,
+                "configuration stores not configured",
+            ));
+        }
+        components.configuration(store).cloned().ok_or_else(|| {
+            ApiError::new(
+                "ERR_CONFIGURATION_STORE_NOT_FOUND",
+                400,
+                GrpcCode::InvalidArgument,
+                format!("configuration store {store} not found"),
+            )
+        })
+    }
+
+    /// The items of `keys` (every item when empty).
+    pub async fn get_configuration(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+        metadata: Metadata,
+    ) -> Result<Items, ApiError> {
+        let configurations = self.configuration_store(store)?;
+        configurations.get(&keys, &metadata).await.map_err(|err| {
+            configuration_error(
+                "ERR_CONFIGURATION_GET",
+                format!("failed to get {keys:?} from Configuration store {store}"),
+                err,
+            )
+        })
+    }
+
+    /// Subscribes `handler` to changes of `keys`; the id and the token
+    /// that ends the subscription.
+    pub async fn subscribe_configuration(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+        metadata: Metadata,
+        handler: Arc<dyn UpdateHandler>,
+    ) -> Result<(String, CancellationToken), ApiError> {
+        let configurations = self.configuration_store(store)?;
+        configurations
+            .subscribe(&keys, &metadata, handler)
+            .await
+            .map_err(|err| {
+                configuration_error(
+                    "ERR_CONFIGURATION_SUBSCRIBE",
+                    format!("failed to subscribe {keys:?} from Configuration store {store}"),
+                    err,
+                )
+            })
+    }
+
+    /// An HTTP subscription: changes go to the app, one `POST
+    /// /configuration/{store}/{key}` per changed key.
+    pub async fn subscribe_configuration_to_app(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+        metadata: Metadata,
+    ) -> Result<String, ApiError> {
+        let Some(channel) = self.runtime().app_channel().cloned() else {
+            return Err(ApiError::new(
+                "ERR_APP_CHANNEL_NIL",
+                500,
+                GrpcCode::Internal,
+                "app channel is not initialized. cannot subscribe to configuration updates",
+            ));
+        };
+        let handler = Arc::new(PushToApp {
+            channel,
+            store: store.to_owned(),
+        });
+        let (id, _stop) = self
+            .subscribe_configuration(store, keys, metadata, handler)
+            .await?;
+        Ok(id)
+    }
+
+    /// Ends a subscription, looked for in `store` or, without one, in every
+    /// store; false when there is no such subscription.
+    pub fn unsubscribe_configuration(
+        &self,
+        store: Option<&str>,
+        id: &str,
+    ) -> Result<bool, ApiError> {
+        match store {
+            Some(store) => Ok(self.configuration_store(store)?.unsubscribe(id)),
+            None => Ok(self
+                .runtime()
+                .components()
+                .configurations()
+                .any(|c| c.unsubscribe(id))),
+        }
+    }
+
+    /// Ends every configuration subscription (at shutdown).
+    pub fn close_configuration_subscriptions(&self) {
+        for configurations in self.runtime().components().configurations() {
+            configurations.close();
+        }
+    }
+}
+
+fn configuration_error(code: &'static str, prefix: String, err: ConfigError) -> ApiError {
+    match err {
+        ConfigError::Invalid(problem) => ApiError::new(
+            code,
+            400,
+            GrpcCode::InvalidArgument,
+            format!("{prefix}: {problem}"),
+        ),
+        ConfigError::Backend(inner) => {
+            tracing::warn!(code, error = %format!("{inner:#}"), "configuration store call failed");
+            ApiError::new(
+                code,
+                500,
+                GrpcCode::Internal,
+                format!("{prefix}: {inner:#}"),
+            )
+        }
+    }
+}
+
+/// Pushes changes to the app as daprd does: for each changed key, `POST
+/// /configuration/{store}/{key}` with the whole update, `{"id", "items"}`.
+/// The app answers 200; anything else is logged.
+struct PushToApp {
+    channel: Arc<dyn AppChannel>,
+    store: String,
+}
+
+/// The update's JSON: `{"id": ..., "items": {key: {value, version, metadata}}}`.
+pub fn update_json(id: &str, items: &Items) -> String {
+    let items: serde_json::Map<String, serde_json::Value> = items
+        .iter()
+        .map(|(key, item)| {
+            let mut fields = serde_json::Map::new();
+            if !item.value.is_empty() {
+                fields.insert("value".into(), item.value.clone().into());
+            }
+            if !item.version.is_empty() {
+                fields.insert("version".into(), item.version.clone().into());
+            }
+            if !item.metadata.is_empty() {
+                fields.insert(
+                    "metadata".into(),
+                    serde_json::to_value(&item.metadata).expect("a map of strings"),
+                );
+            }
+            (key.clone(), serde_json::Value::Object(fields))
+        })
+        .collect();
+    serde_json::json!({"id": id, "items": items}).to_string()
+}
+
+#[async_trait]
+impl UpdateHandler for PushToApp {
+    async fn update(&self, subscription_id: &str, items: Items) {
+        let body = Bytes::from(update_json(subscription_id, &items));
+        for key in items.keys() {
+            let mut req = InvokeRequest::new(
+                http::Method::POST,
+                format!("configuration/{}/{key}", self.store),
+                mecha_invoke::body::full(body.clone()),
+            );
+            req.headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            match self.channel.invoke(req).await {
+                Ok(response) if response.status == http::StatusCode::OK => {}
+                Ok(response) => tracing::warn!(
+                    status = response.status.as_u16(),
+                    store = %self.store,
+                    key,
+                    "the app did not take a configuration update"
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, store = %self.store, key, "cannot push a configuration update to the app")
+                }
+            }
+        }
+    }
+}
