@@ -324,16 +324,19 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         }
     }
 
+    // Input bindings read until shutdown.
+    let inputs_stop = tokio_util::sync::CancellationToken::new();
     // Build (connect) the components.
     tokio::select! {
         built = plan.build() => match built {
             Ok(store) => {
                 runtime.set_components(store);
-                let rt = runtime.clone();
+                let (rt, inputs) = (runtime.clone(), inputs_stop.clone());
                 tokio::spawn(async move {
                     rt.wait_ready().await;
                     if !rt.is_shutting_down() {
                         start_subscriptions(&rt).await;
+                        mecha_runtime::start_input_bindings(&rt, inputs).await;
                     }
                 });
             }
@@ -359,6 +362,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining in-flight requests");
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
     // Stop taking messages first, and let deliveries in flight settle.
+    inputs_stop.cancel();
     stop_pubsub(&runtime, grace).await;
     if let Some(resolver) = &resolver
         && let Err(err) = resolver.close().await
@@ -400,6 +404,7 @@ fn start_app_channel(
     let channel = Channel::start(config);
     runtime.set_app_channel(channel.clone());
     runtime.set_app_subscriber(channel.clone());
+    runtime.set_app_bindings(channel.clone());
     Some(channel)
 }
 

@@ -98,8 +98,10 @@ impl RedisConfigurationStore {
         if keys.is_empty() {
             return Ok(Items::new());
         }
-        // MGET answers nil for missing keys and for keys of other types.
-        let values: Vec<Option<String>> = redis::cmd("MGET")
+        // MGET answers nil for missing keys and for keys of other types; a
+        // value that is not UTF-8 (another program's bytes) is read lossily
+        // rather than failing the whole read.
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
             .arg(keys)
             .query_async(&mut self.commands.clone())
             .await
@@ -107,7 +109,9 @@ impl RedisConfigurationStore {
         Ok(keys
             .iter()
             .zip(values)
-            .filter_map(|(key, value)| Some((key.clone(), parse_item(&value?))))
+            .filter_map(|(key, value)| {
+                Some((key.clone(), parse_item(&String::from_utf8_lossy(&value?))))
+            })
             .collect())
     }
 
@@ -115,14 +119,15 @@ impl RedisConfigurationStore {
         let mut keys = Vec::new();
         let mut cursor = 0u64;
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut self.commands.clone())
                 .await
                 .map_err(|err| backend("SCAN", err))?;
-            keys.extend(batch);
+            // A configuration key is text: binary keys are not items.
+            keys.extend(batch.into_iter().filter_map(|k| String::from_utf8(k).ok()));
             if next == 0 {
                 return Ok(keys);
             }

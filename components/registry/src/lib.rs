@@ -48,32 +48,56 @@ pub fn registry() -> Registry {
     registry.register_state(CompiledOut("state.redis", "redis"));
     #[cfg(not(feature = "redis"))]
     registry.register_lock(CompiledOut("lock.redis", "redis"));
+    #[cfg(feature = "redis")]
+    registry.register_binding(mecha_component_redis::RedisBindingFactory);
     #[cfg(not(feature = "redis"))]
     registry.register_configuration(CompiledOut("configuration.redis", "redis"));
+    #[cfg(not(feature = "redis"))]
+    registry.register_binding(CompiledOut("bindings.redis", "redis"));
     #[cfg(feature = "postgres")]
     registry.register_state(mecha_component_postgres::PgStateFactory);
     #[cfg(feature = "postgres")]
     registry.register_configuration(mecha_component_postgres::PgConfigurationFactory);
     #[cfg(not(feature = "postgres"))]
     registry.register_state(CompiledOut("state.postgresql", "postgres"));
+    #[cfg(feature = "postgres")]
+    registry.register_binding(mecha_component_postgres::PgBindingFactory::NAME);
+    #[cfg(feature = "postgres")]
+    registry.register_binding(mecha_component_postgres::PgBindingFactory::ALIAS);
     #[cfg(not(feature = "postgres"))]
     registry.register_configuration(CompiledOut("configuration.postgresql", "postgres"));
+    #[cfg(not(feature = "postgres"))]
+    registry.register_binding(CompiledOut("bindings.postgresql", "postgres"));
+    #[cfg(not(feature = "postgres"))]
+    registry.register_binding(CompiledOut("bindings.postgres", "postgres"));
     #[cfg(feature = "mysql")]
     registry.register_state(mecha_component_mysql::MySqlStateFactory);
+    #[cfg(feature = "mysql")]
+    registry.register_binding(mecha_component_mysql::MySqlBindingFactory);
     #[cfg(not(feature = "mysql"))]
     registry.register_state(CompiledOut("state.mysql", "mysql"));
+    #[cfg(not(feature = "mysql"))]
+    registry.register_binding(CompiledOut("bindings.mysql", "mysql"));
     #[cfg(feature = "nats")]
     registry.register_pubsub(mecha_component_nats::JetStreamFactory);
     #[cfg(not(feature = "nats"))]
     registry.register_pubsub(CompiledOut("pubsub.jetstream", "nats"));
     #[cfg(feature = "rabbitmq")]
     registry.register_pubsub(mecha_component_rabbitmq::RabbitMqFactory);
+    #[cfg(feature = "rabbitmq")]
+    registry.register_binding(mecha_component_rabbitmq::RabbitBindingFactory);
     #[cfg(not(feature = "rabbitmq"))]
     registry.register_pubsub(CompiledOut("pubsub.rabbitmq", "rabbitmq"));
+    #[cfg(not(feature = "rabbitmq"))]
+    registry.register_binding(CompiledOut("bindings.rabbitmq", "rabbitmq"));
     #[cfg(feature = "mqtt")]
     registry.register_pubsub(mecha_component_mqtt::MqttFactory);
+    #[cfg(feature = "mqtt")]
+    registry.register_binding(mecha_component_mqtt::MqttBindingFactory);
     #[cfg(not(feature = "mqtt"))]
     registry.register_pubsub(CompiledOut("pubsub.mqtt3", "mqtt"));
+    #[cfg(not(feature = "mqtt"))]
+    registry.register_binding(CompiledOut("bindings.mqtt3", "mqtt"));
 
     #[cfg(feature = "local")]
     registry.register_secrets(mecha_component_local::FileSecretsFactory);
@@ -83,6 +107,18 @@ pub fn registry() -> Registry {
     registry.register_secrets(CompiledOut("secretstores.local.file", "local"));
     #[cfg(not(feature = "local"))]
     registry.register_secrets(CompiledOut("secretstores.local.env", "local"));
+    #[cfg(feature = "local")]
+    registry.register_binding(mecha_component_local::CronFactory);
+    #[cfg(feature = "local")]
+    registry.register_binding(mecha_component_local::LocalStorageFactory);
+    #[cfg(not(feature = "local"))]
+    registry.register_binding(CompiledOut("bindings.cron", "local"));
+    #[cfg(not(feature = "local"))]
+    registry.register_binding(CompiledOut("bindings.localstorage", "local"));
+    #[cfg(feature = "http")]
+    registry.register_binding(mecha_component_http::HttpBindingFactory);
+    #[cfg(not(feature = "http"))]
+    registry.register_binding(CompiledOut("bindings.http", "http"));
 
     #[cfg(feature = "mdns")]
     registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);
@@ -98,6 +134,7 @@ mod compiled_out {
     use std::sync::Arc;
 
     use async_trait::async_trait;
+    use mecha_bindings::Binding;
     use mecha_configuration::ConfigurationStore;
     use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
     use mecha_lock::LockStore;
@@ -154,6 +191,7 @@ mod compiled_out {
         PubSub,
         LockStore,
         SecretStore,
-        ConfigurationStore
+        ConfigurationStore,
+        Binding,
     );
 }

@@ -102,6 +102,28 @@ impl Dapr for DaprService {
         }))
     }
 
+    async fn invoke_binding(
+        &self,
+        request: Request<pb::InvokeBindingRequest>,
+    ) -> Answer<pb::InvokeBindingResponse> {
+        let (metadata, _, req) = request.into_parts();
+        let invoke = mecha_bindings::InvokeRequest {
+            operation: req.operation,
+            data: req.data,
+            metadata: convert::metadata(req.metadata),
+        };
+        let answer = self
+            .api
+            .invoke_binding(&req.name, invoke, &metadata.into_headers())
+            .await
+            .map_err(|failure| status_from(failure.error))?
+            .unwrap_or_default();
+        Ok(Response::new(pb::InvokeBindingResponse {
+            data: answer.data,
+            metadata: answer.metadata.into_iter().collect(),
+        }))
+    }
+
     async fn get_secret(
         &self,
         request: Request<pb::GetSecretRequest>,

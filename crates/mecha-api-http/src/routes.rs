@@ -9,11 +9,10 @@ use axum::routing::{any, get, post, put};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
-use crate::{Ctx, configuration, invoke, lock, metadata, pubsub, secrets, state};
+use crate::{Ctx, bindings, configuration, invoke, lock, metadata, pubsub, secrets, state};
 
 /// API groups not built yet: each answers 501 with Dapr's error body.
 const NOT_YET: &[(&str, &str)] = &[
-    ("/v1.0/bindings/{*rest}", "bindings"),
     ("/v1.0/actors/{*rest}", "actors"),
     ("/v1.0/workflows/{*rest}", "workflow"),
     ("/v1.0-beta1/workflows/{*rest}", "workflow"),
@@ -33,6 +32,10 @@ pub(crate) fn build(ctx: Ctx) -> Router {
         .route(
             "/v1.0-alpha1/state/{store}/query",
             post(state::query).put(state::query),
+        )
+        .route(
+            "/v1.0/bindings/{name}",
+            post(bindings::invoke).put(bindings::invoke),
         )
         .route("/v1.0/secrets/{store}/{key}", get(secrets::get))
         .route("/v1.0/configuration/{store}", get(configuration::get))

@@ -4,6 +4,7 @@
 //! render [`ApiError`] back; they hold no rules. A behaviour difference
 //! between the two transports is a bug in an adapter.
 
+pub mod bindings;
 pub mod configuration;
 mod health;
 pub mod invoke;

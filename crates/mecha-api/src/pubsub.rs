@@ -180,7 +180,7 @@ fn ttl(pubsub: &str, metadata: &Metadata) -> Result<Option<Duration>, ApiError> 
 }
 
 /// The trace context of the publish: the caller's, continued, or a new one.
-fn trace_context(caller: &HeaderMap) -> (String, String) {
+pub(crate) fn trace_context(caller: &HeaderMap) -> (String, String) {
     let mut headers = HeaderMap::new();
     for key in [trace::TRACEPARENT, trace::TRACESTATE] {
         if let Some(value) = caller.get(key) {

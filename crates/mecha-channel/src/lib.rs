@@ -7,6 +7,7 @@
 //! carry `APP_API_TOKEN` as `dapr-api-token`, and are refused while health
 //! checks find the app unhealthy.
 
+mod bindings;
 mod client;
 mod grpc;
 mod health;

@@ -133,6 +133,20 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_with_nanoseconds() {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_764_590_400);
+        assert_eq!(format_rfc3339_nanos(at), "2025-12-01T12:00:00Z");
+        assert_eq!(
+            format_rfc3339_nanos(at + Duration::from_millis(250)),
+            "2025-12-01T12:00:00.25Z"
+        );
+        assert_eq!(
+            format_rfc3339_nanos(at + Duration::from_nanos(7)),
+            "2025-12-01T12:00:00.000000007Z"
+        );
+    }
+
+    #[test]
     fn quantities() {
         assert_eq!(parse_quantity("4Mi"), Ok(4 * 1024 * 1024));
         assert_eq!(parse_quantity("200Mi"), Ok(200 * 1024 * 1024));
@@ -210,6 +224,25 @@ pub fn format_rfc3339(time: std::time::SystemTime) -> String {
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
+    )
+}
+
+/// Formats a time as Go's `time.RFC3339Nano` does in UTC: the fraction of
+/// the second without its trailing zeros (`2026-11-25T10:00:00.5Z`).
+pub fn format_rfc3339_nanos(time: std::time::SystemTime) -> String {
+    let whole = format_rfc3339(time);
+    let nanos = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    if nanos == 0 {
+        return whole;
+    }
+    let fraction = format!("{nanos:09}");
+    format!(
+        "{}.{}Z",
+        whole.trim_end_matches('Z'),
+        fraction.trim_end_matches('0')
     )
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mecha_bindings::Binding;
 use mecha_configuration::ConfigurationStore;
 use mecha_core::Factory;
 use mecha_lock::LockStore;
@@ -21,6 +22,7 @@ pub struct Registry {
     lock: BTreeMap<&'static str, Arc<dyn Factory<dyn LockStore>>>,
     secrets: BTreeMap<&'static str, Arc<dyn Factory<dyn SecretStore>>>,
     configuration: BTreeMap<&'static str, Arc<dyn Factory<dyn ConfigurationStore>>>,
+    bindings: BTreeMap<&'static str, Arc<dyn Factory<dyn Binding>>>,
 }
 
 impl Registry {
@@ -93,6 +95,17 @@ impl Registry {
         self.configuration.get(type_name)
     }
 
+    /// Registers a binding component type.
+    pub fn register_binding(&mut self, factory: impl Factory<dyn Binding> + 'static) {
+        let name = factory.type_name();
+        let previous = self.bindings.insert(name, Arc::new(factory));
+        assert!(previous.is_none(), "component type {name} registered twice");
+    }
+
+    pub fn binding(&self, type_name: &str) -> Option<&Arc<dyn Factory<dyn Binding>>> {
+        self.bindings.get(type_name)
+    }
+
     /// Registers a name resolution component type.
     pub fn register_nameresolution(&mut self, factory: impl Factory<dyn NameResolver> + 'static) {
         let name = factory.type_name();
@@ -118,6 +131,7 @@ impl Registry {
             .chain(self.lock.keys())
             .chain(self.secrets.keys())
             .chain(self.configuration.keys())
+            .chain(self.bindings.keys())
             .copied()
             .collect();
         types.sort_unstable();

@@ -62,6 +62,7 @@ pub struct Runtime {
     app_ready: AtomicBool,
     app_channel: OnceLock<Arc<dyn AppChannel>>,
     app_subscriber: OnceLock<Arc<dyn AppSubscriber>>,
+    app_bindings: OnceLock<Arc<dyn mecha_bindings::AppBindings>>,
     declarative: RwLock<Vec<SubscriptionSpec>>,
     subscriptions: Subscriptions,
     resolver: OnceLock<Arc<Resolver>>,
@@ -83,6 +84,7 @@ impl Runtime {
             app_ready: AtomicBool::new(!has_app),
             app_channel: OnceLock::new(),
             app_subscriber: OnceLock::new(),
+            app_bindings: OnceLock::new(),
             declarative: RwLock::default(),
             subscriptions: Subscriptions::new(),
             resolver: OnceLock::new(),
@@ -128,6 +130,16 @@ impl Runtime {
     /// The app channel; `None` when the runtime has no app.
     pub fn app_channel(&self) -> Option<&Arc<dyn AppChannel>> {
         self.app_channel.get()
+    }
+
+    /// Installs the app as the receiver of input bindings (once, at start).
+    pub fn set_app_bindings(&self, app: Arc<dyn mecha_bindings::AppBindings>) {
+        let _ = self.app_bindings.set(app);
+    }
+
+    /// The app as the receiver of input bindings; `None` without an app.
+    pub fn app_bindings(&self) -> Option<&Arc<dyn mecha_bindings::AppBindings>> {
+        self.app_bindings.get()
     }
 
     /// Installs the app as a subscriber (once, at start).

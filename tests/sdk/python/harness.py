@@ -267,6 +267,41 @@ def run_pubsub(mecha):
         return code
 
 
+def run_bindings(mecha):
+    """Bindings: an SDK gRPC app takes the input bindings of its runtime
+    (cron, and a RabbitMQ queue when the broker answers); the test calls
+    the same runtime's output bindings through the SDK."""
+    with tempfile.TemporaryDirectory() as workdir:
+        records = os.path.join(workdir, "bindings.jsonl")
+        open(records, "w").close()
+        files = os.path.join(workdir, "files")
+        bindings = [("storage", component("storage", "bindings.localstorage", {"rootPath": files})),
+                    ("ticks", component("ticks", "bindings.cron", {"schedule": "@every 1s"}))]
+        queue = ""
+        rabbit = os.environ.get("MECHA_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+        if reachable("RabbitMQ", rabbit.split("@")[-1].split("/")[0]):
+            queue = f"mecha-sdk-{os.getpid()}-{int(time.time())}"
+            bindings.append(("orders", component("orders", "bindings.rabbitmq", {
+                "host": rabbit, "queueName": queue, "deleteWhenUnused": "true"})))
+        grpc_port = free_port()
+        app = subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "bindings_grpc_app.py"),
+                                str(grpc_port), records])
+        sidecars = []
+        code = 1
+        try:
+            wait_port(grpc_port, app)
+            sidecar = Sidecar(mecha, workdir, "py-bindings", extra_stores=bindings,
+                              app_args=("--app-port", str(grpc_port), "--app-protocol", "grpc"))
+            sidecars.append(sidecar)
+            code = run_module("test_bindings", sidecar, "test_bindings (invoke_binding, @app.binding)",
+                              {"BINDING_RECORDS": records, "BINDING_QUEUE": queue})
+        finally:
+            code = stop_all(sidecars, code != 0) or code
+            app.terminate()
+            app.wait(timeout=10)
+        return code
+
+
 def run_js(mecha):
     """The official JS SDK's smoke test (tests/sdk/js/invoke.mjs)."""
     js = os.path.join(HERE, "..", "js")
@@ -378,7 +413,8 @@ if __name__ == "__main__":
     if "python" in suites:
         failures += (run(mecha, "test_state", databases=True) + run(mecha, "test_state", token="sdk-token")
                      + run(mecha, "test_secrets_lock") + run(mecha, "test_configuration", databases=True)
-                     + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha))
+                     + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha)
+                     + run_bindings(mecha))
     if "js" in suites:
         failures += run_js(mecha) + run_js_pubsub(mecha)
     if "run" in suites:

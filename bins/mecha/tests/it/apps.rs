@@ -21,9 +21,9 @@ use mecha_proto::runtime::app_callback_health_check_server::{
 };
 use mecha_proto::runtime::app_callback_server::{AppCallback, AppCallbackServer};
 use mecha_proto::runtime::{
-    HealthCheckResponse, ListTopicSubscriptionsResponse, TopicEventBulkRequest,
-    TopicEventBulkResponse, TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse,
-    TopicSubscription,
+    BindingEventRequest, BindingEventResponse, HealthCheckResponse, ListInputBindingsResponse,
+    ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkResponse,
+    TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse, TopicSubscription,
 };
 use mecha_proto::testing::v1::echo_server::{Echo, EchoServer};
 use mecha_proto::testing::v1::{EchoReply, EchoRequest};
@@ -49,6 +49,13 @@ pub struct AppState {
     pub events: Mutex<Vec<Received>>,
     /// Deliveries per event id.
     pub deliveries: Mutex<BTreeMap<String, usize>>,
+    /// The input bindings `ListInputBindings` names.
+    pub input_bindings: Mutex<Vec<String>>,
+    /// What the gRPC app answers binding events with: `data` sent on to
+    /// these output bindings.
+    pub forward_to: Mutex<Vec<String>>,
+    /// The routes the app was asked about with `OPTIONS`.
+    pub probed: Mutex<Vec<String>>,
 }
 
 /// An event as the app received it.
@@ -99,6 +106,46 @@ fn wanted_answer(event: &serde_json::Value, before: usize) -> String {
         "retry-once" if before == 0 => "RETRY".into(),
         "retry-once" => "SUCCESS".into(),
         other => other.to_owned(),
+    }
+}
+
+/// A binding event as recorded: its text is its id, so that `refuse-once`
+/// in it is refused at its first delivery only.
+fn binding_event(data: &[u8], metadata: serde_json::Value) -> serde_json::Value {
+    let text = String::from_utf8_lossy(data).into_owned();
+    serde_json::json!({ "id": text, "data": text, "metadata": metadata })
+}
+
+/// `/bindings/...`: `OPTIONS` says the app takes the binding (404 for
+/// routes holding `unwanted`); `POST` is an event, recorded, and refused
+/// (500) the first time when it holds `refuse-once`.
+async fn on_binding(State(state): State<Arc<AppState>>, request: Request) -> StatusCode {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    if parts.method == axum::http::Method::OPTIONS {
+        state.probed.lock().unwrap().push(path.clone());
+        return if path.contains("unwanted") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+    }
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let event = binding_event(&bytes, serde_json::Value::Null);
+    let refuse = event["data"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("refuse-once");
+    let before = state.record(Received {
+        path,
+        headers: headers_map(&parts.headers),
+        event,
+        batch: 1,
+    });
+    if refuse && before == 0 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
     }
 }
 
@@ -314,6 +361,7 @@ impl App {
                 "/configuration/{*route}",
                 axum::routing::post(on_configuration),
             )
+            .route("/bindings/{*route}", any(on_binding))
             .fallback(echo)
             .with_state(state.clone());
         let listener = listen(port).await;
@@ -462,6 +510,47 @@ impl AppCallback for GrpcApp {
             })
             .collect();
         Ok(tonic::Response::new(TopicEventBulkResponse { statuses }))
+    }
+
+    async fn list_input_bindings(
+        &self,
+        _: tonic::Request<()>,
+    ) -> Result<tonic::Response<ListInputBindingsResponse>, Status> {
+        Ok(tonic::Response::new(ListInputBindingsResponse {
+            bindings: self.0.input_bindings.lock().unwrap().clone(),
+        }))
+    }
+
+    async fn on_binding_event(
+        &self,
+        request: tonic::Request<BindingEventRequest>,
+    ) -> Result<tonic::Response<BindingEventResponse>, Status> {
+        let headers = metadata_map(request.metadata());
+        let req = request.into_inner();
+        let metadata: serde_json::Map<String, serde_json::Value> = req
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let event = binding_event(&req.data, serde_json::Value::Object(metadata));
+        let refuse = event["data"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refuse-once");
+        let before = self.0.record(Received {
+            path: req.name.clone(),
+            headers,
+            event,
+            batch: 1,
+        });
+        if refuse && before == 0 {
+            return Err(Status::internal("refused once, on purpose"));
+        }
+        Ok(tonic::Response::new(BindingEventResponse {
+            to: self.0.forward_to.lock().unwrap().clone(),
+            data: Bytes::from(format!("answer to {}", String::from_utf8_lossy(&req.data))),
+            ..Default::default()
+        }))
     }
 
     async fn on_invoke(

@@ -69,6 +69,7 @@ fn layers_depend_downwards_only() {
             "mecha-lock",
             "mecha-secrets",
             "mecha-configuration",
+            "mecha-bindings",
         ];
         let forbidden: &[&str] = if blocks.contains(&name.as_str()) {
             &forbidden_for_blocks

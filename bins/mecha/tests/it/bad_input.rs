@@ -181,6 +181,27 @@ fn malformed_bodies_and_keys() {
             "ERR_MALFORMED_REQUEST",
         ),
         (
+            "POST",
+            "/v1.0/bindings/nope",
+            r#"{"operation":"create","data":1}"#,
+            404,
+            "ERR_INVOKE_OUTPUT_BINDING",
+        ),
+        (
+            "PUT",
+            "/v1.0/bindings/nope",
+            r#"{"operation":"create","metadata":{"k":["v"]}}"#,
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0/bindings/nope",
+            "[]",
+            400,
+            "ERR_MALFORMED_REQUEST",
+        ),
+        (
             "PUT",
             "/v1.0/actors/A/1/method/m",
             "",
@@ -420,14 +441,23 @@ async fn grpc_bad_input() {
     assert_eq!(err.code(), Code::InvalidArgument);
     // Methods not built yet are UNIMPLEMENTED.
     let err = grpc
+        .get_actor_state(pb::GetActorStateRequest {
+            actor_type: "A".into(),
+            actor_id: "1".into(),
+            key: "k".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    let err = grpc
         .invoke_binding(pb::InvokeBindingRequest {
-            name: "b".into(),
+            name: "nope".into(),
             operation: "create".into(),
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(err.code(), Code::NotFound);
     // An empty query is no JSON at all.
     let err = grpc
         .query_state_alpha1(pb::QueryStateRequest {

@@ -4,6 +4,7 @@ mod apps;
 mod architecture;
 mod auth;
 mod bad_input;
+mod bindings;
 mod cli;
 mod configuration;
 mod grpc;

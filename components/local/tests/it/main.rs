@@ -175,3 +175,192 @@ async fn the_runtime_variables_are_never_secrets() {
     let all = store.bulk(&Metadata::new()).await.unwrap();
     assert_eq!(all.keys().collect::<Vec<_>>(), ["HOME"]);
 }
+
+/// `bindings.cron` against the input binding suite, on a fast schedule.
+mod cron {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_bindings::conformance::{InputCase, InputHarness};
+    use mecha_component_local::{CronBinding, Schedule};
+
+    #[derive(Default)]
+    struct Cron;
+
+    #[async_trait]
+    impl InputHarness for Cron {
+        async fn case(&self) -> Option<InputCase> {
+            let schedule = Schedule::parse("@every 200ms").unwrap();
+            Some(InputCase {
+                binding: Arc::new(CronBinding::new(schedule)),
+                trigger: None,
+                redelivers: false,
+            })
+        }
+    }
+
+    mecha_bindings::input_binding_conformance!(Cron);
+}
+
+/// `bindings.localstorage` against the output binding suite, plus its
+/// refusal of every way out of the root folder.
+mod localstorage {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_bindings::conformance::OutputHarness;
+    use mecha_bindings::*;
+    use mecha_component_local::LocalStorage;
+
+    #[derive(Default)]
+    struct Files;
+
+    #[async_trait]
+    impl OutputHarness for Files {
+        async fn component(&self) -> Option<Arc<dyn OutputBinding>> {
+            let dir = tempfile::tempdir().unwrap().keep();
+            Some(Arc::new(LocalStorage::open(&dir).await.unwrap()))
+        }
+
+        fn operations(&self) -> &'static [&'static str] {
+            &["create", "get", "list", "delete"]
+        }
+
+        fn write_then_read(&self, data: &[u8]) -> Option<(InvokeRequest, InvokeRequest)> {
+            let name = format!("sub/{}.json", mecha_core::testing::unique("file"));
+            Some((
+                InvokeRequest::new("create", data.to_vec()).with("fileName", &name),
+                InvokeRequest::new("get", "").with("fileName", &name),
+            ))
+        }
+    }
+
+    mecha_bindings::output_binding_conformance!(Files);
+
+    async fn storage() -> (tempfile::TempDir, LocalStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let storage = LocalStorage::open(&root).await.unwrap();
+        (dir, storage)
+    }
+
+    #[tokio::test]
+    async fn create_list_get_delete() {
+        let (dir, storage) = storage().await;
+        let created = storage
+            .invoke(&InvokeRequest::new("create", r#""hello""#).with("fileName", "a/b.txt"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(created.data, r#"{"fileName":"a/b.txt"}"#);
+        let bytes = std::fs::read(dir.path().join("root/a/b.txt")).unwrap();
+        assert_eq!(bytes, b"hello", "a JSON string is stored as its text");
+        let named = storage
+            .invoke(&InvokeRequest::new("create", "aGk="))
+            .await
+            .unwrap()
+            .unwrap();
+        let name: serde_json::Value = serde_json::from_slice(&named.data).unwrap();
+        let name = name["fileName"].as_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&name).is_ok(), "a new name: {name}");
+        let got = storage
+            .invoke(&InvokeRequest::new("get", "").with("fileName", &name))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.data, "hi", "base64 content is decoded");
+        let listed = storage
+            .invoke(&InvokeRequest::new("list", ""))
+            .await
+            .unwrap()
+            .unwrap();
+        let listed: Vec<String> = serde_json::from_slice(&listed.data).unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|p| {
+            p.starts_with(
+                &*dir
+                    .path()
+                    .join("root")
+                    .canonicalize()
+                    .unwrap()
+                    .to_string_lossy(),
+            )
+        }));
+        assert!(
+            storage
+                .invoke(&InvokeRequest::new("delete", "").with("fileName", "a/b.txt"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        for operation in ["get", "delete"] {
+            let err = storage
+                .invoke(&InvokeRequest::new(operation, "").with("fileName", "a/b.txt"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, BindingError::NotFound(_)),
+                "{operation}: {err}"
+            );
+        }
+        std::fs::create_dir_all(dir.path().join("root/empty")).unwrap();
+        let empty = storage
+            .invoke(&InvokeRequest::new("list", "").with("fileName", "empty"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(empty.data, "[]");
+    }
+
+    #[tokio::test]
+    async fn no_path_leaves_the_root() {
+        let (dir, storage) = storage().await;
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("root/escape")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), dir.path().join("root/link.txt"))
+            .unwrap();
+        for name in [
+            "../outside/secret.txt",
+            "a/../../outside/secret.txt",
+            "/etc/passwd",
+            "escape/secret.txt",
+            "escape/new.txt",
+            "escape/deeper/new.txt",
+            "link.txt",
+        ] {
+            for operation in ["create", "get", "delete"] {
+                let err = storage
+                    .invoke(&InvokeRequest::new(operation, "x").with("fileName", name))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, BindingError::Invalid(_)),
+                    "{operation} {name}: {err}"
+                );
+            }
+        }
+        assert_eq!(
+            std::fs::read_to_string(outside.join("secret.txt")).unwrap(),
+            "secret"
+        );
+        assert!(!outside.join("new.txt").exists());
+        assert!(
+            !outside.join("deeper").exists(),
+            "no folder is made outside either"
+        );
+        let listed = storage
+            .invoke(&InvokeRequest::new("list", ""))
+            .await
+            .unwrap()
+            .unwrap();
+        let listed: Vec<String> = serde_json::from_slice(&listed.data).unwrap();
+        assert!(listed.is_empty(), "links are not followed: {listed:?}");
+        let err = LocalStorage::open(std::path::Path::new("/proc/self"))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+}

@@ -7,6 +7,8 @@
 //! Each case gets its own tables, in a database of this test process; the
 //! databases of runs more than an hour old are dropped when a run starts.
 
+mod binding;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -349,6 +349,8 @@ async fn survives_killed_connections() {
 /// `configuration.postgresql` against the configuration conformance suite:
 /// each case on a table and a notification channel of its own, written as
 /// an operator would (rows of `key`, `value`, `version`).
+mod binding;
+
 mod configuration {
     use std::sync::Arc;
 

@@ -15,7 +15,7 @@ pub fn url() -> String {
     service_url("rabbitmq", "amqp://guest:guest@127.0.0.1:5672")
 }
 
-fn address() -> String {
+pub fn address() -> String {
     let url = url();
     let rest = url.split("://").nth(1).unwrap_or(&url);
     let host = rest.rsplit('@').next().unwrap_or(rest);

@@ -65,3 +65,36 @@ impl Harness for RedisConfiguration {
 }
 
 mecha_configuration::configuration_conformance!(RedisConfiguration);
+
+/// Other programs' keys share the database: a value or a key that is not
+/// UTF-8 does not fail reading every item.
+#[tokio::test]
+async fn binary_keys_and_values_do_not_fail_reading_every_item() {
+    let Some((store, writer, _)) = RedisConfiguration.component().await else {
+        return;
+    };
+    let mut conn = redis::Client::open(format!("redis://{}", address()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let binary_value = mecha_core::testing::unique("cfg-binary-value");
+    let mut binary_key = mecha_core::testing::unique("cfg-binary-key").into_bytes();
+    binary_key.push(0xff);
+    for key in [binary_value.as_bytes(), &binary_key] {
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(&[0u8, 0x9f, 0x92][..])
+            .arg("EX")
+            .arg(60)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let text = mecha_core::testing::unique("cfg-text");
+    writer.set(&text, "plain", "1").await;
+    let all = store.get(&[], &Metadata::new()).await.unwrap();
+    assert_eq!(all[&text].value, "plain");
+    assert!(all.contains_key(&binary_value), "read lossily");
+    writer.delete(&text).await;
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use mecha_bindings::{Binding, Directions, InputBinding, OutputBinding};
 use mecha_config::{Component, MetadataSource, Report};
 use mecha_configuration::{ConfigurationStore, Configurations};
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader, Properties};
@@ -40,6 +41,19 @@ pub struct StateEntry {
     pub actor_state_store: bool,
 }
 
+/// A live binding: its directions, as its `direction` metadata limits them.
+#[derive(Clone)]
+pub struct BindingEntry {
+    pub name: String,
+    pub input: Option<Arc<dyn InputBinding>>,
+    pub output: Option<Arc<dyn OutputBinding>>,
+    /// Where the app gets its input events (`route`, or `/{name}`).
+    pub route: String,
+    /// `direction`, when given: then the app is not asked whether it takes
+    /// the input.
+    pub directions: Option<Directions>,
+}
+
 /// The live components, by name.
 #[derive(Default)]
 pub struct ComponentStore {
@@ -48,6 +62,7 @@ pub struct ComponentStore {
     locks: HashMap<String, Locks>,
     secrets: HashMap<String, Secrets>,
     configurations: HashMap<String, Configurations>,
+    bindings: HashMap<String, BindingEntry>,
     infos: Vec<ComponentInfo>,
 }
 
@@ -120,6 +135,32 @@ impl ComponentStore {
         });
         self.configurations
             .insert(component.name.clone(), configurations);
+    }
+
+    pub fn binding(&self, name: &str) -> Option<&BindingEntry> {
+        self.bindings.get(name)
+    }
+
+    /// Every binding.
+    pub fn bindings(&self) -> impl Iterator<Item = &BindingEntry> {
+        self.bindings.values()
+    }
+
+    fn add_binding(&mut self, component: &Component, entry: BindingEntry) {
+        let mut capabilities = Vec::new();
+        if entry.input.is_some() {
+            capabilities.push("INPUT_BINDING".to_owned());
+        }
+        if entry.output.is_some() {
+            capabilities.push("OUTPUT_BINDING".to_owned());
+        }
+        self.infos.push(ComponentInfo {
+            name: component.name.clone(),
+            type_name: component.type_name.clone(),
+            version: component.version.clone(),
+            capabilities,
+        });
+        self.bindings.insert(component.name.clone(), entry);
     }
 
     fn add_lock(&mut self, component: &Component, locks: Locks) {
@@ -197,6 +238,11 @@ enum PlannedBuild {
     Configuration {
         builder: Box<dyn Builder<dyn ConfigurationStore>>,
     },
+    Binding {
+        builder: Box<dyn Builder<dyn Binding>>,
+        directions: Option<Directions>,
+        route: String,
+    },
     /// Configured once its secret references are resolved.
     Deferred(Box<Deferred>),
 }
@@ -268,6 +314,7 @@ enum Found {
     Lock(Arc<dyn Factory<dyn LockStore>>),
     Secrets(Arc<dyn Factory<dyn SecretStore>>),
     Configuration(Arc<dyn Factory<dyn ConfigurationStore>>),
+    Binding(Arc<dyn Factory<dyn Binding>>),
 }
 
 impl Found {
@@ -278,6 +325,7 @@ impl Found {
             Found::Lock(f) => f.versions(),
             Found::Secrets(f) => f.versions(),
             Found::Configuration(f) => f.versions(),
+            Found::Binding(f) => f.versions(),
         }
     }
 }
@@ -358,6 +406,28 @@ fn configure(
         Found::Configuration(factory) => PlannedBuild::Configuration {
             builder: factory.configure(&component.version, reader, ctx),
         },
+        Found::Binding(factory) => {
+            let directions = Directions::parse(reader.string("direction").as_deref())
+                .unwrap_or_else(|err| {
+                    reader.error(format!("metadata field 'direction': {err}"));
+                    None
+                });
+            let route = reader
+                .string("route")
+                .map(|r| {
+                    if r.starts_with('/') {
+                        r
+                    } else {
+                        format!("/{r}")
+                    }
+                })
+                .unwrap_or_else(|| format!("/{}", component.name));
+            PlannedBuild::Binding {
+                builder: factory.configure(&component.version, reader, ctx),
+                directions,
+                route,
+            }
+        }
     }
 }
 
@@ -415,6 +485,10 @@ pub fn plan(components: &[Component], registry: &Registry, info: &RuntimeInfo) -
                 .configuration(&component.type_name)
                 .cloned()
                 .map(Found::Configuration),
+            "bindings" => registry
+                .binding(&component.type_name)
+                .cloned()
+                .map(Found::Binding),
             _ => None,
         };
         let Some(factory) = factory else {
@@ -618,6 +692,7 @@ enum Live {
     Lock(Locks),
     Secrets(Secrets),
     Configuration(Configurations),
+    Binding(BindingEntry),
 }
 
 async fn within<T: ?Sized>(
@@ -670,6 +745,21 @@ async fn build_one(
         PlannedBuild::Configuration { builder } => within(timeout, builder.build())
             .await
             .map(|live| Live::Configuration(Configurations::new(name, live))),
+        PlannedBuild::Binding {
+            builder,
+            directions,
+            route,
+        } => within(timeout, builder.build()).await.map(|live| {
+            let wants =
+                |input: bool| directions.is_none_or(|d| if input { d.input } else { d.output });
+            Live::Binding(BindingEntry {
+                input: live.clone().input().filter(|_| wants(true)),
+                output: live.output().filter(|_| wants(false)),
+                name,
+                route,
+                directions,
+            })
+        }),
         PlannedBuild::Deferred(_) => Err("its secrets were not resolved".into()),
     }
 }
@@ -768,6 +858,7 @@ impl Plan {
                         Live::Lock(locks) => store.add_lock(&component, locks),
                         Live::Secrets(secrets) => store.add_secrets(&component, secrets),
                         Live::Configuration(c) => store.add_configuration(&component, c),
+                        Live::Binding(entry) => store.add_binding(&component, entry),
                     }
                 }
                 Err(err) if component.ignore_errors => {

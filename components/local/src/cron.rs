@@ -1,0 +1,187 @@
+//! `bindings.cron`: an input binding that fires on a schedule — a cron
+//! expression with optional seconds (`*/5 * * * * *`, `0 30 9 * * MON`),
+//! a descriptor (`@hourly`, `@daily`, ...) or `@every <duration>` (Go's
+//! syntax, `@every 1s`, `@every 1m30s`). Each firing is an event with no
+//! data and the metadata `timeZone` and `readTimeUTC`, as daprd's; each is
+//! delivered on its own, so a slow app never delays the schedule. The
+//! schedule runs in UTC.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mecha_bindings::*;
+use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use tokio_util::sync::CancellationToken;
+
+/// A parsed schedule.
+#[derive(Clone, Debug)]
+pub enum Schedule {
+    Every(Duration),
+    Cron(Box<croner::Cron>),
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(every) = text.strip_prefix("@every") {
+            let interval = mecha_core::units::parse_go_duration(every.trim())
+                .map_err(|err| format!("invalid schedule format '{text}': {err}"))?;
+            if interval.is_zero() {
+                return Err(format!(
+                    "invalid schedule format '{text}': the interval is zero"
+                ));
+            }
+            return Ok(Self::Every(interval));
+        }
+        croner::Cron::from_str(text)
+            .map(|cron| Self::Cron(Box::new(cron)))
+            .map_err(|err| format!("invalid schedule format '{text}': {err}"))
+    }
+
+    /// The next firing after `now`.
+    fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Every(interval) => Some(now + chrono::Duration::from_std(*interval).ok()?),
+            Self::Cron(cron) => cron.find_next_occurrence(&now, false).ok(),
+        }
+    }
+}
+
+pub struct CronFactory;
+
+impl Factory<dyn Binding> for CronFactory {
+    fn type_name(&self) -> &'static str {
+        "bindings.cron"
+    }
+
+    fn configure(
+        &self,
+        _version: &str,
+        metadata: &MetadataReader<'_>,
+        _ctx: &ComponentContext,
+    ) -> Box<dyn Builder<dyn Binding>> {
+        let text = metadata.string("schedule");
+        let schedule = match text {
+            None => {
+                metadata.error("schedule not set");
+                None
+            }
+            Some(text) => Schedule::parse(&text)
+                .map_err(|err| metadata.error(err))
+                .ok(),
+        };
+        Box::new(CronBuilder(schedule))
+    }
+}
+
+struct CronBuilder(Option<Schedule>);
+
+#[async_trait]
+impl Builder<dyn Binding> for CronBuilder {
+    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
+        let schedule = self.0.ok_or_else(|| anyhow::anyhow!("no valid schedule"))?;
+        Ok(Arc::new(CronBinding { schedule }))
+    }
+}
+
+/// The `bindings.cron` binding.
+pub struct CronBinding {
+    schedule: Schedule,
+}
+
+impl CronBinding {
+    pub fn new(schedule: Schedule) -> Self {
+        Self { schedule }
+    }
+}
+
+impl Binding for CronBinding {
+    fn input(self: Arc<Self>) -> Option<Arc<dyn InputBinding>> {
+        Some(self)
+    }
+}
+
+/// Go's `time.Time.String()` in UTC, as daprd writes `readTimeUTC`.
+fn go_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.f +0000 UTC").to_string()
+}
+
+#[async_trait]
+impl InputBinding for CronBinding {
+    async fn read(
+        &self,
+        handler: Arc<dyn InputHandler>,
+        stop: CancellationToken,
+    ) -> Result<(), BindingError> {
+        let schedule = self.schedule.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = Utc::now();
+                let Some(next) = schedule.next_after(now) else {
+                    tracing::warn!("cron binding: the schedule has no next firing");
+                    return;
+                };
+                let wait = (next - now).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                let event = InputEvent {
+                    data: Default::default(),
+                    metadata: [
+                        ("timeZone".to_owned(), "UTC".to_owned()),
+                        ("readTimeUTC".to_owned(), go_time(Utc::now())),
+                    ]
+                    .into(),
+                };
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = handler.handle(event).await {
+                        tracing::debug!(error = %err, "cron event not taken");
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        assert!(
+            matches!(Schedule::parse("@every 1s"), Ok(Schedule::Every(d)) if d == Duration::from_secs(1))
+        );
+        assert!(
+            matches!(Schedule::parse("@every 1m30s"), Ok(Schedule::Every(d)) if d == Duration::from_secs(90))
+        );
+        for good in [
+            "*/5 * * * * *",
+            "0 30 9 * * MON",
+            "*/2 * * * *",
+            "@hourly",
+            "@daily",
+        ] {
+            assert!(Schedule::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["@every soon", "@every 0s", "not cron", "61 * * * * *"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+        let every_five = Schedule::parse("*/5 * * * * *").unwrap();
+        let now: DateTime<Utc> = "2026-12-01T10:00:02Z".parse().unwrap();
+        assert_eq!(
+            every_five.next_after(now).unwrap().to_rfc3339(),
+            "2026-12-01T10:00:05+00:00"
+        );
+        assert_eq!(
+            go_time("2026-12-01T10:00:05Z".parse().unwrap()),
+            "2026-12-01 10:00:05 +0000 UTC"
+        );
+    }
+}

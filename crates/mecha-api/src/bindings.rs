@@ -1,0 +1,118 @@
+//! The output bindings API: one operation on a binding component, with
+//! daprd's error code. Input bindings are driven by the runtime
+//! (`mecha_runtime::start_input_bindings`), not by an API call.
+
+use http::HeaderMap;
+use mecha_bindings::{BindingError, InvokeRequest, InvokeResponse, Metadata};
+use mecha_core::{ApiError, GrpcCode};
+
+use crate::Api;
+
+const CODE: &str = "ERR_INVOKE_OUTPUT_BINDING";
+
+/// A failed operation: the error, and what metadata the binding answered
+/// with anyway (the HTTP binding's status, for one), which daprd still
+/// returns as headers.
+#[derive(Debug)]
+pub struct BindingFailure {
+    pub error: ApiError,
+    pub metadata: Metadata,
+}
+
+impl From<ApiError> for BindingFailure {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+impl Api {
+    /// Runs `request` on output binding `name`; `None` when the binding
+    /// answered nothing. As daprd, the caller's trace context (the next
+    /// hop's `traceparent`, `tracestate`, `baggage`) goes to the binding in
+    /// the request's metadata, unless the request sets them.
+    pub async fn invoke_binding(
+        &self,
+        name: &str,
+        mut request: InvokeRequest,
+        caller: &HeaderMap,
+    ) -> Result<Option<InvokeResponse>, BindingFailure> {
+        let (traceparent, tracestate) = crate::pubsub::trace_context(caller);
+        let baggage = caller
+            .get("baggage")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        for (key, value) in [
+            ("traceparent", traceparent),
+            ("tracestate", tracestate),
+            ("baggage", baggage),
+        ] {
+            if !value.is_empty() && request.meta(key).is_none() {
+                request.metadata.insert(key.to_owned(), value);
+            }
+        }
+        let binding = self
+            .runtime()
+            .components()
+            .binding(name)
+            .and_then(|b| b.output.clone())
+            .ok_or_else(|| {
+                // daprd answers 500; an unknown name is the caller's mistake.
+                invoke_error(
+                    name,
+                    404,
+                    GrpcCode::NotFound,
+                    format!("couldn't find output binding {name}"),
+                )
+            })?;
+        if request.operation.is_empty() {
+            return Err(invoke_error(
+                name,
+                400,
+                GrpcCode::InvalidArgument,
+                "operation field is missing from request".to_owned(),
+            )
+            .into());
+        }
+        binding
+            .check_operation(&request.operation)
+            .map_err(|err| binding_error(name, err))?;
+        binding
+            .invoke(&request)
+            .await
+            .map_err(|err| binding_error(name, err))
+    }
+}
+
+fn invoke_error(name: &str, status: u16, grpc: GrpcCode, detail: String) -> ApiError {
+    ApiError::new(
+        CODE,
+        status,
+        grpc,
+        format!("error invoking output binding {name}: {detail}"),
+    )
+}
+
+fn binding_error(name: &str, err: BindingError) -> BindingFailure {
+    let (status, grpc) = match &err {
+        BindingError::UnsupportedOperation { .. } | BindingError::Invalid(_) => {
+            (400, GrpcCode::InvalidArgument)
+        }
+        BindingError::NotFound(_) => (404, GrpcCode::NotFound),
+        BindingError::Backend(_) | BindingError::Answered { .. } => (500, GrpcCode::Internal),
+    };
+    if status == 500 {
+        tracing::warn!(binding = %name, error = %format!("{err:#}"), "output binding failed");
+    }
+    let metadata = match &err {
+        BindingError::Answered { metadata, .. } => metadata.clone(),
+        _ => Metadata::new(),
+    };
+    BindingFailure {
+        error: invoke_error(name, status, grpc, format!("{err:#}")),
+        metadata,
+    }
+}

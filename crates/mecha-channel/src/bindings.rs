@@ -1,0 +1,181 @@
+//! The app as the receiver of input bindings: the start-up check that it
+//! takes a binding's events (`OPTIONS /{route}`, `ListInputBindings`) and
+//! their delivery (`POST /{route}`, `OnBindingEvent`), read the way daprd
+//! reads the app's answers. Deliveries wait while the app is unhealthy.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderName, HeaderValue, Request, StatusCode};
+use mecha_bindings::{AppAnswer, AppBindings, InputEvent, Refused};
+use mecha_invoke::body;
+use mecha_proto::runtime as pb;
+use mecha_proto::runtime::app_callback_client::AppCallbackClient;
+
+use crate::Channel;
+
+/// How long the start-up check waits (daprd's `--app-binding-options-timeout`).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most of an app's answer that is read.
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+fn route(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+impl Channel {
+    async fn subscribes_http(&self, route_path: &str) -> bool {
+        let Ok(uri) = self.uri(&route(route_path)) else {
+            return false;
+        };
+        let Ok(request) = Request::options(uri).body(body::empty()) else {
+            return false;
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, self.send(request)).await {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                status.is_success() || status == StatusCode::METHOD_NOT_ALLOWED
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(route = route_path, error = %err, "cannot ask the app about an input binding");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn subscribes_grpc(&self, name: &str) -> bool {
+        let mut client = AppCallbackClient::new(self.grpc_service());
+        let listed = client.list_input_bindings(self.binding_grpc_request(()));
+        match tokio::time::timeout(PROBE_TIMEOUT, listed).await {
+            Ok(Ok(answer)) => answer.into_inner().bindings.iter().any(|b| b == name),
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::warn!(
+                    binding = name,
+                    "the app did not list its input bindings within {PROBE_TIMEOUT:?}"
+                );
+                false
+            }
+        }
+    }
+
+    fn binding_grpc_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = self.grpc_metadata(&http::HeaderMap::new());
+        request
+    }
+
+    async fn deliver_binding_http(
+        &self,
+        route_path: &str,
+        event: &InputEvent,
+    ) -> Result<AppAnswer, Refused> {
+        let uri = self
+            .uri(&route(route_path))
+            .map_err(|err| Refused(err.to_string()))?;
+        let mut request = Request::post(uri)
+            .body(body::full(event.data.clone()))
+            .map_err(|err| Refused(err.to_string()))?;
+        let headers = request.headers_mut();
+        for (key, value) in &event.metadata {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(key.to_ascii_lowercase().as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(http::header::CONTENT_LENGTH, event.data.len().into());
+        let response = self
+            .send(request)
+            .await
+            .map_err(|err| Refused(err.to_string()))?;
+        let status = response.status();
+        let answer = body::collect(response.into_body(), MAX_ANSWER)
+            .await
+            .unwrap_or_default();
+        if status.is_success() {
+            Ok(AppAnswer {
+                data: answer,
+                ..AppAnswer::default()
+            })
+        } else {
+            Err(Refused(format!(
+                "fails to send binding event to http app channel, status code: {} body: {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&answer)
+            )))
+        }
+    }
+
+    async fn deliver_binding_grpc(
+        &self,
+        name: &str,
+        event: &InputEvent,
+    ) -> Result<AppAnswer, Refused> {
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|err| Refused(err.to_string()))?;
+        let message = pb::BindingEventRequest {
+            name: name.to_owned(),
+            data: event.data.clone(),
+            metadata: event.metadata.clone().into_iter().collect(),
+        };
+        let mut client = AppCallbackClient::new(self.grpc_service());
+        match client
+            .on_binding_event(self.binding_grpc_request(message))
+            .await
+        {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                Ok(AppAnswer {
+                    data: answer.data,
+                    to: answer.to,
+                    parallel: answer.concurrency == 1,
+                })
+            }
+            Err(status) => Err(Refused(format!(
+                "the app answered {:?}: {}",
+                status.code(),
+                status.message()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl AppBindings for Channel {
+    async fn subscribes(&self, name: &str, route_path: &str) -> bool {
+        self.wait_healthy().await;
+        if self.config.protocol.is_grpc() {
+            self.subscribes_grpc(name).await
+        } else {
+            self.subscribes_http(route_path).await
+        }
+    }
+
+    async fn deliver(
+        &self,
+        name: &str,
+        route_path: &str,
+        event: &InputEvent,
+    ) -> Result<AppAnswer, Refused> {
+        self.wait_healthy().await;
+        if self.config.protocol.is_grpc() {
+            self.deliver_binding_grpc(name, event).await
+        } else {
+            self.deliver_binding_http(route_path, event).await
+        }
+    }
+}
