@@ -11,7 +11,7 @@
 //! makes `A` and `a` one key); a write without a TTL keeps the row's
 //! insert date (daprd's `REPLACE` resets it).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -200,13 +200,6 @@ fn backend(err: impl std::fmt::Display) -> StateError {
     StateError::Backend(anyhow::anyhow!("mysql: {err}"))
 }
 
-fn ttl_seconds(ttl: Option<Ttl>) -> Option<i64> {
-    match ttl {
-        Some(Ttl::Expire(after)) => Some(after.as_secs() as i64),
-        Some(Ttl::Never) | None => None,
-    }
-}
-
 fn is_duplicate_key(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .and_then(|db| db.code())
@@ -272,7 +265,9 @@ impl MySqlStateStore {
             .await
             .map_err(|_| anyhow::anyhow!("mysql: no answer within {connect_timeout:?}"))??;
         if let Some(interval) = store.config.cleanup_interval {
-            spawn_cleanup(Arc::downgrade(&store), interval);
+            support::spawn_cleanup(Arc::downgrade(&store), interval, move |store| async move {
+                cleanup_round(&store, interval).await
+            });
         }
         Ok(store)
     }
@@ -336,14 +331,7 @@ impl MySqlStateStore {
         &self,
         work: impl std::future::Future<Output = Result<T, StateError>>,
     ) -> Result<T, StateError> {
-        tokio::time::timeout(self.config.timeout, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(backend(format!(
-                    "operation timed out after {:?} (a write may or may not have been applied)",
-                    self.config.timeout
-                )))
-            })
+        support::within("mysql", self.config.timeout, work).await
     }
 
     async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::MySql>, StateError> {
@@ -358,7 +346,7 @@ impl MySqlStateStore {
         check_fits(req)?;
         let (value, binary) = to_json_column(&req.value);
         let etag = uuid::Uuid::new_v4().to_string();
-        let ttl = ttl_seconds(req.ttl);
+        let ttl = support::ttl_seconds(req.ttl);
         let changed = match (&req.etag, req.concurrency) {
             (Some(expected), _) => {
                 check_etag(expected)?;
@@ -671,24 +659,6 @@ impl Dialect for MySql {
 /// Deletes expired rows once per interval across every process sharing
 /// the database, daprd included, claiming the round through daprd's
 /// `last-cleanup` row.
-fn spawn_cleanup(store: Weak<MySqlStateStore>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(store) = store.upgrade() else { break };
-            match cleanup_round(&store, interval).await {
-                Ok(deleted) if deleted > 0 => {
-                    tracing::debug!(deleted, "deleted expired state rows")
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "state cleanup failed"),
-            }
-        }
-    });
-}
-
 /// One cleanup round; the number of rows deleted.
 pub async fn cleanup_round(store: &MySqlStateStore, interval: Duration) -> anyhow::Result<u64> {
     let meta = &store.config.metadata_table_name;

@@ -15,7 +15,7 @@
 //! keys and never an expired row, and compare JSON values by type (daprd
 //! compares their text).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -265,13 +265,6 @@ fn backend(err: impl std::fmt::Display) -> StateError {
     StateError::Backend(anyhow::anyhow!("postgresql: {err}"))
 }
 
-fn ttl_seconds(ttl: Option<Ttl>) -> Option<i64> {
-    match ttl {
-        Some(Ttl::Expire(after)) => Some(after.as_secs() as i64),
-        Some(Ttl::Never) | None => None,
-    }
-}
-
 impl PgStateStore {
     /// Connects, creates the tables if needed (under an advisory lock, so
     /// stores and runtimes starting together do not race), and starts the
@@ -306,7 +299,9 @@ impl PgStateStore {
             .await
             .map_err(|_| anyhow::anyhow!("postgresql: no answer within {connect_timeout:?}"))??;
         if let Some(interval) = store.config.cleanup_interval {
-            spawn_cleanup(Arc::downgrade(&store), interval);
+            support::spawn_cleanup(Arc::downgrade(&store), interval, move |store| async move {
+                cleanup_round(&store, interval).await
+            });
         }
         Ok(store)
     }
@@ -371,14 +366,7 @@ impl PgStateStore {
         &self,
         work: impl std::future::Future<Output = Result<T, StateError>>,
     ) -> Result<T, StateError> {
-        tokio::time::timeout(self.config.timeout, work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(backend(format!(
-                    "operation timed out after {:?} (a write may or may not have been applied)",
-                    self.config.timeout
-                )))
-            })
+        support::within("postgresql", self.config.timeout, work).await
     }
 
     fn check_etag(&self, etag: &str) -> Result<(), StateError> {
@@ -414,7 +402,7 @@ impl PgStateStore {
                 .bind(req.value.to_vec())
                 .bind(uuid::Uuid::new_v4().to_string()),
         };
-        query = query.bind(ttl_seconds(req.ttl));
+        query = query.bind(support::ttl_seconds(req.ttl));
         if let Some(etag) = &req.etag {
             query = query.bind(canonical_etag(etag));
         }
@@ -689,24 +677,6 @@ impl Dialect for Postgres {
 /// Deletes expired rows once per interval across every process sharing
 /// the database, daprd included, claiming the round through daprd's
 /// `last-cleanup` row.
-fn spawn_cleanup(store: Weak<PgStateStore>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(store) = store.upgrade() else { break };
-            match cleanup_round(&store, interval).await {
-                Ok(deleted) if deleted > 0 => {
-                    tracing::debug!(deleted, table = %store.config.table, "deleted expired state rows")
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "state cleanup failed"),
-            }
-        }
-    });
-}
-
 /// One cleanup round; the number of rows deleted.
 pub async fn cleanup_round(store: &PgStateStore, interval: Duration) -> anyhow::Result<u64> {
     let config = &store.config;

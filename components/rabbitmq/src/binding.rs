@@ -19,11 +19,13 @@ use lapin::options::{
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel};
 use mecha_bindings::*;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+
+use crate::connection::Connector;
 
 /// The typed configuration of a `bindings.rabbitmq` component.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +123,7 @@ pub struct RabbitBinding {
 
 struct Inner {
     config: RabbitBindingConfig,
-    connection: Mutex<Option<Arc<Connection>>>,
+    connector: Connector,
     /// The confirming channel `create` publishes on.
     publisher: Mutex<Option<Channel>>,
 }
@@ -141,24 +143,9 @@ fn backend(what: &str, err: impl std::fmt::Display) -> BindingError {
 }
 
 impl Inner {
-    async fn connection(&self) -> anyhow::Result<Arc<Connection>> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref()
-            && connection.status().connected()
-        {
-            return Ok(connection.clone());
-        }
-        let connection = Connection::connect(&self.config.url, ConnectionProperties::default())
-            .await
-            .map_err(|err| anyhow::anyhow!("cannot connect to RabbitMQ: {err}"))?;
-        let connection = Arc::new(connection);
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
     /// A channel with the queue declared on it.
     async fn channel(&self) -> anyhow::Result<Channel> {
-        let channel = self.connection().await?.create_channel().await?;
+        let channel = self.connector.channel().await?;
         let config = &self.config;
         let mut arguments = FieldTable::default();
         if let Some(priority) = config.max_priority {
@@ -209,8 +196,8 @@ impl RabbitBinding {
     /// Connects and declares the queue, as daprd's binding does at start.
     pub async fn connect(config: RabbitBindingConfig) -> anyhow::Result<Self> {
         let inner = Arc::new(Inner {
+            connector: Connector::new(config.url.clone(), None),
             config,
-            connection: Mutex::new(None),
             publisher: Mutex::new(None),
         });
         inner.publisher().await?;

@@ -3,6 +3,7 @@
 //! and output).
 
 mod binding;
+mod connection;
 mod pubsub;
 
 pub use binding::{RabbitBinding, RabbitBindingConfig, RabbitBindingFactory};

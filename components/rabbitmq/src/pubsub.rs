@@ -34,13 +34,15 @@ use lapin::options::{
     QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use mecha_pubsub::redelivery::{Backoff, deliver_until_taken};
 use mecha_pubsub::*;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+use crate::connection::Connector;
 
 /// The typed configuration of a `pubsub.rabbitmq` component.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,31 +240,12 @@ impl Builder<dyn PubSub> for RabbitMqBuilder {
 /// A connection, re-established when it broke.
 struct Link {
     config: RabbitMqConfig,
-    connection: Mutex<Option<Arc<Connection>>>,
+    connector: Connector,
 }
 
 impl Link {
-    async fn connection(&self) -> anyhow::Result<Arc<Connection>> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref()
-            && connection.status().connected()
-        {
-            return Ok(connection.clone());
-        }
-        let mut properties = ConnectionProperties::default();
-        if let Some(name) = &self.config.client_name {
-            properties = properties.with_connection_name(LongString::from(name.as_str()));
-        }
-        let connection = Connection::connect(&self.config.url, properties)
-            .await
-            .map_err(|err| anyhow::anyhow!("cannot connect to RabbitMQ: {err}"))?;
-        let connection = Arc::new(connection);
-        *slot = Some(connection.clone());
-        Ok(connection)
-    }
-
     async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(self.connection().await?.create_channel().await?)
+        self.connector.channel().await
     }
 
     async fn declare_exchange(&self, channel: &Channel, topic: &str) -> anyhow::Result<()> {
@@ -294,10 +277,10 @@ impl RabbitMq {
     pub async fn connect(config: RabbitMqConfig) -> anyhow::Result<Self> {
         let features = config.features();
         let link = Arc::new(Link {
+            connector: Connector::new(config.url.clone(), config.client_name.clone()),
             config,
-            connection: Mutex::new(None),
         });
-        link.connection().await?;
+        link.connector.get().await?;
         Ok(Self {
             link,
             features,
@@ -439,9 +422,7 @@ impl PubSub for RabbitMq {
         if let Some((channel, _)) = self.publisher.lock().await.take() {
             let _ = channel.close(200, ShortString::from("closing")).await;
         }
-        if let Some(connection) = self.link.connection.lock().await.take() {
-            let _ = connection.close(200, ShortString::from("closing")).await;
-        }
+        self.link.connector.close().await;
     }
 }
 

@@ -7,7 +7,7 @@
 //! `state.sqlite` can be opened by Mecha and the other way round.
 
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -216,7 +216,11 @@ impl SqliteStateStore {
             inner: Arc::new(inner),
         });
         if let Some(interval) = store.inner.config.cleanup_interval {
-            spawn_cleanup(Arc::downgrade(&store.inner), interval);
+            support::spawn_cleanup(
+                Arc::downgrade(&store.inner),
+                interval,
+                move |inner| async move { cleanup_round(&inner, interval).await.map(|n| n as u64) },
+            );
         }
         Ok(store)
     }
@@ -285,28 +289,10 @@ fn open_blocking(config: StateConfig) -> anyhow::Result<Inner> {
 /// this process and in others sharing the file) are never held up long.
 const CLEANUP_BATCH: usize = 1000;
 
-/// Deletes expired rows, at most once per interval across every process
-/// sharing the database, daprd included: the round is claimed through the
-/// `last-cleanup` row of the metadata table, as daprd claims it.
-fn spawn_cleanup(inner: Weak<Inner>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(strong) = inner.upgrade() else { break };
-            match cleanup_round(&strong, interval).await {
-                Ok(deleted) if deleted > 0 => {
-                    tracing::debug!(deleted, "deleted expired state rows")
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "state cleanup failed"),
-            }
-        }
-    });
-}
-
-/// One round: claim it, then delete in batches, each its own statement.
+/// One round of deleting expired rows, at most once per interval across
+/// every process sharing the database, daprd included: the round is claimed
+/// through the `last-cleanup` row of the metadata table, as daprd claims
+/// it, then rows are deleted in batches, each its own statement.
 async fn cleanup_round(inner: &Arc<Inner>, interval: Duration) -> anyhow::Result<usize> {
     let config = inner.config.clone();
     let claimed = inner
@@ -377,13 +363,6 @@ fn check_etag(etag: &str) -> Result<(), StateError> {
         .map_err(|_| StateError::EtagInvalid(format!("'{etag}' is not an etag of this store")))
 }
 
-fn ttl_seconds(ttl: Option<Ttl>) -> Option<i64> {
-    match ttl {
-        Some(Ttl::Expire(after)) => Some(after.as_secs() as i64),
-        Some(Ttl::Never) | None => None,
-    }
-}
-
 fn get_one(conn: &Connection, sql: &Sql, key: &str) -> Result<Option<GetResponse>, StateError> {
     let mut stmt = conn.prepare_cached(&sql.get).map_err(backend)?;
     let row = stmt
@@ -423,7 +402,7 @@ fn get_one(conn: &Connection, sql: &Sql, key: &str) -> Result<Option<GetResponse
 fn set_one(conn: &Connection, sql: &Sql, req: &SetRequest) -> Result<(), StateError> {
     let (value, is_binary) = encode(&req.value);
     let new_etag = uuid::Uuid::new_v4().to_string();
-    let ttl = ttl_seconds(req.ttl);
+    let ttl = support::ttl_seconds(req.ttl);
     let changed = match (&req.etag, req.concurrency) {
         (Some(etag), _) => {
             check_etag(etag)?;

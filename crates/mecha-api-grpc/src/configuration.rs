@@ -112,12 +112,10 @@ pub async fn subscribe(
         ready,
         stop: stop.clone(),
     });
-    let mut keys = req.keys;
-    keys.sort();
     let (id, subscription_stop) = api
         .subscribe_configuration(
             &req.store_name,
-            keys,
+            req.keys,
             convert::metadata(req.metadata),
             handler,
         )
@@ -153,18 +151,11 @@ pub async fn unsubscribe(
     let req = request.into_inner();
     // As daprd: the id alone names the subscription, and an unknown one is
     // an answer, not an error.
-    let ok = api
+    let answer = api
         .unsubscribe_configuration(None, &req.id)
         .map_err(status_from)?;
     Ok(Response::new(pb::UnsubscribeConfigurationResponse {
-        ok,
-        message: if ok {
-            String::new()
-        } else {
-            format!(
-                "failed to unsubscribe to configuration request {}: subscription does not exist",
-                req.id
-            )
-        },
+        ok: answer.is_ok(),
+        message: answer.err().unwrap_or_default(),
     }))
 }

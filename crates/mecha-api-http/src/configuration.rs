@@ -38,9 +38,10 @@ pub(crate) async fn get(
     if items.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let update = mecha_api::configuration::update_json("", &items);
-    let value: serde_json::Value = serde_json::from_str(&update).expect("our own JSON");
-    Ok(json(StatusCode::OK, value["items"].to_string()))
+    Ok(json(
+        StatusCode::OK,
+        mecha_api::configuration::items_json(&items).to_string(),
+    ))
 }
 
 /// `GET /v1.0/configuration/{store}/subscribe?key=a`: changes are pushed to
@@ -70,13 +71,11 @@ pub(crate) async fn unsubscribe(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ErrorResponse> {
     let (store, id) = body::path(path)?;
-    if ctx.api.unsubscribe_configuration(Some(&store), &id)? {
-        return Ok(json(StatusCode::OK, r#"{"ok":true}"#.into()));
+    match ctx.api.unsubscribe_configuration(Some(&store), &id)? {
+        Ok(()) => Ok(json(StatusCode::OK, r#"{"ok":true}"#.into())),
+        Err(message) => Ok(json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"ok": false, "message": message}).to_string(),
+        )),
     }
-    let message =
-        format!("failed to unsubscribe to configuration request {id}: subscription does not exist");
-    Ok(json(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        serde_json::json!({"ok": false, "message": message}).to_string(),
-    ))
 }

@@ -62,6 +62,8 @@ impl Api {
         handler: Arc<dyn UpdateHandler>,
     ) -> Result<(String, CancellationToken), ApiError> {
         let configurations = self.configuration_store(store)?;
+        let mut keys = keys;
+        keys.sort();
         configurations
             .subscribe(&keys, &metadata, handler)
             .await
@@ -101,20 +103,28 @@ impl Api {
     }
 
     /// Ends a subscription, looked for in `store` or, without one, in every
-    /// store; false when there is no such subscription.
+    /// store. No such subscription is an answer (`Err` with daprd's
+    /// message), not an API error.
     pub fn unsubscribe_configuration(
         &self,
         store: Option<&str>,
         id: &str,
-    ) -> Result<bool, ApiError> {
-        match store {
-            Some(store) => Ok(self.configuration_store(store)?.unsubscribe(id)),
-            None => Ok(self
+    ) -> Result<Result<(), String>, ApiError> {
+        let ended = match store {
+            Some(store) => self.configuration_store(store)?.unsubscribe(id),
+            None => self
                 .runtime()
                 .components()
                 .configurations()
-                .any(|c| c.unsubscribe(id))),
-        }
+                .any(|c| c.unsubscribe(id)),
+        };
+        Ok(if ended {
+            Ok(())
+        } else {
+            Err(format!(
+                "failed to unsubscribe to configuration request {id}: subscription does not exist"
+            ))
+        })
     }
 
     /// Ends every configuration subscription (at shutdown).
@@ -155,6 +165,12 @@ struct PushToApp {
 
 /// The update's JSON: `{"id": ..., "items": {key: {value, version, metadata}}}`.
 pub fn update_json(id: &str, items: &Items) -> String {
+    serde_json::json!({"id": id, "items": items_json(items)}).to_string()
+}
+
+/// Items as daprd writes them in JSON: `{key: {value, version, metadata}}`,
+/// empty fields left out.
+pub fn items_json(items: &Items) -> serde_json::Value {
     let items: serde_json::Map<String, serde_json::Value> = items
         .iter()
         .map(|(key, item)| {
@@ -174,7 +190,7 @@ pub fn update_json(id: &str, items: &Items) -> String {
             (key.clone(), serde_json::Value::Object(fields))
         })
         .collect();
-    serde_json::json!({"id": id, "items": items}).to_string()
+    serde_json::Value::Object(items)
 }
 
 #[async_trait]

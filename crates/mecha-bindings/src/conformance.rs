@@ -126,26 +126,33 @@ pub async fn delivers_events(harness: &impl InputHarness) {
     stop.cancel();
 }
 
+/// Starts a case's binding reading into `recorder` and fires one event;
+/// `None` when the case cannot (no trigger, or a backend that does not
+/// deliver again). The case, the reading's stop, and the event's data.
+async fn read_one_event(
+    harness: &impl InputHarness,
+    recorder: Arc<Recorder>,
+    name: &str,
+) -> Option<(InputCase, CancellationToken, Vec<u8>)> {
+    let case = harness.case().await?;
+    let trigger = case.trigger.clone().filter(|_| case.redelivers)?;
+    let stop = CancellationToken::new();
+    case.binding.read(recorder, stop.clone()).await.unwrap();
+    let data = payload(name);
+    trigger.fire(&data).await;
+    Some((case, stop, data))
+}
+
 /// An event the app refused is delivered again, until it is taken; then it
 /// is not delivered again.
 pub async fn refused_events_come_again(harness: &impl InputHarness) {
-    let Some(case) = harness.case().await else {
-        return;
-    };
-    let (Some(trigger), true) = (&case.trigger, case.redelivers) else {
-        return;
-    };
     let recorder = Arc::new(Recorder {
         refuse_first: true,
         ..Recorder::default()
     });
-    let stop = CancellationToken::new();
-    case.binding
-        .read(recorder.clone(), stop.clone())
-        .await
-        .unwrap();
-    let data = payload("again");
-    trigger.fire(&data).await;
+    let Some((_case, stop, data)) = read_one_event(harness, recorder.clone(), "again").await else {
+        return;
+    };
     recorder
         .wait("a second delivery", |r| r.count(&data) >= 2)
         .await;
@@ -157,23 +164,14 @@ pub async fn refused_events_come_again(harness: &impl InputHarness) {
 /// An event the app never took is not lost when the binding stops (a
 /// runtime shutting down): a new binding on the same backend delivers it.
 pub async fn refused_events_outlive_stop(harness: &impl InputHarness) {
-    let Some(case) = harness.case().await else {
-        return;
-    };
-    let (Some(trigger), true) = (&case.trigger, case.redelivers) else {
-        return;
-    };
     let refusing = Arc::new(Recorder {
         refuse_all: true,
         ..Recorder::default()
     });
-    let stop = CancellationToken::new();
-    case.binding
-        .read(refusing.clone(), stop.clone())
-        .await
-        .unwrap();
-    let data = payload("outlives");
-    trigger.fire(&data).await;
+    let Some((case, stop, data)) = read_one_event(harness, refusing.clone(), "outlives").await
+    else {
+        return;
+    };
     refusing
         .wait("a first delivery", |r| r.count(&data) >= 1)
         .await;

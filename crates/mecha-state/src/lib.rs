@@ -12,6 +12,7 @@ pub mod codec;
 mod keys;
 pub mod query;
 mod store;
+pub mod support;
 mod types;
 
 #[cfg(feature = "conformance")]
