@@ -3,7 +3,9 @@
     cargo run --release -- run --app-id hello --app-port 3000 --dapr-http-port 3500 -- python3 examples/hello.py
 
 It counts its visits in the runtime's state store (the embedded SQLite
-`statestore`) and answers GET /hello; call it through the runtime:
+`statestore`) and answers GET /hello, and 404 to anything else (so the
+runtime's own questions, such as GET /dapr/subscribe, find nothing to
+subscribe); call it through the runtime:
 
     curl localhost:3500/v1.0/invoke/hello/method/hello
 """
@@ -31,6 +33,9 @@ def state_save(key, value):
 
 class Hello(BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.split("?")[0] != "/hello":
+            self.send_error(404)
+            return
         visits = (state_get("visits") or 0) + 1
         state_save("visits", visits)
         caller = self.headers.get("dapr-caller-app-id", "someone")

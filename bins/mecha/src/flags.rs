@@ -90,9 +90,11 @@ pub struct SidecarArgs {
     pub app_ssl: Option<String>,
     #[arg(long, hide = true)]
     pub app_binding_options_timeout: Option<String>,
-    /// The address the runtime-to-runtime port listens on (default: all).
-    #[arg(long, default_value = "0.0.0.0")]
-    pub dapr_internal_grpc_listen_address: String,
+    /// The address the runtime-to-runtime port listens on (default:
+    /// loopback when name resolution is the registry in the data
+    /// directory, every interface otherwise).
+    #[arg(long)]
+    pub dapr_internal_grpc_listen_address: Option<String>,
     #[arg(long, hide = true)]
     pub dapr_public_port: Option<String>,
     #[arg(long, hide = true)]
@@ -177,7 +179,6 @@ impl SidecarArgs {
                 "--actors-disseminate-timeout",
                 self.actors_disseminate_timeout.is_some(),
             ),
-            ("--enable-mtls", self.enable_mtls.is_some()),
             ("--sentry-address", self.sentry_address.is_some()),
             (
                 "--control-plane-address",
@@ -334,10 +335,8 @@ mod tests {
         );
         assert!(args.log_as_json);
         assert!(args.enable_app_health_check);
-        assert_eq!(
-            args.unsupported(),
-            vec!["--enable-mtls", "--sentry-address"]
-        );
+        assert_eq!(args.enable_mtls.as_deref(), Some("true"));
+        assert_eq!(args.unsupported(), vec!["--sentry-address"]);
     }
 
     #[test]

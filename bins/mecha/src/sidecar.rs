@@ -60,6 +60,12 @@ fn scheduler() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// A Go boolean flag's value (`strconv.ParseBool`): anything but its
+/// spellings of false is true, as a flag given at all asks for it.
+fn is_true(value: &str) -> bool {
+    !matches!(value, "0" | "f" | "F" | "false" | "FALSE" | "False")
+}
+
 fn env_value(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -125,6 +131,12 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         tracing::warn!(
             flag,
             "daprd flag accepted but not supported by mecha yet; ignored"
+        );
+    }
+    if args.enable_mtls.as_deref().is_some_and(is_true) {
+        bail!(
+            "--enable-mtls: mTLS between runtimes is not supported by mecha yet, and running \
+             without it was not asked for; leave the flag off (or set it to false)"
         );
     }
     if args.mode == "kubernetes" {
@@ -246,11 +258,25 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
         });
     }
-    // The runtime-to-runtime port (an OS-chosen port unless given).
-    let internal_ip: IpAddr = args
-        .dapr_internal_grpc_listen_address
-        .parse()
-        .context("--dapr-internal-grpc-listen-address is not an IP address")?;
+    let resolver = match name_resolution {
+        Some(builder) => Some(
+            builder
+                .build()
+                .await
+                .context("name resolution failed to initialise")?,
+        ),
+        None => None,
+    };
+    // The runtime-to-runtime port (an OS-chosen port unless given). Until
+    // callers are authenticated (mTLS), it is reachable from this host
+    // only when every peer is on this host.
+    let internal_ip: IpAddr = match &args.dapr_internal_grpc_listen_address {
+        Some(address) => address
+            .parse()
+            .context("--dapr-internal-grpc-listen-address is not an IP address")?,
+        None if resolver.as_ref().is_none_or(|r| r.host_local()) => IpAddr::from([127, 0, 0, 1]),
+        None => IpAddr::from([0, 0, 0, 0]),
+    };
     let internal = bind(
         internal_ip,
         args.dapr_internal_grpc_port.unwrap_or(0),
@@ -288,6 +314,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         http_port = args.dapr_http_port,
         grpc_port = args.dapr_grpc_port,
         internal_grpc_port = internal_port,
+        internal_grpc_address = %internal_ip,
         "API listening"
     );
     if let Some(channel) = app_channel {
@@ -298,15 +325,6 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             rt.set_app_ready();
         });
     }
-    let resolver = match name_resolution {
-        Some(builder) => Some(
-            builder
-                .build()
-                .await
-                .context("name resolution failed to initialise")?,
-        ),
-        None => None,
-    };
     if let Some(resolver) = &resolver {
         let peers: Arc<dyn mecha_invoke::Peers> = Arc::new(PeerClient::default());
         runtime.set_invocation(Arc::new(Resolver::new(resolver.clone())), peers);

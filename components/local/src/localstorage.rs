@@ -2,13 +2,19 @@
 //! folder — `create`, `get`, `list` and `delete`, the file named by the
 //! `fileName` metadata (a new UUID when `create` gives none).
 //!
-//! No path leaves the root: names that are absolute or hold `..` are
-//! refused, and so is a path through a symbolic link that points outside
-//! the root, or a file that is itself a symbolic link. As in daprd, the
-//! root may not be a system folder (`/proc`, `/sys`, `/boot`,
-//! `/var/run/secrets`), and `create` takes a JSON string's text and decodes
-//! base64 content. Unlike daprd, `list` of an empty folder is `[]` (daprd
-//! answers `null`), and deleting a file that is not there is "not found".
+//! No path leaves the root. As in daprd, names are cleaned first: `.`
+//! and `a/..` name the root itself (so `list` of `.` lists the root),
+//! absolute names are taken below the root, and `..` inside the name is
+//! resolved; unlike daprd, a `..` that would climb out of the root is
+//! refused (daprd stops it at the root without a word), and so is a path
+//! through a symbolic link that points outside the root, or a file that is
+//! itself a symbolic link. As in daprd, the root may not be a system folder
+//! (`/proc`, `/sys`, `/boot`, `/var/run/secrets`), `create` takes a JSON
+//! string's text and decodes base64 content (line breaks in it allowed),
+//! and every failure is the binding's error (500). Unlike daprd, `list` of
+//! an empty folder is `[]` (daprd answers `null`), and leaves out what is
+//! not a regular file (daprd lists links, pipes and sockets, which `get`
+//! refuses to read).
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -86,25 +92,25 @@ impl LocalStorage {
     /// The path of `name` inside the root, refusing any way out of it. With
     /// `create`, missing folders on the way are made (inside the root).
     async fn resolve(&self, name: &str, create: bool) -> Result<PathBuf, BindingError> {
-        let relative = Path::new(name);
+        let out = || invalid(format!("fileName '{name}' leads out of rootPath"));
         let mut clean = PathBuf::new();
-        for part in relative.components() {
+        for part in Path::new(name).components() {
             match part {
                 Component::Normal(part) => clean.push(part),
-                Component::CurDir => {}
+                // Absolute names are below the root, as in daprd.
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
                 Component::ParentDir => {
-                    return Err(invalid(format!("fileName '{name}' may not hold '..'")));
-                }
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(invalid(format!(
-                        "fileName '{name}' must be relative to rootPath"
-                    )));
+                    if !clean.pop() {
+                        return Err(out());
+                    }
                 }
             }
         }
+        if clean.as_os_str().is_empty() {
+            return Ok(self.root.clone());
+        }
         let path = self.root.join(&clean);
         if let Some(parent) = path.parent() {
-            let out = || invalid(format!("fileName '{name}' leads out of rootPath"));
             // The deepest folder on the way that exists, links resolved, must
             // be inside the root before anything is made below it.
             let mut existing = parent;
@@ -171,10 +177,10 @@ impl LocalStorage {
                 data: Bytes::from(bytes),
                 metadata: Metadata::new(),
             }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Err(BindingError::NotFound(format!("file not found: {name}")))
-            }
-            Err(err) => Err(io("reading the file", err)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(BindingError::NotFound(
+                format!("file not found: {}", path.display()),
+            )),
+            Err(err) => Err(io(&format!("error reading file {}", path.display()), err)),
         }
     }
 
@@ -199,12 +205,22 @@ impl LocalStorage {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| invalid("required metadata 'fileName' is missing"))?;
         let path = self.resolve(name, false).await?;
-        match tokio::fs::remove_file(&path).await {
+        if path == self.root {
+            return Err(invalid(format!(
+                "fileName '{name}' names rootPath itself, which is never deleted"
+            )));
+        }
+        // A folder goes only when it is empty, as with daprd's os.Remove.
+        let removed = match tokio::fs::symlink_metadata(&path).await {
+            Ok(meta) if meta.is_dir() => tokio::fs::remove_dir(&path).await,
+            _ => tokio::fs::remove_file(&path).await,
+        };
+        match removed {
             Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Err(BindingError::NotFound(format!("file not found: {name}")))
-            }
-            Err(err) => Err(io("deleting the file", err)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(BindingError::NotFound(
+                format!("file not found: {}", path.display()),
+            )),
+            Err(err) => Err(io(&format!("error deleting file {}", path.display()), err)),
         }
     }
 }
@@ -212,11 +228,20 @@ impl LocalStorage {
 /// A file's content: a JSON string stands for its text (the HTTP API sends
 /// `data` as JSON), and base64 text for the bytes it encodes, as in daprd.
 fn content(data: &[u8]) -> Vec<u8> {
+    use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+    // Go's decoder skips line breaks and takes non-zero trailing bits.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
     let text = serde_json::from_slice::<String>(data).ok();
     let text = text.as_deref().map(str::as_bytes).unwrap_or(data);
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap_or_else(|_| text.to_vec())
+    let unwrapped: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .collect();
+    LENIENT.decode(&unwrapped).unwrap_or_else(|_| text.to_vec())
 }
 
 /// Every file below `start` (which must be a folder inside `root`), by
@@ -229,24 +254,38 @@ fn walk(start: &Path, root: &Path) -> Result<Vec<String>, BindingError> {
         _ => io("listing", err),
     })?;
     if !meta.is_dir() {
-        return Err(invalid(format!("{} is not a folder", start.display())));
+        return Err(invalid(format!(
+            "unable to list files as the file specified is not a directory: {}",
+            start.display()
+        )));
     }
     let mut files = Vec::new();
     let mut folders = vec![start.to_path_buf()];
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).map_err(|err| io("listing", err))? {
-            let entry = entry.map_err(|err| io("listing", err))?;
-            let kind = entry.file_type().map_err(|err| io("listing", err))?;
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            // As daprd's walk, a folder below that cannot be read is skipped.
+            Err(_) if folder != start => continue,
+            Err(err) => return Err(io("listing", err)),
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
             if kind.is_dir() {
                 folders.push(path);
             } else if kind.is_file() && path.starts_with(root) {
-                files.push(path.to_string_lossy().into_owned());
+                files.push(path);
             }
         }
     }
+    // Folder by folder, as daprd's walk orders them (`a/x` before `a-b`).
     files.sort();
-    Ok(files)
+    Ok(files
+        .into_iter()
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect())
 }
 
 impl Binding for LocalStorage {

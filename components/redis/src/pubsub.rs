@@ -4,11 +4,15 @@
 //! per `consumerID`, created at `0` so a new group reads what the stream
 //! holds.
 //!
-//! A message the app took is acknowledged (`XACK`); one it refused stays
-//! pending and is claimed again once it has been idle `processingTimeout`,
-//! looked for every `redeliverInterval` (`XAUTOCLAIM`). Unlike daprd, the
-//! entries a subscriber is still working on are kept from going idle
-//! (`XCLAIM ... JUSTID`), so a slow app does not get them twice, and
+//! A message the app took is acknowledged (`XACK`). One it refused is
+//! delivered again by the same consumer after the block's growing delay
+//! (100 ms doubling to 10 s), staying pending meanwhile, so a crash in
+//! between leaves it to the broker. An entry whose consumer died is
+//! claimed by another once it has been idle `processingTimeout`, looked for
+//! every `redeliverInterval` (`XAUTOCLAIM`). Unlike daprd, the entries a
+//! subscriber is still working on (or retrying) are kept from going idle
+//! (`XCLAIM ... JUSTID`), so a slow app does not get them twice, a refused
+//! message does not wait `processingTimeout` to come again, and
 //! `redeliverInterval` also takes a Go duration.
 
 use std::collections::HashSet;
@@ -18,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_pubsub::redelivery::{Backoff, deliver_until_taken};
 use mecha_pubsub::*;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
@@ -59,6 +64,8 @@ pub struct RedisPubSubConfig {
     pub stream_ttl: Option<Duration>,
     /// Acknowledge even what the app refused (Dapr's `ackOnError`).
     pub ack_on_error: bool,
+    /// The delay of a refused message's redelivery.
+    pub redelivery: Backoff,
 }
 
 impl RedisPubSubConfig {
@@ -91,6 +98,7 @@ impl RedisPubSubConfig {
             max_len_approx: max_len_approx.max(0) as u64,
             stream_ttl,
             ack_on_error: meta.bool_or("ackOnError", false),
+            redelivery: Backoff::default(),
         }
     }
 }
@@ -279,6 +287,7 @@ impl Consumer {
         entries: Vec<StreamId>,
         mut permit: OwnedSemaphorePermit,
         tasks: &mut JoinSet<()>,
+        stop: &CancellationToken,
     ) {
         for entry in entries {
             let Some(slot) = permit.split(1) else { break };
@@ -290,14 +299,17 @@ impl Consumer {
                 }
             }
             let consumer = self.clone();
+            let stop = stop.clone();
             tasks.spawn(async move {
-                consumer.deliver(entry).await;
+                consumer.deliver(entry, &stop).await;
                 drop(slot);
             });
         }
     }
 
-    async fn deliver(&self, entry: StreamId) {
+    /// Delivers one entry until the app takes it (or the subscription
+    /// stops, leaving it pending), then acknowledges it.
+    async fn deliver(&self, entry: StreamId, stop: &CancellationToken) {
         let field = |name: &str| entry.map.get(name).cloned();
         let data: Vec<u8> = field("data")
             .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
@@ -311,8 +323,14 @@ impl Consumer {
             data: Bytes::from(data),
             metadata,
         };
-        let taken = self.handler.handle(message).await.is_ok();
-        if taken || self.config.ack_on_error {
+        let acknowledge = if self.config.ack_on_error {
+            // Refused or not, it is acknowledged.
+            let _ = self.handler.handle(message).await;
+            true
+        } else {
+            deliver_until_taken(self.handler.as_ref(), message, self.config.redelivery, stop).await
+        };
+        if acknowledge {
             let mut connection = self.commands.clone();
             if let Err(err) = redis::cmd("XACK")
                 .arg(&self.topic)
@@ -357,7 +375,7 @@ impl Consumer {
                     let entries = reply
                         .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
                         .unwrap_or_default();
-                    self.deliver_all(entries, permit, &mut tasks);
+                    self.deliver_all(entries, permit, &mut tasks, &stop);
                 }
                 Err(err) => {
                     drop(permit);
@@ -422,7 +440,7 @@ impl Consumer {
                         if !reply.claimed.is_empty() {
                             tracing::debug!(topic = %self.topic, count = reply.claimed.len(), "redelivering pending entries");
                         }
-                        self.deliver_all(reply.claimed, permit, &mut tasks);
+                        self.deliver_all(reply.claimed, permit, &mut tasks, &stop);
                         if done {
                             break;
                         }

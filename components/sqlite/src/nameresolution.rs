@@ -161,6 +161,11 @@ impl SqliteNameResolver {
 
 #[async_trait]
 impl NameResolver for SqliteNameResolver {
+    /// Every runtime it finds shares this host's data directory.
+    fn host_local(&self) -> bool {
+        true
+    }
+
     async fn register(&self, registration: &Registration) -> anyhow::Result<()> {
         let id = uuid::Uuid::new_v4().to_string();
         let host = registration

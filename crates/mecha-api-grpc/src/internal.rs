@@ -11,7 +11,8 @@ use mecha_core::ApiError;
 use mecha_invoke::{Caller, InvokeRequest};
 use mecha_proto::internal::v1::invocation_server::Invocation;
 use mecha_proto::internal::v1::{
-    Header, InvokeFrame, RequestHead, ResponseHead, RuntimeError, invoke_frame::Frame,
+    AppGrpcStatus, Header, InvokeFrame, RequestHead, ResponseHead, RuntimeError,
+    invoke_frame::Frame,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -65,6 +66,7 @@ fn error_head(err: &ApiError) -> InvokeFrame {
             status: 0,
             headers: vec![],
             error: Some(runtime_error(err)),
+            grpc_status: None,
         })),
     }
 }
@@ -133,6 +135,11 @@ impl Invocation for InternalService {
                         status: u32::from(response.status.as_u16()),
                         headers: headers_to(&response.headers),
                         error: None,
+                        grpc_status: response.grpc_status.map(|s| AppGrpcStatus {
+                            code: s.code,
+                            message: s.message,
+                            details: s.details,
+                        }),
                     })),
                 };
                 let body = frames::frames(response.body).map(|frame| {

@@ -37,10 +37,9 @@ pub fn routes(api: Api, max_message_size: usize) -> Routes {
             .metadata()
             .get("dapr-api-token")
             .map(|v| v.as_bytes());
-        if auth_api.authorized(token) {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated(mecha_api::INVALID_TOKEN_MESSAGE))
+        match auth_api.token_refusal(token) {
+            None => Ok(request),
+            Some(detail) => Err(convert::unauthenticated(detail)),
         }
     };
     let dapr = DaprServer::new(DaprService::new(api))

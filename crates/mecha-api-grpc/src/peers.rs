@@ -119,8 +119,8 @@ impl Peers for PeerClient {
             {
                 return Err(ApiError::new(
                     "ERR_DIRECT_INVOKE",
-                    413,
-                    GrpcCode::ResourceExhausted,
+                    500,
+                    GrpcCode::Internal,
                     format!("failed to invoke, id: {target}, err: {too_large}"),
                 ));
             }
@@ -147,6 +147,11 @@ impl Peers for PeerClient {
             status: http::StatusCode::from_u16(u16::try_from(head.status).unwrap_or(500))
                 .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
             headers: headers_from(head.headers),
+            grpc_status: head.grpc_status.map(|s| mecha_invoke::GrpcStatus {
+                code: s.code,
+                message: s.message,
+                details: s.details,
+            }),
             // Read to the close even when the body is not (see
             // frames::pumped_body): an early cancel on every call ends in
             // HTTP/2 resets the callee's connection cannot bear.
@@ -187,8 +192,8 @@ fn status_error(
     {
         return ApiError::new(
             "ERR_DIRECT_INVOKE",
-            413,
-            GrpcCode::ResourceExhausted,
+            500,
+            GrpcCode::Internal,
             format!("failed to invoke, id: {target}, err: {err}"),
         );
     }

@@ -97,11 +97,8 @@ where
                     .headers()
                     .get("dapr-api-token")
                     .map(|v| v.as_bytes());
-                if !api.authorized(token) {
-                    return Ok(
-                        tonic::Status::unauthenticated(mecha_api::INVALID_TOKEN_MESSAGE)
-                            .into_http(),
-                    );
+                if let Some(detail) = api.token_refusal(token) {
+                    return Ok(crate::convert::unauthenticated(detail).into_http());
                 }
             }
             let request = request.map(body::boxed);

@@ -450,6 +450,20 @@ impl Dapr for DaprService {
             .invoke(&req.id, invocation)
             .await
             .map_err(status_from)?;
+        if let Some(app) = response.grpc_status {
+            // A gRPC app's error goes to the caller whole, as daprd passes
+            // it: code, message, details, and the app's metadata.
+            let mut headers = response.headers;
+            headers.remove(http::header::CONTENT_TYPE);
+            return Err(Status::with_details_and_metadata(
+                tonic::Code::from_i32(app.code),
+                app.message,
+                app.details,
+                tonic::metadata::MetadataMap::from_headers(
+                    mecha_invoke::headers::to_grpc_metadata(&headers),
+                ),
+            ));
+        }
         let status = response.status;
         let body =
             mecha_invoke::body::collect(response.body, self.api.runtime().info.max_body_size)
@@ -467,23 +481,7 @@ impl Dapr for DaprService {
                 .expect("digits are valid metadata"),
         );
         if !status.is_success() {
-            let reason = status.canonical_reason().unwrap_or("Unknown");
-            let text = String::from_utf8_lossy(&body);
-            let excerpt: String = text.chars().take(63).collect();
-            let mut details = tonic_types::ErrorDetails::new();
-            details.set_error_info(
-                reason,
-                mecha_core::error::ERROR_DOMAIN,
-                [
-                    ("http.code".to_owned(), status.as_u16().to_string()),
-                    ("http.error_message".to_owned(), excerpt),
-                ],
-            );
-            let code = tonic::Code::from_i32(mecha_invoke::status::grpc_code_for_http(
-                status.as_u16(),
-            ) as i32);
-            let mut error =
-                <Status as tonic_types::StatusExt>::with_error_details(code, reason, details);
+            let mut error = convert::status_from_http(status, &String::from_utf8_lossy(&body));
             error.metadata_mut().insert(
                 mecha_invoke::headers::HTTP_STATUS,
                 status
@@ -542,8 +540,8 @@ impl Dapr for DaprService {
                 metadata: convert::metadata(entry.metadata),
             })
             .collect();
-        // Unlike daprd, entries that failed come back in the answer (as the
-        // proto describes) instead of failing the whole call.
+        // As daprd, a failed entry fails the call (`INTERNAL`).
+        let (pubsub, topic) = (req.pubsub_name.clone(), req.topic.clone());
         let failed = self
             .api
             .bulk_publish(BulkPublish {
@@ -555,6 +553,11 @@ impl Dapr for DaprService {
             })
             .await
             .map_err(status_from)?;
+        if !failed.is_empty() {
+            return Err(status_from(mecha_api::pubsub::bulk_publish_failed(
+                &pubsub, &topic, &failed,
+            )));
+        }
         Ok(Response::new(pb::BulkPublishResponse {
             failed_entries: failed
                 .into_iter()

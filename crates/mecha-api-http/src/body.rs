@@ -27,6 +27,25 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body, max: usize) -> Result<
     }
 }
 
+/// Reads a whole body as daprd reads the bodies it takes as bytes (lock,
+/// query, metadata): one over `max` is `ERR_BODY_READ`, where the bodies
+/// daprd decodes as it reads (state) answer `ERR_MALFORMED_REQUEST`.
+pub(crate) async fn read_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    read(headers, body, max).await.map_err(|err| {
+        if err.code == "ERR_MALFORMED_REQUEST" {
+            ApiError::body_read(format!(
+                "failed to read request body: stream too large: the request body exceeds the limit of {max} bytes (--max-body-size)"
+            ))
+        } else {
+            err
+        }
+    })
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::malformed_request(format!(
         "failed deserializing HTTP body: stream too large: the request body exceeds the limit of {max} bytes (--max-body-size)"

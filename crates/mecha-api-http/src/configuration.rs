@@ -64,7 +64,7 @@ pub(crate) async fn subscribe(
 }
 
 /// `GET /v1.0/configuration/{store}/{id}/unsubscribe` → `{"ok": true}`, or
-/// 500 with `{"ok": false, "message": ...}` when there is no such
+/// 500 with `{"message": ...}` (daprd leaves out `ok` when false) when there is no such
 /// subscription.
 pub(crate) async fn unsubscribe(
     State(ctx): State<Ctx>,
@@ -75,7 +75,7 @@ pub(crate) async fn unsubscribe(
         Ok(()) => Ok(json(StatusCode::OK, r#"{"ok":true}"#.into())),
         Err(message) => Ok(json(
             StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"ok": false, "message": message}).to_string(),
+            serde_json::json!({ "message": message }).to_string(),
         )),
     }
 }

@@ -28,7 +28,7 @@ struct LockBody {
 }
 
 async fn read(ctx: &Ctx, headers: &HeaderMap, request: Body) -> Result<LockBody, ErrorResponse> {
-    let bytes = body::read(headers, request, ctx.max_body).await?;
+    let bytes = body::read_bytes(headers, request, ctx.max_body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(LockBody::default());
     }

@@ -99,7 +99,7 @@ pub(crate) async fn set(
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
     let key = body::path(key)?;
-    let bytes = body::read(&headers, request, ctx.max_body).await?;
+    let bytes = body::read_bytes(&headers, request, ctx.max_body).await?;
     let value = String::from_utf8_lossy(&bytes).into_owned();
     ctx.api.set_metadata(&key, value)?;
     Ok(StatusCode::NO_CONTENT)
@@ -113,11 +113,12 @@ pub(crate) async fn healthz(
         Ok(query) => query,
         Err(err) => return error_response(&err),
     };
+    // Readiness first, then the app id, as daprd checks.
     let result = match query.get("appid") {
         Some(app_id) => ctx
             .api
-            .check_app_id(app_id)
-            .and_then(|()| ctx.api.healthz()),
+            .healthz()
+            .and_then(|()| ctx.api.check_app_id(app_id)),
         None => ctx.api.healthz(),
     };
     match result {

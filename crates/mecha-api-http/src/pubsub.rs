@@ -5,7 +5,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mecha_api::pubsub::{BulkPublish, Publish, bulk_body_error, bulk_entry_from_json};
+use mecha_api::pubsub::{
+    BulkPublish, Publish, bulk_body_error, bulk_entry_from_json, publish_body_error,
+};
 use serde_json::{Value, json};
 
 use crate::Ctx;
@@ -24,7 +26,11 @@ pub(crate) async fn publish(
 ) -> Result<StatusCode, ErrorResponse> {
     let (pubsub, topic) = body::path(path)?;
     let params = body::query(params)?;
-    let data = body::read(&headers, request, ctx.max_body).await?;
+    let metadata = query_metadata(&params);
+    ctx.api.check_publish(&pubsub, &topic, &metadata)?;
+    let data = body::read(&headers, request, ctx.max_body)
+        .await
+        .map_err(|err| publish_body_error(&pubsub, &topic, err))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -35,7 +41,7 @@ pub(crate) async fn publish(
             topic,
             data,
             content_type,
-            metadata: query_metadata(&params),
+            metadata,
             trace: headers,
         })
         .await?;
@@ -70,7 +76,11 @@ pub(crate) async fn bulk_publish(
 ) -> Result<Response, ErrorResponse> {
     let (pubsub, topic) = body::path(path)?;
     let params = body::query(params)?;
-    let bytes = body::read(&headers, request, ctx.max_body).await?;
+    let metadata = query_metadata(&params);
+    ctx.api.check_publish(&pubsub, &topic, &metadata)?;
+    let bytes = body::read(&headers, request, ctx.max_body)
+        .await
+        .map_err(|err| bulk_body_error(&pubsub, &topic, err.message))?;
     let entries = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Array(entries)) => entries,
         Ok(other) => {
@@ -93,7 +103,7 @@ pub(crate) async fn bulk_publish(
             pubsub,
             topic,
             entries,
-            metadata: query_metadata(&params),
+            metadata,
             trace: headers,
         })
         .await?;

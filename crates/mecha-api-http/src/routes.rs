@@ -114,7 +114,7 @@ pub(crate) fn build(ctx: Ctx) -> Router {
 /// With `DAPR_API_TOKEN` set, every call but the health checks must carry
 /// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise.
 async fn require_token(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
-    let exempt = mecha_api::TOKEN_EXEMPT_HTTP_PATHS.contains(&request.uri().path());
+    let exempt = mecha_api::token_exempt(request.method(), request.uri().path());
     let token = request
         .headers()
         .get("dapr-api-token")

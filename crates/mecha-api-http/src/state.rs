@@ -8,7 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use mecha_api::state::{BulkStateItem, TransactionOperation, parse_concurrency, parse_consistency};
+use mecha_api::state::{
+    BulkStateItem, OptionsOf, TransactionOperation, parse_concurrency, parse_consistency,
+    read_consistency,
+};
 use mecha_core::ApiError;
 use mecha_state::{DeleteRequest, Metadata, SetRequest};
 use serde::Deserialize;
@@ -55,7 +58,7 @@ struct ItemBody<'a> {
 }
 
 impl ItemBody<'_> {
-    fn into_request(self) -> Result<SetRequest, ApiError> {
+    fn into_request(self, of: OptionsOf) -> Result<SetRequest, ApiError> {
         let options = self.options.unwrap_or_default();
         // The value is stored as the JSON text the app sent.
         let value = self.value.map_or("null", RawValue::get);
@@ -63,8 +66,8 @@ impl ItemBody<'_> {
             key: self.key,
             value: Bytes::copy_from_slice(value.as_bytes()),
             etag: self.etag.map(|e| e.0),
-            concurrency: parse_concurrency(options.concurrency.as_deref().unwrap_or_default())?,
-            consistency: parse_consistency(options.consistency.as_deref().unwrap_or_default())?,
+            concurrency: parse_concurrency(options.concurrency.as_deref().unwrap_or_default(), of)?,
+            consistency: parse_consistency(options.consistency.as_deref().unwrap_or_default(), of)?,
             ttl: None,
             metadata: to_metadata(self.metadata),
         })
@@ -79,11 +82,12 @@ pub(crate) async fn save(
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
     let store = body::path(store)?;
+    ctx.api.check_state_store(&store, false)?;
     let bytes = body::read(&headers, request, ctx.max_body).await?;
     let items: Vec<Object<ItemBody<'_>>> = body::json(&bytes)?;
     let reqs = items
         .into_iter()
-        .map(|item| item.0.into_request())
+        .map(|item| item.0.into_request(OptionsOf::Save))
         .collect::<Result<Vec<_>, _>>()?;
     ctx.api.save_state(&store, reqs).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -132,7 +136,7 @@ async fn get(
     key: &str,
     params: &[(String, String)],
 ) -> Result<Response, ErrorResponse> {
-    let consistency = parse_consistency(query_value(params, "consistency"))?;
+    let consistency = read_consistency(query_value(params, "consistency"));
     let found = ctx
         .api
         .get_state(store, key, consistency, query_metadata(params))
@@ -176,8 +180,8 @@ async fn delete(
     let req = DeleteRequest {
         key: key.to_owned(),
         etag,
-        concurrency: parse_concurrency(query_value(params, "concurrency"))?,
-        consistency: parse_consistency(query_value(params, "consistency"))?,
+        concurrency: parse_concurrency(query_value(params, "concurrency"), OptionsOf::Delete)?,
+        consistency: parse_consistency(query_value(params, "consistency"), OptionsOf::Delete)?,
         metadata: query_metadata(params),
     };
     ctx.api.delete_state(store, req).await?;
@@ -199,6 +203,7 @@ async fn bulk_get(
     headers: &HeaderMap,
     request: Body,
 ) -> Result<Response, ErrorResponse> {
+    ctx.api.check_state_store(store, false)?;
     let bytes = body::read(headers, request, ctx.max_body).await?;
     let Object(req): Object<BulkGetBody> = body::json(&bytes)?;
     let mut metadata = to_metadata(req.metadata);
@@ -280,6 +285,7 @@ async fn transaction(
     headers: &HeaderMap,
     request: Body,
 ) -> Result<Response, ErrorResponse> {
+    ctx.api.check_state_store(store, true)?;
     let bytes = body::read(headers, request, ctx.max_body).await?;
     let Object(req): Object<TransactionBody<'_>> = body::json(&bytes)?;
     let mut metadata = to_metadata(req.metadata);
@@ -290,7 +296,7 @@ async fn transaction(
         .map(|Object(op)| {
             Ok(TransactionOperation {
                 operation: op.operation,
-                item: op.request.0.into_request()?,
+                item: op.request.0.into_request(OptionsOf::Transaction)?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -311,7 +317,7 @@ pub(crate) async fn query(
 ) -> Result<Response, ErrorResponse> {
     let store = body::path(store)?;
     let params = body::query(params)?;
-    let bytes = body::read(&headers, request, ctx.max_body).await?;
+    let bytes = body::read_bytes(&headers, request, ctx.max_body).await?;
     // A body that is not UTF-8 cannot be JSON: the query parser says so.
     let text = String::from_utf8_lossy(&bytes);
     let response = ctx
@@ -374,7 +380,7 @@ mod tests {
         let items: Vec<Object<ItemBody<'_>>> = body::json(body)?;
         items
             .into_iter()
-            .map(|item| item.0.into_request())
+            .map(|item| item.0.into_request(OptionsOf::Save))
             .collect()
     }
 
@@ -398,7 +404,7 @@ mod tests {
             let _ = body::json::<Object<BulkGetBody>>(&body);
             if let Ok(Object(txn)) = body::json::<Object<TransactionBody<'_>>>(&body) {
                 for Object(op) in txn.operations {
-                    let _ = op.request.0.into_request();
+                    let _ = op.request.0.into_request(OptionsOf::Transaction);
                 }
             }
         }

@@ -54,29 +54,19 @@ impl Api {
                 request.metadata.insert(key.to_owned(), value);
             }
         }
+        // daprd checks the operation first, and answers every failure of an
+        // output binding with 500 (`INTERNAL`), whoever is to blame.
+        if request.operation.is_empty() {
+            return Err(
+                invoke_error(name, "operation field is missing from request".to_owned()).into(),
+            );
+        }
         let binding = self
             .runtime()
             .components()
             .binding(name)
             .and_then(|b| b.output.clone())
-            .ok_or_else(|| {
-                // daprd answers 500; an unknown name is the caller's mistake.
-                invoke_error(
-                    name,
-                    404,
-                    GrpcCode::NotFound,
-                    format!("couldn't find output binding {name}"),
-                )
-            })?;
-        if request.operation.is_empty() {
-            return Err(invoke_error(
-                name,
-                400,
-                GrpcCode::InvalidArgument,
-                "operation field is missing from request".to_owned(),
-            )
-            .into());
-        }
+            .ok_or_else(|| invoke_error(name, format!("couldn't find output binding {name}")))?;
         // The binding refuses an operation it does not take
         // (`OutputBinding::check_operation`, first thing in each one).
         binding
@@ -86,32 +76,39 @@ impl Api {
     }
 }
 
-fn invoke_error(name: &str, status: u16, grpc: GrpcCode, detail: String) -> ApiError {
+fn invoke_error(name: &str, detail: String) -> ApiError {
     ApiError::new(
         CODE,
-        status,
-        grpc,
+        500,
+        GrpcCode::Internal,
         format!("error invoking output binding {name}: {detail}"),
     )
 }
 
 fn binding_error(name: &str, err: BindingError) -> BindingFailure {
-    let (status, grpc) = match &err {
-        BindingError::UnsupportedOperation { .. } | BindingError::Invalid(_) => {
-            (400, GrpcCode::InvalidArgument)
-        }
-        BindingError::NotFound(_) => (404, GrpcCode::NotFound),
-        BindingError::Backend(_) | BindingError::Answered { .. } => (500, GrpcCode::Internal),
-    };
-    if status == 500 {
+    if matches!(
+        err,
+        BindingError::Backend(_) | BindingError::Answered { .. }
+    ) {
         tracing::warn!(binding = %name, error = %format!("{err:#}"), "output binding failed");
     }
     let metadata = match &err {
         BindingError::Answered { metadata, .. } => metadata.clone(),
         _ => Metadata::new(),
     };
+    let detail = match &err {
+        // daprd's words, which name the binding.
+        BindingError::UnsupportedOperation {
+            operation,
+            supported,
+        } => format!(
+            "binding {name} does not support operation {operation}. supported operations:{}",
+            supported.join(" ")
+        ),
+        _ => format!("{err:#}"),
+    };
     BindingFailure {
-        error: invoke_error(name, status, grpc, format!("{err:#}")),
+        error: invoke_error(name, detail),
         metadata,
     }
 }

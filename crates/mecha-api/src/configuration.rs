@@ -84,6 +84,8 @@ impl Api {
         keys: Vec<String>,
         metadata: Metadata,
     ) -> Result<String, ApiError> {
+        // The store first, as daprd checks.
+        self.configuration_store(store)?;
         let Some(channel) = self.runtime().app_channel().cloned() else {
             return Err(ApiError::new(
                 "ERR_APP_CHANNEL_NIL",
@@ -135,24 +137,23 @@ impl Api {
     }
 }
 
+/// A store's failure, answered as daprd answers it whatever the cause: a
+/// failed get is 500 (`INTERNAL`), a failed subscription 500 over HTTP and
+/// `INVALID_ARGUMENT` over gRPC.
 fn configuration_error(code: &'static str, prefix: String, err: ConfigError) -> ApiError {
-    match err {
-        ConfigError::Invalid(problem) => ApiError::new(
-            code,
-            400,
-            GrpcCode::InvalidArgument,
-            format!("{prefix}: {problem}"),
-        ),
+    let grpc = if code == "ERR_CONFIGURATION_SUBSCRIBE" {
+        GrpcCode::InvalidArgument
+    } else {
+        GrpcCode::Internal
+    };
+    let detail = match err {
+        ConfigError::Invalid(problem) => problem,
         ConfigError::Backend(inner) => {
             tracing::warn!(code, error = %format!("{inner:#}"), "configuration store call failed");
-            ApiError::new(
-                code,
-                500,
-                GrpcCode::Internal,
-                format!("{prefix}: {inner:#}"),
-            )
+            format!("{inner:#}")
         }
-    }
+    };
+    ApiError::new(code, 500, grpc, format!("{prefix}: {detail}"))
 }
 
 /// Pushes changes to the app as daprd does: for each changed key, `POST

@@ -48,15 +48,15 @@ pub fn missing_app_id() -> ApiError {
 /// A failure of the app channel, for target `id`.
 pub fn channel_error(id: &str, err: ChannelError) -> ApiError {
     match err {
+        // daprd waits without bound here; Mecha refuses once the line is full.
         ChannelError::Overloaded { .. } => invoke_error(id, 429, GrpcCode::ResourceExhausted, err),
-        ChannelError::TooLarge(_) => invoke_error(id, 413, GrpcCode::ResourceExhausted, err),
         ChannelError::NotGrpc(_) => invoke_error(id, 501, GrpcCode::Unimplemented, err),
-        ChannelError::Unreachable(ref detail) if body::is_too_large_text(detail) => {
-            invoke_error(id, 413, GrpcCode::ResourceExhausted, err)
-        }
-        ChannelError::NoApp | ChannelError::Unhealthy | ChannelError::Unreachable(_) => {
-            invoke_error(id, 500, GrpcCode::Internal, err)
-        }
+        // A body over --max-body-size fails the call as daprd's read does:
+        // 500, like any failure to reach the app.
+        ChannelError::TooLarge(_)
+        | ChannelError::NoApp
+        | ChannelError::Unhealthy
+        | ChannelError::Unreachable(_) => invoke_error(id, 500, GrpcCode::Internal, err),
     }
 }
 
@@ -78,13 +78,14 @@ impl Api {
         target: &str,
         mut req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
+        // daprd answers an app id it cannot use as any failed invocation.
         let app = AppId::parse(target)
-            .map_err(|err| invoke_error(target, 400, GrpcCode::InvalidArgument, err))?;
+            .map_err(|err| invoke_error(target, 500, GrpcCode::Internal, err))?;
         let max_body = self.runtime().info.max_body_size;
         if declared_length(&req.headers).is_some_and(|len| len > max_body as u64) {
             body::drain(req.body, DRAIN_CAP).await;
             let err = body::TooLarge { limit: max_body };
-            return Err(invoke_error(target, 413, GrpcCode::ResourceExhausted, err));
+            return Err(invoke_error(target, 500, GrpcCode::Internal, err));
         }
         headers::strip_for_forwarding(&mut req.headers);
         trace::next_hop(&mut req.headers);
@@ -185,26 +186,37 @@ impl Api {
         else {
             return Err(missing_app_id());
         };
+        // As daprd's proxy: a target it cannot find is `UNKNOWN`, one it
+        // cannot reach `UNAVAILABLE`.
         let app = AppId::parse(&target)
-            .map_err(|err| invoke_error(&target, 400, GrpcCode::InvalidArgument, err))?;
+            .map_err(|err| invoke_error(&target, 500, GrpcCode::Unknown, err))?;
         prepare_proxied(
             request.headers_mut(),
             &self.runtime().info.app_id,
             self.namespace(),
         );
         if self.is_self(&app) {
-            return self.proxy_grpc_local(request).await;
+            return self
+                .proxy_grpc_local(request)
+                .await
+                .map_err(|err| with_grpc_code(err, GrpcCode::Unavailable));
         }
-        let address = self.resolve(&app).await?;
+        let address = self
+            .resolve(&app)
+            .await
+            .map_err(|err| with_grpc_code(err, GrpcCode::Unknown))?;
         let peers = self.runtime().peers().ok_or_else(|| {
             invoke_error(
                 &target,
                 500,
-                GrpcCode::Internal,
+                GrpcCode::Unknown,
                 "no runtime-to-runtime transport",
             )
         })?;
-        let result = peers.forward_grpc(&address, request).await;
+        let result = peers
+            .forward_grpc(&address, request)
+            .await
+            .map_err(|err| with_grpc_code(err, GrpcCode::Unavailable));
         if result.is_err()
             && let Some(resolver) = self.runtime().resolver()
         {
@@ -230,6 +242,10 @@ impl Api {
             .await
             .map_err(|err| channel_error(own, err))
     }
+}
+
+fn with_grpc_code(err: ApiError, grpc_code: GrpcCode) -> ApiError {
+    ApiError { grpc_code, ..err }
 }
 
 /// A proxied call drops what must not travel (the API token, forged caller

@@ -39,11 +39,17 @@ impl Api {
     /// Whether a call presenting `token` (the `dapr-api-token` header or
     /// metadata) may use the API. Always true when no token is configured.
     pub fn authorized(&self, token: Option<&[u8]>) -> bool {
-        match &self.runtime.info.api_token {
-            None => true,
-            Some(expected) => {
-                token.is_some_and(|given| constant_time_eq(given, expected.as_bytes()))
-            }
+        self.token_refusal(token).is_none()
+    }
+
+    /// Why `token` may not use the API, in daprd's words (the detail of its
+    /// gRPC `Unauthenticated` error); `None` when it may.
+    pub fn token_refusal(&self, token: Option<&[u8]>) -> Option<&'static str> {
+        let expected = self.runtime.info.api_token.as_ref()?;
+        match token {
+            None => Some("missing api token in request metadata"),
+            Some(given) if constant_time_eq(given, expected.as_bytes()) => None,
+            Some(_) => Some("authentication error: api token mismatch"),
         }
     }
 
@@ -54,13 +60,22 @@ impl Api {
     }
 }
 
-/// HTTP paths open without `dapr-api-token`: the health checks, which
-/// orchestrators and SDKs probe before they know the token. On gRPC the
-/// health service (`grpc.health.v1`) is open likewise.
-pub const TOKEN_EXEMPT_HTTP_PATHS: [&str; 2] = ["/v1.0/healthz", "/v1.0/healthz/outbound"];
+/// Whether an HTTP call is open without `dapr-api-token`: a GET of a
+/// health check (`/v1.0/healthz`, `/v1.0/healthz/outbound`, slashes around
+/// them ignored), which orchestrators and SDKs probe before they know the
+/// token; nothing else, as in daprd. On gRPC the health service
+/// (`grpc.health.v1`) is open likewise.
+pub fn token_exempt(method: &http::Method, path: &str) -> bool {
+    method == http::Method::GET
+        && matches!(
+            path.trim_matches('/'),
+            "v1.0/healthz" | "v1.0/healthz/outbound"
+        )
+}
 
-/// The plain-text body daprd answers a call without the right token.
-pub const INVALID_TOKEN_MESSAGE: &str = "invalid api token";
+/// The plain-text body daprd answers an HTTP call without the right token
+/// (Go's `http.Error` ends it with a line break).
+pub const INVALID_TOKEN_MESSAGE: &str = "invalid api token\n";
 
 /// Compares secrets in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

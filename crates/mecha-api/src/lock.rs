@@ -103,11 +103,12 @@ impl Api {
 
 fn lock_error(call: Call, err: LockError) -> ApiError {
     match err {
-        // The app's mistake: 400 (daprd answers 500).
+        // daprd answers a resource id it cannot turn into a key as any
+        // failed lock call: 500.
         LockError::IllegalKey(_) => ApiError::new(
             call.code(),
-            400,
-            GrpcCode::InvalidArgument,
+            500,
+            GrpcCode::Internal,
             format!("{}: {err}", call.failure()),
         ),
         LockError::Backend(inner) => {

@@ -67,12 +67,12 @@ impl Api {
         }
     }
 
-    /// Sets an extended attribute, reported under `extended`.
+    /// Sets an extended attribute, reported under `extended`. An empty key
+    /// sets nothing, and is no error, as in daprd.
     pub fn set_metadata(&self, key: &str, value: String) -> Result<(), ApiError> {
-        if key.is_empty() {
-            return Err(ApiError::bad_request("the metadata key cannot be empty"));
+        if !key.is_empty() {
+            self.runtime().set_extended(key.to_owned(), value);
         }
-        self.runtime().set_extended(key.to_owned(), value);
         Ok(())
     }
 }

@@ -161,21 +161,24 @@ fn raw_payload(pubsub: &str, metadata: &Metadata) -> Result<bool, ApiError> {
     }
 }
 
-/// `ttlInSeconds`: a whole number of seconds; zero or less means none.
-/// Unlike daprd, which ignores a value it cannot read, it is refused.
-fn ttl(pubsub: &str, metadata: &Metadata) -> Result<Option<Duration>, ApiError> {
-    match lookup(metadata, "ttlInSeconds").filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(value) => match value.trim().parse::<i64>() {
-            Ok(seconds) if seconds > 0 => Ok(Some(Duration::from_secs(seconds as u64))),
-            Ok(_) => Ok(None),
-            Err(_) => Err(metadata_error(
-                pubsub,
-                format!(
-                    "ttlInSeconds value must be a whole number of seconds: actual is '{value}'"
-                ),
-            )),
-        },
+/// The message's time to live, as daprd reads it (`ttl` or `ttlInSeconds`:
+/// a Go duration, or a whole number of seconds). As in daprd, a value it
+/// cannot read, or one not above zero, means no expiry: the publish goes
+/// on without one.
+fn ttl(metadata: &Metadata) -> Option<Duration> {
+    let value = lookup(metadata, "ttl")
+        .or_else(|| lookup(metadata, "ttlInSeconds"))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())?;
+    if let Ok(duration) = mecha_core::units::parse_go_duration(value) {
+        return Some(duration).filter(|d| !d.is_zero());
+    }
+    match value.parse::<i64>() {
+        Ok(seconds) if seconds > 0 => Some(Duration::from_secs(seconds as u64)),
+        _ => {
+            tracing::debug!(value, "unreadable ttlInSeconds on publish: no expiry");
+            None
+        }
     }
 }
 
@@ -202,15 +205,8 @@ impl Api {
     /// Finds a pub/sub component by name, with daprd's errors.
     fn broker(&self, name: &str) -> Result<Broker, ApiError> {
         let components = self.runtime().components();
-        if !components.has_pubsubs() {
-            return Err(pubsub_error(
-                "ERR_PUBSUB_NOT_CONFIGURED",
-                400,
-                GrpcCode::FailedPrecondition,
-                format!("pubsub {name} is not configured"),
-            )
-            .with_reason("DAPR_PUBSUB_NOT_CONFIGURED"));
-        }
+        // daprd always has its pub/sub registry, so no pub/sub at all is
+        // an unknown one (404), never "not configured".
         if name.is_empty() {
             return Err(pubsub_error(
                 "ERR_PUBSUB_EMPTY",
@@ -243,7 +239,7 @@ impl Api {
             return Ok(Bytes::copy_from_slice(data));
         }
         // With a broker that expires messages itself, the TTL is its job.
-        let ttl = ttl(broker.name(), metadata)?.filter(|_| !broker.has(Feature::MessageTtl));
+        let ttl = ttl(metadata).filter(|_| !broker.has(Feature::MessageTtl));
         let (traceparent, tracestate) = trace_context(caller);
         let origin = Origin {
             app_id: &self.runtime().info.app_id,
@@ -273,6 +269,21 @@ impl Api {
         Ok(Bytes::from(
             serde_json::to_vec(&event).expect("JSON values serialise"),
         ))
+    }
+
+    /// The checks of a publish (or bulk publish) that daprd makes before
+    /// it reads the body: the pub/sub, the topic, `rawPayload`.
+    pub fn check_publish(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        metadata: &Metadata,
+    ) -> Result<(), ApiError> {
+        let broker = self.broker(pubsub)?;
+        if topic.is_empty() {
+            return Err(topic_empty(broker.name()));
+        }
+        raw_payload(broker.name(), metadata).map(|_| ())
     }
 
     /// `POST /v1.0/publish/{pubsub}/{topic}`, gRPC `PublishEvent`.
@@ -514,7 +525,21 @@ pub fn bulk_entry_from_json(
     })
 }
 
-/// The error of an HTTP bulk publish body that is not a JSON array.
+/// A gRPC bulk publish with entries that failed, as daprd answers it: the
+/// call fails with the first entry's error.
+pub fn bulk_publish_failed(pubsub: &str, topic: &str, failed: &[FailedEntry]) -> ApiError {
+    let first = failed.first().map(|f| f.error.as_str()).unwrap_or_default();
+    publish_failed(pubsub, topic, first)
+}
+
+/// A publish whose body could not be read (over `--max-body-size`), as
+/// daprd answers it: the publish failed.
+pub fn publish_body_error(pubsub: &str, topic: &str, err: ApiError) -> ApiError {
+    publish_failed(pubsub, topic, err.message)
+}
+
+/// The error of an HTTP bulk publish body that is not a JSON array (or
+/// cannot be read).
 pub fn bulk_body_error(pubsub: &str, topic: &str, err: impl std::fmt::Display) -> ApiError {
     events_error(
         "DAPR_PUBSUB_UNMARSHAL_EVENTS",
@@ -574,9 +599,14 @@ mod tests {
             raw_payload("p", &metadata).unwrap_err().code,
             "ERR_PUBSUB_REQUEST_METADATA"
         );
-        let metadata: Metadata = [("ttlInSeconds".to_owned(), "soon".to_owned())].into();
-        assert!(ttl("p", &metadata).is_err());
-        let metadata: Metadata = [("ttlinseconds".to_owned(), "5".to_owned())].into();
-        assert_eq!(ttl("p", &metadata).unwrap(), Some(Duration::from_secs(5)));
+        let ttl_of = |key: &str, value: &str| ttl(&[(key.to_owned(), value.to_owned())].into());
+        assert_eq!(ttl_of("ttlInSeconds", "soon"), None, "ignored, as in daprd");
+        assert_eq!(ttl_of("ttlInSeconds", "-3"), None);
+        assert_eq!(ttl_of("ttlinseconds", "5"), Some(Duration::from_secs(5)));
+        assert_eq!(ttl_of("ttl", "90s"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            ttl_of("ttlInSeconds", "1m30s"),
+            Some(Duration::from_secs(90))
+        );
     }
 }

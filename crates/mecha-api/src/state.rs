@@ -44,25 +44,59 @@ enum Op<'a> {
     Query,
 }
 
+/// The request an item's options belong to: an unknown option is refused
+/// as the store refuses it in daprd (`state.CheckRequestOptions`), with
+/// the operation's code and a 500.
+#[derive(Clone, Copy, Debug)]
+pub enum OptionsOf {
+    Save,
+    Delete,
+    Transaction,
+}
+
+impl OptionsOf {
+    fn refuse(self, what: &str, value: &str) -> ApiError {
+        let (code, failure) = match self {
+            OptionsOf::Save => ("ERR_STATE_SAVE", "failed saving state"),
+            OptionsOf::Delete => ("ERR_STATE_DELETE", "failed deleting state"),
+            OptionsOf::Transaction => (
+                "ERR_STATE_TRANSACTION",
+                "error while executing state transaction",
+            ),
+        };
+        ApiError::new(
+            code,
+            500,
+            GrpcCode::Internal,
+            format!("{failure}: unrecognized {what} model '{value}'"),
+        )
+    }
+}
+
 /// Parses `options.concurrency`; empty means last-write.
-pub fn parse_concurrency(value: &str) -> Result<Concurrency, ApiError> {
+pub fn parse_concurrency(value: &str, of: OptionsOf) -> Result<Concurrency, ApiError> {
     match value {
         "" | "last-write" => Ok(Concurrency::LastWrite),
         "first-write" => Ok(Concurrency::FirstWrite),
-        other => Err(ApiError::malformed_request(format!(
-            "invalid concurrency '{other}': expected first-write or last-write"
-        ))),
+        other => Err(of.refuse("concurrency", other)),
     }
 }
 
 /// Parses `options.consistency` (or `?consistency=`); empty means eventual.
-pub fn parse_consistency(value: &str) -> Result<Consistency, ApiError> {
+pub fn parse_consistency(value: &str, of: OptionsOf) -> Result<Consistency, ApiError> {
     match value {
         "" | "eventual" => Ok(Consistency::Eventual),
         "strong" => Ok(Consistency::Strong),
-        other => Err(ApiError::malformed_request(format!(
-            "invalid consistency '{other}': expected strong or eventual"
-        ))),
+        other => Err(of.refuse("consistency", other)),
+    }
+}
+
+/// The `consistency` of a read: daprd's stores ignore a value they do not
+/// know, so it reads as eventual.
+pub fn read_consistency(value: &str) -> Consistency {
+    match value {
+        "strong" => Consistency::Strong,
+        _ => Consistency::Eventual,
     }
 }
 
@@ -99,6 +133,21 @@ impl Api {
 
     fn store(&self, name: &str) -> Result<Store, ApiError> {
         self.state_store(&self.runtime().components(), name)
+    }
+
+    /// Checks that the store exists (and, for a transaction, takes
+    /// transactions) before a request body is read, as daprd's order of
+    /// checks has it: an unknown store is reported before a bad body.
+    pub fn check_state_store(&self, name: &str, transaction: bool) -> Result<(), ApiError> {
+        let store = self.store(name)?;
+        if transaction && !store.features().contains(&Feature::Transactional) {
+            return Err(state_error(
+                Op::Transaction,
+                name,
+                StateError::Unsupported(Feature::Transactional),
+            ));
+        }
+        Ok(())
     }
 
     /// Gets one item; `None` when it is missing.
@@ -206,6 +255,7 @@ impl Api {
         operations: Vec<TransactionOperation>,
         metadata: Metadata,
     ) -> Result<(), ApiError> {
+        self.check_state_store(store, true)?;
         let handle = self.store(store)?;
         let mut ops = Vec::with_capacity(operations.len());
         for op in operations {
@@ -304,11 +354,11 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
         )
         .with_reason("DAPR_STATE_QUERYING_NOT_SUPPORTED")
         .with_resource("state", store),
-        // A query the app got wrong is its error (daprd answers 500).
+        // daprd answers a query it cannot parse as any failed query.
         StateError::InvalidQuery(problem) => ApiError::new(
             "ERR_STATE_QUERY",
-            400,
-            GrpcCode::InvalidArgument,
+            500,
+            GrpcCode::Internal,
             format!("{prefix}: {problem}"),
         )
         .with_reason("DAPR_STATE_QUERY_FAILED")
@@ -338,9 +388,19 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
         .with_resource("state", store)
         .with_info_metadata("currentOpsTransaction", count.to_string())
         .with_info_metadata("maxOpsPerTransaction", limit.to_string()),
+        // daprd answers every failure of a transaction, ETag ones included,
+        // with 500 (its transaction handler does not look at the cause).
+        StateError::EtagMismatch | StateError::EtagInvalid(_) if matches!(op, Op::Transaction) => {
+            ApiError::new(code, 500, GrpcCode::Internal, format!("{prefix}: {err}"))
+        }
         StateError::EtagMismatch => ApiError::new(code, 409, GrpcCode::Aborted, format!("{prefix}: {err}")),
-        StateError::EtagInvalid(_) | StateError::InvalidTtl(_) => {
+        StateError::EtagInvalid(_) => {
             ApiError::new(code, 400, GrpcCode::InvalidArgument, format!("{prefix}: {err}"))
+        }
+        // daprd's stores parse ttlInSeconds themselves: a bad one fails the
+        // operation (500).
+        StateError::InvalidTtl(_) => {
+            ApiError::new(code, 500, GrpcCode::Internal, format!("{prefix}: {err}"))
         }
         StateError::Backend(inner) => {
             tracing::warn!(store, code, error = %format!("{inner:#}"), "state operation failed");

@@ -148,14 +148,15 @@ async fn etag_errors_map_per_operation() {
         .execute_state_transaction("s", vec![op("upsert", "a"), stale_delete], Metadata::new())
         .await
         .unwrap_err();
+    // daprd answers any failed transaction with 500 INTERNAL.
     assert_eq!(
         (err.code, err.http_status, err.grpc_code),
-        ("ERR_STATE_TRANSACTION", 409, GrpcCode::Aborted)
+        ("ERR_STATE_TRANSACTION", 500, GrpcCode::Internal)
     );
 }
 
 #[tokio::test]
-async fn bad_ttl_is_a_client_error() {
+async fn bad_ttl_fails_the_save_as_in_daprd() {
     let api = api_with(&["s"], None).await;
     let err = api
         .save_state(
@@ -164,7 +165,10 @@ async fn bad_ttl_is_a_client_error() {
         )
         .await
         .unwrap_err();
-    assert_eq!((err.code, err.http_status), ("ERR_STATE_SAVE", 400));
+    assert_eq!(
+        (err.code, err.http_status, err.grpc_code),
+        ("ERR_STATE_SAVE", 500, GrpcCode::Internal)
+    );
     assert!(err.message.contains("ttlInSeconds"), "{}", err.message);
 }
 

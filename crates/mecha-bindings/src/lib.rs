@@ -71,7 +71,7 @@ pub struct InputEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindingError {
-    #[error("binding does not support operation {operation}. supported operations: {}", .supported.join(" "))]
+    #[error("binding does not support operation {operation}. supported operations:{}", .supported.join(" "))]
     UnsupportedOperation {
         operation: String,
         supported: Vec<String>,

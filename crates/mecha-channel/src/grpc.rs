@@ -158,19 +158,31 @@ pub(crate) async fn invoke(
                 status: StatusCode::OK,
                 headers,
                 body: body::full(Bytes::from(data)),
+                grpc_status: None,
             })
         }
         Err(status) if is_transport_failure(&status) => {
             Err(ChannelError::Unreachable(status.message().to_owned()))
         }
         Err(status) => {
-            // The app answered with an error: as daprd, the HTTP status of
-            // its code, and the status as JSON.
-            let code = status.code() as i32;
-            let http_status = mecha_invoke::status::http_status_for_grpc(code);
-            let json =
-                serde_json::json!({ "code": code, "message": status.message(), "details": [] });
+            // The app answered with an error: kept whole for gRPC callers;
+            // HTTP callers get, as from daprd, the HTTP status of its code
+            // and the status as JSON.
+            let grpc_status = mecha_invoke::GrpcStatus {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+                details: status.details().to_vec().into(),
+            };
+            let http_status = mecha_invoke::status::http_status_for_grpc(grpc_status.code);
             let mut headers = HeaderMap::new();
+            for (name, value) in status.metadata().clone().into_headers() {
+                if let Some(name) = name
+                    && !name.as_str().starts_with("grpc-")
+                    && name != http::header::CONTENT_TYPE
+                {
+                    headers.append(name, value);
+                }
+            }
             headers.insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -179,8 +191,41 @@ pub(crate) async fn invoke(
                 status: StatusCode::from_u16(http_status)
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 headers,
-                body: body::full(json.to_string()),
+                body: body::full(status_json(&grpc_status)),
+                grpc_status: Some(grpc_status),
             })
         }
     }
+}
+
+/// `google.rpc.Status`, to read the details a gRPC app sent.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// A gRPC app's error status as JSON, for an HTTP caller: `code` (the gRPC
+/// code), `message` and `details`, each detail with its `@type` and its
+/// bytes in base64 (`value`).
+fn status_json(status: &mecha_invoke::GrpcStatus) -> String {
+    use base64::Engine as _;
+    use prost::Message as _;
+    let details: Vec<serde_json::Value> = RpcStatus::decode(status.details.as_ref())
+        .map(|decoded| decoded.details)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|any| {
+            serde_json::json!({
+                "@type": any.type_url,
+                "value": base64::engine::general_purpose::STANDARD.encode(any.value),
+            })
+        })
+        .collect();
+    serde_json::json!({ "code": status.code, "message": status.message, "details": details })
+        .to_string()
 }

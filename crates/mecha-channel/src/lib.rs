@@ -167,6 +167,7 @@ impl Channel {
             status: parts.status,
             headers: parts.headers,
             body,
+            grpc_status: None,
         })
     }
 }

@@ -26,7 +26,7 @@ pub fn grpc_code_for_http(status: u16) -> GrpcCode {
 pub fn http_status_for_grpc(code: i32) -> u16 {
     match code {
         0 => 200,
-        1 => 499,
+        1 => 408,
         3 | 9 | 11 => 400,
         4 => 504,
         5 => 404,

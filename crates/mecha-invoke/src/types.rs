@@ -56,6 +56,20 @@ pub struct InvokeResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Body,
+    /// The error status a gRPC app answered with, whole: a gRPC caller
+    /// gets it as it is (code, message, details), as daprd passes it on.
+    /// `status` is then the HTTP status of its code, for HTTP callers.
+    pub grpc_status: Option<GrpcStatus>,
+}
+
+/// A gRPC status as an app answered it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrpcStatus {
+    pub code: i32,
+    pub message: String,
+    /// The encoded `google.rpc.Status` of `grpc-status-details-bin` (its
+    /// `details` are the app's), empty when the app sent none.
+    pub details: bytes::Bytes,
 }
 
 /// Why the local app could not be called.

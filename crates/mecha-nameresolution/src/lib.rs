@@ -36,6 +36,14 @@ pub trait NameResolver: Send + Sync + 'static {
 
     /// Removes this runtime's registration.
     async fn close(&self) -> anyhow::Result<()>;
+
+    /// True when every runtime this resolver finds runs on this host (a
+    /// registry in the data directory): the runtime-to-runtime port then
+    /// listens on loopback only. False (the default) when peers may be on
+    /// other hosts.
+    fn host_local(&self) -> bool {
+        false
+    }
 }
 
 /// How long an answer is reused before asking the component again.

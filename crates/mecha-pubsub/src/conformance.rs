@@ -402,6 +402,88 @@ pub async fn retry_redelivered(harness: &impl Harness) {
     setup.close().await;
 }
 
+/// How soon a refused message must come again: the block's back-off
+/// starts at 100 ms, so a broker timeout (Redis's `processingTimeout`,
+/// JetStream's `ackWait`) must not stand in for it.
+const PROMPT: Duration = Duration::from_secs(2);
+
+/// RETRY is redelivered after the block's growing delay, not after a
+/// broker timeout: three deliveries of one event come within [`PROMPT`].
+pub async fn retry_redelivered_promptly(harness: &impl Harness) {
+    let Some(setup) = Setup::new(harness, "retry-prompt").await else {
+        return;
+    };
+    let topic = harness.topic("retry-prompt");
+    let times = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let seen = times.clone();
+    let app = Recorder::new(move |_, before| {
+        seen.lock().unwrap().push(Instant::now());
+        if before < 2 {
+            Outcome::Retry("not yet".into())
+        } else {
+            Outcome::Success
+        }
+    });
+    setup.subscribe(spec(&topic, "/retry"), app.clone()).await;
+    let id = publish(&setup.broker, &topic, serde_json::json!("soon")).await;
+    eventually("three deliveries of one event", || {
+        app.deliveries_of(&id) >= 3
+    })
+    .await;
+    let times = times.lock().unwrap().clone();
+    let span = times[2] - times[0];
+    assert!(
+        span <= PROMPT,
+        "two redeliveries took {span:?}; the back-off starts at 100 ms"
+    );
+    setup.close().await;
+}
+
+/// A subscriber that refuses everything for a second (an app outage) gets
+/// every message soon after it recovers: the messages refused during the
+/// outage come back with the back-off, and the rest follow.
+pub async fn outage_recovered_promptly(harness: &impl Harness) {
+    let Some(setup) = Setup::new(harness, "outage").await else {
+        return;
+    };
+    let topic = harness.topic("outage");
+    const MESSAGES: usize = 100;
+    let outage = Duration::from_secs(1);
+    let started = Arc::new(Mutex::new(None::<Instant>));
+    let taken = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let (start, took) = (started.clone(), taken.clone());
+    let app = Recorder::new(move |event, _| {
+        let first = *start.lock().unwrap().get_or_insert_with(Instant::now);
+        if first.elapsed() < outage {
+            Outcome::Retry("the app is down".into())
+        } else {
+            took.lock().unwrap().insert(event.id().to_owned());
+            Outcome::Success
+        }
+    });
+    setup.subscribe(spec(&topic, "/outage"), app.clone()).await;
+    let mut ids = BTreeSet::new();
+    for n in 0..MESSAGES {
+        ids.insert(publish(&setup.broker, &topic, serde_json::json!(n)).await);
+    }
+    eventually("the first delivery", || started.lock().unwrap().is_some()).await;
+    let recovered = started.lock().unwrap().unwrap() + outage;
+    let deadline = recovered + 2 * PROMPT;
+    loop {
+        let missing = ids.difference(&taken.lock().unwrap()).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {MESSAGES} messages still not taken {:?} after the app recovered",
+            2 * PROMPT
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    setup.close().await;
+}
+
 /// DROP: the event is not delivered again.
 pub async fn drop_not_redelivered(harness: &impl Harness) {
     let Some(setup) = Setup::new(harness, "drop").await else {
@@ -837,14 +919,15 @@ pub async fn kill_nine_child(harness: &impl Harness) {
     let app = Recorder::slow(Duration::from_millis(30), move |event, _| {
         let data = event.event["data"].as_str().unwrap_or_default().to_owned();
         let mut file = writer.lock().unwrap();
-        writeln!(file, "{data}").unwrap();
+        // One write call per line, so a kill never leaves half a line.
+        file.write_all(format!("{data}\n").as_bytes()).unwrap();
         file.flush().unwrap();
         Outcome::Success
     });
     setup.subscribe(spec(&topic, "/kill-nine"), app).await;
     {
         let mut file = file.lock().unwrap();
-        writeln!(file, "ready").unwrap();
+        file.write_all(b"ready\n").unwrap();
         file.flush().unwrap();
     }
     tokio::time::sleep(Duration::from_secs(120)).await;
@@ -856,7 +939,8 @@ pub async fn kill_nine_child(harness: &impl Harness) {
 macro_rules! pubsub_conformance {
     ($harness:ty) => {
         $crate::pubsub_conformance!(@cases $harness;
-            round_trip, cloudevent_fields, retry_redelivered, drop_not_redelivered,
+            round_trip, cloudevent_fields, retry_redelivered, retry_redelivered_promptly,
+            outage_recovered_promptly, drop_not_redelivered,
             dead_letter, bulk, raw_payload, expired_events_dropped, consumer_groups,
             competing_consumers, ordering);
 

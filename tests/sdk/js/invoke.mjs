@@ -30,5 +30,15 @@ for (const [protocol, client] of Object.entries(clients)) {
 // An unknown app id is an error, not a hang.
 await assert.rejects(clients.http.invoker.invoke("js-nobody", "x", HttpMethod.GET));
 console.log("ok - unknown app id rejected");
+
+// An app id daprd cannot use fails the invocation with daprd's answer:
+// 500 ERR_DIRECT_INVOKE, as the app sees it through the SDK.
+await assert.rejects(clients.http.invoker.invoke("a.b.c", "x", HttpMethod.GET), (err) => {
+  const text = String(err?.message ?? err);
+  assert.match(text, /500/, text);
+  assert.match(text, /ERR_DIRECT_INVOKE/, text);
+  return true;
+});
+console.log("ok - invalid app id answered with daprd's 500 ERR_DIRECT_INVOKE");
 await clients.http.stop();
 await clients.grpc.stop();

@@ -53,16 +53,26 @@ class BindingsThroughTheSdk(unittest.TestCase):
         self.assertFalse(any(path.endswith("/" + name) for path in listed), listed)
 
     def test_invoke_binding_errors(self):
+        # daprd answers every output binding failure with INTERNAL.
         with self.assertRaises(grpc.RpcError) as caught:
             self.client.invoke_binding("no-such-binding", "create", "x")
-        self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
+        self.assertIn("couldn't find output binding no-such-binding", caught.exception.details())
         with self.assertRaises(grpc.RpcError) as caught:
             self.client.invoke_binding("storage", "explode", "x")
-        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertIn("supported operations", caught.exception.details())
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
+        self.assertIn("does not support operation explode. supported operations:", caught.exception.details())
         with self.assertRaises(grpc.RpcError) as caught:
             self.client.invoke_binding("storage", "get", "", binding_metadata={"fileName": "../../etc/passwd"})
-        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.client.invoke_binding("storage", "get", "", binding_metadata={"fileName": "no-such-file.txt"})
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
+        self.assertTrue(caught.exception.details().startswith(
+            "error invoking output binding storage: file not found: "), caught.exception.details())
+        # `list` of "." lists the root folder, as daprd does.
+        self.assertIsInstance(self.client.invoke_binding(
+            "storage", "list", "", binding_metadata={"fileName": "."}).json(), list)
 
     def test_cron_reaches_the_app(self):
         eventually("a tick", lambda: any(r["binding"] == "ticks" for r in records()))

@@ -5,7 +5,10 @@ own mecha runtime. harness.py starts the apps and runtimes, and runs this
 module once per invocation protocol (DAPR_API_METHOD_INVOCATION_PROTOCOL
 http, the SDK's default, and grpc, which uses InvokeService)."""
 
+import json
 import os
+
+import grpc
 import unittest
 
 from dapr.clients import DaprClient
@@ -57,6 +60,25 @@ class InvokeThroughTheSdk(unittest.TestCase):
         self.assertIn("couldn't find service", str(caught.exception))
         with self.assertRaises(Exception):
             self.client.invoke_method("py-http-app", "orders/missing", http_verb="GET")
+
+    def test_grpc_app_errors_pass_through(self):
+        # dapr.ext.grpc answers a method it has no handler for with
+        # UNIMPLEMENTED and this message; the caller gets both, as from daprd.
+        with self.assertRaises(Exception) as caught:
+            self.client.invoke_method("py-grpc-app", "no-such-method", data="x", http_verb="POST")
+        error = caught.exception
+        if isinstance(error, grpc.RpcError):
+            # InvokeService: the app's status as it sent it (grpcio words
+            # the message of a handler's exception this way).
+            self.assertEqual(error.code(), grpc.StatusCode.UNIMPLEMENTED)
+            self.assertEqual(error.details(), "Exception calling application: no-such-method method not implemented!")
+        else:
+            # HTTP: the HTTP status of the code, the status as JSON.
+            self.assertIsInstance(error, DaprInternalError)
+            self.assertIn("501", str(error))
+            status = json.loads(error.as_dict()["raw_response_bytes"])
+            self.assertEqual(status["code"], 12)
+            self.assertIn("no-such-method method not implemented!", status["message"])
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class SecretsAndLocksThroughTheSdk(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as caught:
             self.client.try_lock("no-such-store", "r", "o", expiry_in_seconds=5)
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.client.try_lock("lockstore", "a||b", "o", expiry_in_seconds=5)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
 
 
 if __name__ == "__main__":

@@ -108,11 +108,14 @@ class StateThroughTheSdk(unittest.TestCase):
                 stale = self.client.get_state(store, a).etag
                 self.client.save_state(store, a, "A2")
                 # One stale etag fails the whole transaction: nothing sticks.
-                with self.assertRaises(DaprGrpcError):
+                # daprd answers any failed transaction with INTERNAL.
+                with self.assertRaises(DaprGrpcError) as caught:
                     self.client.execute_state_transaction(store, [
                         TransactionalStateOperation(key=c, data="C"),
                         TransactionalStateOperation(key=a, data="A3", etag=stale),
                     ])
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
+                self.assertEqual(caught.exception.error_code(), "ERR_STATE_TRANSACTION")
                 self.assertEqual(self.client.get_state(store, c).data, b"")
                 self.assertEqual(self.client.get_state(store, a).data, b"A2")
 
@@ -152,7 +155,7 @@ class StateThroughTheSdk(unittest.TestCase):
                 self.assertEqual(rest.token, "")
                 with self.assertRaises(DaprGrpcError) as caught:
                     self.client.query_state(store, '{"filter": {"LIKE": {"run": "x"}}}')
-                self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.INTERNAL)
                 self.assertEqual(caught.exception.error_code(), "DAPR_STATE_QUERY_FAILED")
         if "redis" in STORES:
             with self.assertRaises(DaprGrpcError) as caught:

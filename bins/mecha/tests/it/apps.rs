@@ -564,6 +564,21 @@ impl AppCallback for GrpcApp {
         if req.method == "fail" {
             return Err(Status::not_found("no such thing"));
         }
+        if req.method == "fail-detailed" {
+            // An error as SDK servers send them: a code a round trip
+            // through HTTP would change, a message, details and metadata.
+            let mut details = tonic_types::ErrorDetails::new();
+            details.add_bad_request_violation("n", "must be positive");
+            let mut status = <Status as tonic_types::StatusExt>::with_error_details(
+                tonic::Code::InvalidArgument,
+                "bad input: n must be positive",
+                details,
+            );
+            status
+                .metadata_mut()
+                .insert("x-app-said", "why".parse().unwrap());
+            return Err(status);
+        }
         let data = req.data.unwrap_or_default();
         let extension = req.http_extension.unwrap_or_default();
         let answer = serde_json::json!({

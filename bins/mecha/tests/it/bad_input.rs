@@ -50,8 +50,9 @@ fn malformed_bodies_and_keys() {
             "POST",
             "/v1.0/state/statestore",
             r#"[{"key":"k","value":1,"options":{"concurrency":"sometimes"}}]"#,
-            400,
-            "ERR_MALFORMED_REQUEST",
+            // daprd's stores refuse an unknown option: the save fails.
+            500,
+            "ERR_STATE_SAVE",
         ),
         (
             "POST",
@@ -109,12 +110,13 @@ fn malformed_bodies_and_keys() {
             400,
             "ERR_MALFORMED_REQUEST",
         ),
+        // The store is checked before the body, as in daprd.
         (
-            "GET",
-            "/v1.0/state/statestore/k?consistency=sometimes",
-            "",
+            "POST",
+            "/v1.0/state/nostore",
+            "{not json",
             400,
-            "ERR_MALFORMED_REQUEST",
+            "ERR_STATE_STORE_NOT_FOUND",
         ),
         (
             "GET",
@@ -163,14 +165,14 @@ fn malformed_bodies_and_keys() {
             "POST",
             "/v1.0-alpha1/state/statestore/query",
             "{not json",
-            400,
+            500,
             "ERR_STATE_QUERY",
         ),
         (
             "POST",
             "/v1.0-alpha1/state/statestore/query",
             r#"{"filter":{"EQ":{"a":1},"IN":{"b":[1]}}}"#,
-            400,
+            500,
             "ERR_STATE_QUERY",
         ),
         (
@@ -184,7 +186,7 @@ fn malformed_bodies_and_keys() {
             "POST",
             "/v1.0/bindings/nope",
             r#"{"operation":"create","data":1}"#,
-            404,
+            500,
             "ERR_INVOKE_OUTPUT_BINDING",
         ),
         (
@@ -457,8 +459,16 @@ async fn grpc_bad_input() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
-    // An empty query is no JSON at all.
+    assert_eq!(
+        err.code(),
+        Code::Internal,
+        "daprd: INTERNAL for an unknown binding"
+    );
+    assert!(
+        err.message().contains("error invoking output binding nope"),
+        "{err:?}"
+    );
+    // An empty query is no JSON at all: a failed query, as in daprd.
     let err = grpc
         .query_state_alpha1(pb::QueryStateRequest {
             store_name: "statestore".into(),
@@ -466,5 +476,5 @@ async fn grpc_bad_input() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.code(), Code::Internal);
 }

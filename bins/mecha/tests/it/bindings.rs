@@ -169,7 +169,7 @@ async fn input_bindings_reach_an_http_app() {
     // An input-only binding cannot be invoked.
     let (status, code, _) =
         error_of(invoke(&sidecar, "ticks", json!({"operation": "create"})).await).await;
-    assert_eq!((status, code.as_str()), (404, "ERR_INVOKE_OUTPUT_BINDING"));
+    assert_eq!((status, code.as_str()), (500, "ERR_INVOKE_OUTPUT_BINDING"));
     drop(sidecar);
 }
 
@@ -285,20 +285,25 @@ async fn output_bindings_over_http_and_grpc() {
         "a new span: {traceparent}"
     );
 
-    // Errors, as daprd names them.
+    // Errors, as daprd answers them: 500 whoever is to blame.
     let cases = [
-        ("nope", json!({"operation": "get"}), 404),
+        ("nope", json!({"operation": "get"}), 500),
         (
             "kv",
             json!({"operation": "list", "metadata": {"key": key}}),
-            400,
+            500,
         ),
-        ("kv", json!({"data": 1}), 400),
-        ("kv", json!({"operation": "get"}), 400),
+        ("kv", json!({"data": 1}), 500),
+        ("kv", json!({"operation": "get"}), 500),
         (
             "files",
             json!({"operation": "get", "metadata": {"fileName": "../../etc/passwd"}}),
-            400,
+            500,
+        ),
+        (
+            "files",
+            json!({"operation": "get", "metadata": {"fileName": "no-such-file.txt"}}),
+            500,
         ),
     ];
     for (name, body, want) in cases {
@@ -319,9 +324,11 @@ async fn output_bindings_over_http_and_grpc() {
         .await,
     )
     .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 500);
     assert!(
-        message.contains("supported operations: create get delete increment"),
+        message.contains(
+            "does not support operation list. supported operations:create get delete increment"
+        ),
         "{message}"
     );
     let response = reqwest::Client::new()
@@ -359,24 +366,56 @@ async fn output_bindings_over_http_and_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.data.as_ref(), &[0u8, 159, 146, 150]);
-    let err = grpc
+    // daprd answers every failure with INTERNAL, in its words.
+    let failures = [
+        (
+            "kv",
+            "explode",
+            None,
+            "error invoking output binding kv: binding kv does not support operation explode. supported operations:",
+        ),
+        (
+            "missing",
+            "get",
+            None,
+            "error invoking output binding missing: couldn't find output binding missing",
+        ),
+        // A component's failure: a file that is not there.
+        (
+            "files",
+            "get",
+            Some("no-such-file.txt"),
+            "error invoking output binding files: file not found: ",
+        ),
+    ];
+    for (name, operation, file, message) in failures {
+        let err = grpc
+            .invoke_binding(pb::InvokeBindingRequest {
+                name: name.into(),
+                operation: operation.into(),
+                metadata: file
+                    .map(|f| [("fileName".to_owned(), f.to_owned())].into())
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{name} {operation}");
+        assert!(err.message().starts_with(message), "{err:?}");
+    }
+    // `list` of `.` lists the root folder, as in daprd.
+    let listed = grpc
         .invoke_binding(pb::InvokeBindingRequest {
-            name: "kv".into(),
-            operation: "explode".into(),
+            name: "files".into(),
+            metadata: [("fileName".to_owned(), ".".to_owned())].into(),
+            operation: "list".into(),
             ..Default::default()
         })
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    let err = grpc
-        .invoke_binding(pb::InvokeBindingRequest {
-            name: "missing".into(),
-            operation: "get".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+        .unwrap()
+        .into_inner();
+    let listed: Vec<String> = serde_json::from_slice(&listed.data).unwrap();
+    assert!(!listed.is_empty(), "the files written above are listed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,6 +62,18 @@ impl Resources {
     }
 }
 
+/// A Configuration file in `dir` that makes name resolution mDNS; returns
+/// its path, for `--config`.
+pub fn mdns_configuration(dir: &Path) -> PathBuf {
+    let config = dir.join("mdns.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lan\nspec:\n  nameResolution:\n    component: mdns\n",
+    )
+    .unwrap();
+    config
+}
+
 /// Options for one sidecar.
 pub struct Options {
     pub app_id: String,
@@ -258,6 +270,12 @@ pub async fn channel(port: u16) -> Result<Channel, tonic::transport::Error> {
 
 /// A blocking GET's status, or `None` when nothing answers.
 pub fn http_status(url: &str) -> Option<u16> {
+    http_get(url).map(|(status, _)| status)
+}
+
+/// A blocking GET's status and body (the body whole, as it came, chunked
+/// or not), or `None` when nothing answers.
+pub fn http_get(url: &str) -> Option<(u16, String)> {
     let addr = url.strip_prefix("http://")?.split('/').next()?.to_owned();
     let path = &url[7 + addr.len()..];
     let mut stream = std::net::TcpStream::connect(&addr).ok()?;
@@ -270,7 +288,12 @@ pub fn http_status(url: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
 }
 
 /// Runs `mecha` with arguments to completion.

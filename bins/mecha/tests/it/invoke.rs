@@ -195,7 +195,29 @@ async fn other_ways_to_name_the_target() {
         .send()
         .await
         .unwrap();
-    assert_eq!(invalid.status().as_u16(), 400);
+    // daprd: an app id it cannot use fails the invocation, 500 (gRPC
+    // INTERNAL), as does an empty one on InvokeService.
+    assert_eq!(invalid.status().as_u16(), 500);
+    let body: Value = invalid.json().await.unwrap();
+    assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
+    let mut grpc = caller.grpc().await;
+    for id in ["a.b.c", ""] {
+        let err = grpc
+            .invoke_service(pb::InvokeServiceRequest {
+                id: id.into(),
+                message: Some(InvokeRequest {
+                    method: "ns".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{id:?}: {err:?}");
+        assert!(
+            err.message().starts_with("failed to invoke, id: "),
+            "{err:?}"
+        );
+    }
     // Self-invocation goes straight to the local app.
     let myself = host
         .runtime("self-caller", &app_args(app.port, "http"), &env)
@@ -243,6 +265,21 @@ async fn invocation_of_a_grpc_app() {
     assert_eq!(failed.status().as_u16(), 404);
     let body: Value = failed.json().await.unwrap();
     assert_eq!(body["code"], 5);
+    assert_eq!(body["message"], "no such thing");
+    let failed = client()
+        .post(caller.http("/v1.0/invoke/grpc-app/method/fail-detailed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status().as_u16(), 400);
+    assert_eq!(failed.headers()["x-app-said"], "why");
+    let body: Value = failed.json().await.unwrap();
+    assert_eq!(body["code"], 3);
+    assert_eq!(body["message"], "bad input: n must be positive");
+    assert_eq!(
+        body["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
 
     // Over gRPC InvokeService (the Python SDK's gRPC path).
     let mut grpc = caller.grpc().await;
@@ -268,6 +305,45 @@ async fn invocation_of_a_grpc_app() {
         (Some(4), Some("type.googleapis.com/x.Y"))
     );
     assert_eq!(seen["data"], "raw");
+    // The app's error reaches the caller whole, as daprd passes it: the
+    // code (INVALID_ARGUMENT, which a trip through HTTP would turn into
+    // INTERNAL), the message, the details and the metadata.
+    for method in ["fail", "fail-detailed"] {
+        let err = grpc
+            .invoke_service(pb::InvokeServiceRequest {
+                id: "grpc-app".into(),
+                message: Some(InvokeRequest {
+                    method: method.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap_err();
+        if method == "fail" {
+            assert_eq!(err.code(), Code::NotFound);
+            assert_eq!(err.message(), "no such thing");
+            continue;
+        }
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert_eq!(err.message(), "bad input: n must be positive");
+        let violations = tonic_types::StatusExt::get_details_bad_request(&err)
+            .expect("the app's details")
+            .field_violations;
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            (
+                violations[0].field.as_str(),
+                violations[0].description.as_str()
+            ),
+            ("n", "must be positive")
+        );
+        assert!(
+            tonic_types::StatusExt::get_details_error_info(&err).is_none(),
+            "nothing of the runtime's is added"
+        );
+        assert_eq!(err.metadata().get("x-app-said").unwrap(), "why");
+        assert!(err.metadata().get("dapr-http-status").is_none());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +457,8 @@ async fn grpc_proxying_unary_and_streaming() {
         .metadata_mut()
         .insert("dapr-app-id", "nobody".parse().unwrap());
     let err = echo.unary(unknown).await.unwrap_err();
-    assert_eq!(err.code(), Code::Internal);
+    // daprd's proxy: a target it cannot find is UNKNOWN.
+    assert_eq!(err.code(), Code::Unknown);
     assert!(
         err.message().contains("couldn't find service"),
         "{}",
@@ -456,7 +533,8 @@ async fn large_bodies_stream_through_with_flat_memory() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
+    // daprd: the read fails, and a failed invocation is a 500.
+    assert_eq!(response.status().as_u16(), 500);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
     assert!(
@@ -467,7 +545,7 @@ async fn large_bodies_stream_through_with_flat_memory() {
         "{body}"
     );
     // Also when the length is not declared (chunked): the body is cut off
-    // at the limit, never delivered whole; the sender gets the 413 or, if it
+    // at the limit, never delivered whole; the sender gets the 500 or, if it
     // keeps writing after the answer, a closed connection.
     app.state.last_complete.store(0, Ordering::SeqCst);
     let chunk = bytes::Bytes::from(vec![1u8; 1024 * 1024]);
@@ -478,7 +556,7 @@ async fn large_bodies_stream_through_with_flat_memory() {
         .send()
         .await;
     if let Ok(response) = outcome {
-        assert_eq!(response.status().as_u16(), 413);
+        assert_eq!(response.status().as_u16(), 500);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -737,12 +815,7 @@ async fn calls_spread_over_instances_of_an_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invocation_through_mdns_name_resolution() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mdns.yaml");
-    std::fs::write(
-        &config,
-        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lan\nspec:\n  nameResolution:\n    component: mdns\n",
-    )
-    .unwrap();
+    let config = crate::harness::mdns_configuration(dir.path());
     let app = App::http(0).await;
     let app_id = format!("lan-app-{}", std::process::id());
     let mut args = app_args(app.port, "http");

@@ -152,7 +152,7 @@ async fn lock_errors_and_grpc() {
         (
             lock("a||b", "o", 5),
             "lockstore",
-            400,
+            500,
             "ERR_TRY_LOCK",
             "can't contain '||'",
         ),

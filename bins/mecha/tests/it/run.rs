@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{MECHA, http_status, run_mecha};
+use crate::harness::{MECHA, free_port, http_get, http_status, run_mecha};
 
 /// A `mecha run` in the background, its output collected line by line.
 struct Run {
@@ -16,9 +16,14 @@ struct Run {
 
 impl Run {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(MECHA)
-            .arg("run")
-            .args(args)
+        let mut command = Command::new(MECHA);
+        command.arg("run").args(args);
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (a `mecha run ...`), collecting its output.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -239,4 +244,71 @@ fn a_run_file_runs_several_apps() {
         String::from_utf8_lossy(&stopped.stderr)
     );
     assert_eq!(run.wait(Duration::from_secs(15)), 0);
+}
+
+/// The README's run command, exactly as written but for its two ports
+/// (free ones here) and the data directory (a temporary one, through
+/// `MECHA_DATA_DIR`): the app answers through the runtime, `mecha stop`
+/// stops both, and nothing from start to stop is a warning or an error.
+#[test]
+fn the_readme_run_command_runs_cleanly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run --release -- run "))
+        .expect("the README has a `cargo run --release -- run` command");
+    let mut args: Vec<String> = line
+        .trim_start_matches("cargo run --release -- ")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let (app_port, http_port) = (free_port(), free_port());
+    for (flag, port) in [("--app-port", app_port), ("--dapr-http-port", http_port)] {
+        let at = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("the README command has {flag}: {line}"));
+        args[at + 1] = port.to_string();
+    }
+    let app_id = args[args.iter().position(|a| a == "--app-id").unwrap() + 1].clone();
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(MECHA);
+    command
+        .args(&args)
+        .current_dir(&root)
+        .env("MECHA_DATA_DIR", data.path());
+    let mut run = Run::spawn(command);
+    run.expect("mecha is up and running");
+    run.expect("the app is listening");
+    let url = format!("http://127.0.0.1:{http_port}/v1.0/invoke/{app_id}/method/hello");
+    let (status, body) = http_get(&url).expect("the runtime answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"visits\": 1"), "{body}");
+    let stopped = Command::new(MECHA)
+        .args(["stop", "--app-id", &app_id])
+        .env("MECHA_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    run.wait(Duration::from_secs(15));
+    run.expect("stopped");
+    // Everything printed, to the end.
+    while let Ok(line) = run.lines.recv_timeout(Duration::from_secs(2)) {
+        run.seen.push(line);
+    }
+    let noisy: Vec<&String> = run
+        .seen
+        .iter()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("Traceback"))
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "the first run logged warnings or errors:\n{}",
+        run.seen.join("\n")
+    );
 }

@@ -177,10 +177,12 @@ fn steps() -> Vec<(Step, Expect)> {
                     },
                 ),
             ]),
+            // daprd: any failure of a transaction, ETag conflicts included,
+            // is 500 INTERNAL (the transaction stays all or nothing).
             err(
-                409,
+                500,
                 "ERR_STATE_TRANSACTION",
-                Code::Aborted,
+                Code::Internal,
                 "ERR_STATE_TRANSACTION",
             ),
         ),
@@ -222,12 +224,8 @@ fn steps() -> Vec<(Step, Expect)> {
                     ..item("ttl", "1")
                 }],
             ),
-            err(
-                400,
-                "ERR_STATE_SAVE",
-                Code::InvalidArgument,
-                "ERR_STATE_SAVE",
-            ),
+            // daprd's stores parse ttlInSeconds: a bad one fails the save.
+            err(500, "ERR_STATE_SAVE", Code::Internal, "ERR_STATE_SAVE"),
         ),
         (
             Save(

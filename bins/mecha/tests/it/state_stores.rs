@@ -330,7 +330,7 @@ async fn state_query_over_both_transports() {
 
         let (status, body) =
             http_query(&sidecar, store, r#"{"filter":{"LIKE":{"state":"C%"}}}"#).await;
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(status, 500, "{body}");
         assert_eq!(body["errorCode"], "ERR_STATE_QUERY");
         let err = grpc
             .query_state_alpha1(pb::QueryStateRequest {
@@ -340,7 +340,7 @@ async fn state_query_over_both_transports() {
             })
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(err.code(), Code::Internal);
         assert_eq!(
             err.get_details_error_info().map(|i| i.reason),
             Some("DAPR_STATE_QUERY_FAILED".into())

@@ -324,7 +324,6 @@ mod localstorage {
         for name in [
             "../outside/secret.txt",
             "a/../../outside/secret.txt",
-            "/etc/passwd",
             "escape/secret.txt",
             "escape/new.txt",
             "escape/deeper/new.txt",
@@ -357,10 +356,81 @@ mod localstorage {
             .unwrap();
         let listed: Vec<String> = serde_json::from_slice(&listed.data).unwrap();
         assert!(listed.is_empty(), "links are not followed: {listed:?}");
+        // An absolute name is taken below the root, as in daprd.
+        storage
+            .invoke(&InvokeRequest::new("create", r#""mine!""#).with("fileName", "/etc/passwd"))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("root/etc/passwd")).unwrap(),
+            "mine!"
+        );
+        assert_ne!(std::fs::read_to_string("/etc/passwd").unwrap(), "mine!");
         let err = LocalStorage::open(std::path::Path::new("/proc/self"))
             .await
             .err()
             .unwrap();
         assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+
+    async fn list(storage: &LocalStorage, name: &str) -> Vec<String> {
+        let listed = storage
+            .invoke(&InvokeRequest::new("list", "").with("fileName", name))
+            .await
+            .unwrap_or_else(|err| panic!("list {name:?}: {err}"))
+            .unwrap();
+        serde_json::from_slice(&listed.data).unwrap()
+    }
+
+    /// Names are cleaned as daprd cleans them: `.`, `./` and `a/..` are the
+    /// root, `a/../b` is `b`; the listing goes folder by folder; base64 with
+    /// line breaks is decoded; the root itself is never deleted.
+    #[tokio::test]
+    async fn names_are_cleaned_as_in_daprd() {
+        let (dir, storage) = storage().await;
+        let root = dir.path().join("root").canonicalize().unwrap();
+        for name in ["a/x", "a-b.txt"] {
+            storage
+                .invoke(&InvokeRequest::new("create", r#""x""#).with("fileName", name))
+                .await
+                .unwrap();
+        }
+        let expected: Vec<String> = ["a/x", "a-b.txt"]
+            .iter()
+            .map(|n| root.join(n).to_string_lossy().into_owned())
+            .collect();
+        for name in ["", ".", "./", "a/..", "/"] {
+            assert_eq!(list(&storage, name).await, expected, "list {name:?}");
+        }
+        let got = storage
+            .invoke(&InvokeRequest::new("get", "").with("fileName", "a/../a-b.txt"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.data, "x");
+        storage
+            .invoke(&InvokeRequest::new("create", "\"aGVs\\nbG8=\"").with("fileName", "wrapped"))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(root.join("wrapped")).unwrap(), b"hello");
+        for name in [".", "a/.."] {
+            let err = storage
+                .invoke(&InvokeRequest::new("delete", "").with("fileName", name))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, BindingError::Invalid(_)), "{name}: {err}");
+        }
+        assert!(root.join("a/x").exists());
+        let err = storage
+            .invoke(&InvokeRequest::new("get", "").with("fileName", "missing"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "file not found: {}",
+                root.join("missing").display()
+            )),
+            "{err}"
+        );
     }
 }
