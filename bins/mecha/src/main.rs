@@ -4,6 +4,7 @@ mod defaults;
 mod flags;
 mod logging;
 mod metrics;
+mod planning;
 mod run;
 mod sidecar;
 mod validate;

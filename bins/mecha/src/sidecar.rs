@@ -10,18 +10,19 @@ use anyhow::{Context, bail};
 use mecha_api::Api;
 use mecha_api_grpc::{PeerClient, ProxyLayer, Side};
 use mecha_channel::{Channel, ChannelConfig, HealthCheck, Protocol};
-use mecha_config::{LoadOptions, Report, load_configuration, load_resources};
+use mecha_config::{LoadOptions, Report};
 use mecha_core::units::parse_quantity;
 use mecha_nameresolution::{Registration, Resolver};
 use mecha_runtime::{
-    AppConnection, AppHealthCheck, Runtime, RuntimeInfo, check_subscriptions, declarative_spec,
-    plan, plan_name_resolution, start_subscriptions, stop_pubsub,
+    AppConnection, AppHealthCheck, Runtime, RuntimeInfo, declarative_spec, start_subscriptions,
+    stop_pubsub,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::flags::SidecarArgs;
-use crate::{defaults, logging, metrics};
+use crate::planning::{Inputs, Planned, Source};
+use crate::{logging, metrics};
 
 pub fn main(args: SidecarArgs) -> ExitCode {
     let started = Instant::now();
@@ -149,30 +150,20 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     let namespace = env_value("NAMESPACE");
 
     // Resources: the folders given, or the embedded defaults.
-    let mut report = Report::default();
-    let mut subscriptions = Vec::new();
-    let components = if args.resources_path.is_empty() {
-        tracing::info!(data_dir = %data_dir.display(), "no resources path given: using the embedded defaults");
-        defaults::components(&data_dir)
-    } else {
-        let options = LoadOptions {
-            app_id: Some(args.app_id.clone()),
-            namespace: namespace.clone(),
-        };
-        let (resources, load_report) = load_resources(&args.resources_path, &options);
-        for skipped in &resources.skipped {
-            tracing::info!(file = %skipped.file.display(), kind = %skipped.kind, name = %skipped.name, "resource skipped: {}", skipped.reason);
-        }
-        report.merge(load_report);
-        report.merge(check_subscriptions(
-            &resources.subscriptions,
-            &resources.components,
-        ));
-        subscriptions = resources.subscriptions;
-        resources.components
+    let options = LoadOptions {
+        app_id: Some(args.app_id.clone()),
+        namespace: namespace.clone(),
     };
-    let (configuration, config_report) = load_configuration(&args.config);
-    report.merge(config_report);
+    let source = if args.resources_path.is_empty() {
+        tracing::info!(data_dir = %data_dir.display(), "no resources path given: using the embedded defaults");
+        Source::Defaults(&data_dir)
+    } else {
+        Source::Paths(&args.resources_path)
+    };
+    let inputs = Inputs::load(source, &options, &args.config);
+    for skipped in &inputs.skipped {
+        tracing::info!(file = %skipped.file.display(), kind = %skipped.kind, name = %skipped.name, "resource skipped: {}", skipped.reason);
+    }
 
     let info = RuntimeInfo {
         app_id: args.app_id.clone(),
@@ -193,7 +184,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
                 threshold: args.app_health_threshold,
             }),
         },
-        enabled_features: configuration.enabled_features(),
+        enabled_features: inputs.configuration.enabled_features(),
         placement_addresses: args
             .placement_host_address
             .iter()
@@ -209,30 +200,12 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         tracing::warn!("--placement-host-address given, but actors are not supported by mecha yet");
     }
     // Every problem, from loading and from checking, is reported at once.
-    let registry = mecha_registry::registry();
-    let (plan, plan_report) = plan(&components, &registry, &info);
-    report.merge(plan_report);
-    let plan = plan.with_secret_scopes(
-        configuration
-            .secret_scopes
-            .iter()
-            .map(|scope| {
-                let secret_scope = mecha_secrets::SecretScope {
-                    deny_by_default: scope.denies_by_default(),
-                    allowed: scope.allowed_secrets.iter().cloned().collect(),
-                    denied: scope.denied_secrets.iter().cloned().collect(),
-                };
-                (scope.store_name.clone(), secret_scope)
-            })
-            .collect(),
-    );
-    let (name_resolution, nr_report) = plan_name_resolution(
-        configuration.name_resolution.as_ref(),
-        args.config.first().cloned(),
-        &registry,
-        &info,
-    );
-    report.merge(nr_report);
+    let Planned {
+        components: plan,
+        name_resolution,
+        subscriptions,
+        report,
+    } = inputs.plan(&info);
     report_problems(&report)?;
 
     let runtime = Runtime::new(info);

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use mecha_config::{LoadOptions, load_configuration, load_resources};
-use mecha_runtime::{RuntimeInfo, check_subscriptions, plan};
+use mecha_config::LoadOptions;
+use mecha_runtime::RuntimeInfo;
+
+use crate::planning::{Inputs, Source};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
@@ -27,22 +29,19 @@ pub fn main(args: ValidateArgs) -> ExitCode {
         app_id: args.app_id.clone(),
         namespace: std::env::var("NAMESPACE").ok(),
     };
-    let (resources, mut report) = load_resources(&args.paths, &options);
-    let (_, config_report) = load_configuration(&args.config);
-    report.merge(config_report);
+    let inputs = Inputs::load(Source::Paths(&args.paths), &options, &args.config);
+    let skipped = inputs.skipped.clone();
     let info = RuntimeInfo {
         app_id: args.app_id.unwrap_or_default(),
         namespace: options.namespace,
         data_dir: crate::data_dir(None),
+        enabled_features: inputs.configuration.enabled_features(),
         ..RuntimeInfo::default()
     };
-    let (planned, plan_report) = plan(&resources.components, &mecha_registry::registry(), &info);
-    report.merge(plan_report);
-    report.merge(check_subscriptions(
-        &resources.subscriptions,
-        &resources.components,
-    ));
-    for skipped in &resources.skipped {
+    // Exactly the sidecar's planning: what it would refuse is reported.
+    let planned = inputs.plan(&info);
+    let report = planned.report;
+    for skipped in &skipped {
         println!(
             "skipped: {}: {} '{}': {}",
             skipped.file.display(),
@@ -60,8 +59,8 @@ pub fn main(args: ValidateArgs) -> ExitCode {
     if report.is_ok() {
         println!(
             "ok: {} component(s) and {} subscription(s) valid",
-            planned.len(),
-            resources.subscriptions.len()
+            planned.components.len(),
+            planned.subscriptions.len()
         );
         ExitCode::SUCCESS
     } else {

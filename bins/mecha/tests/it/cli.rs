@@ -84,6 +84,50 @@ fn validate_accepts_good_files_and_warns_on_unknown_keys() {
     );
 }
 
+/// `validate` runs the sidecar's planning whole: a Configuration whose
+/// name resolution the sidecar would refuse (an unknown component, a key
+/// it does not know) is reported by `validate` too, and the sidecar does
+/// refuse it.
+#[test]
+fn validate_plans_name_resolution_as_the_sidecar_does() {
+    let resources = Resources::new().file("good.yaml", GOOD);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lan-config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lan\nspec:\n  nameResolution:\n    component: consul\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let out = run_mecha(&[
+        "validate",
+        &resources.path().to_string_lossy(),
+        "--config",
+        &config,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("unknown name resolution component"),
+        "{stdout}"
+    );
+    let mut sidecar = Sidecar::start_with(
+        resources,
+        Options {
+            args: vec!["--config".into(), config],
+            wait_healthy: false,
+            ..Options::default()
+        },
+    );
+    let status = sidecar.wait_exit(std::time::Duration::from_secs(10));
+    assert!(!status.success(), "the sidecar refuses it too");
+    assert!(
+        sidecar.logs().contains("unknown name resolution component"),
+        "{}",
+        sidecar.logs()
+    );
+}
+
 #[test]
 fn resource_errors_stop_the_sidecar_and_name_the_file() {
     let logs = Sidecar::expect_failure(bad_resources());
