@@ -231,6 +231,15 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
         });
     }
+    // The app may come up while name resolution starts.
+    if let Some(channel) = app_channel {
+        let rt = runtime.clone();
+        tokio::spawn(async move {
+            channel.wait_for_app().await;
+            tracing::info!("the app is listening");
+            rt.set_app_ready();
+        });
+    }
     let resolver = match name_resolution {
         Some(builder) => Some(
             builder
@@ -290,14 +299,6 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         internal_grpc_address = %internal_ip,
         "API listening"
     );
-    if let Some(channel) = app_channel {
-        let rt = runtime.clone();
-        tokio::spawn(async move {
-            channel.wait_for_app().await;
-            tracing::info!("the app is listening");
-            rt.set_app_ready();
-        });
-    }
     if let Some(resolver) = &resolver {
         let peers: Arc<dyn mecha_invoke::Peers> = Arc::new(PeerClient::default());
         runtime.set_invocation(Arc::new(Resolver::new(resolver.clone())), peers);

@@ -7,7 +7,8 @@
 //! A message the app took is acknowledged (`XACK`). One it refused is
 //! delivered again by the same consumer after the block's growing delay
 //! (100 ms doubling to 10 s), staying pending meanwhile, so a crash in
-//! between leaves it to the broker. An entry whose consumer died is
+//! between leaves it to the broker; one refused for longer than
+//! `processingTimeout` is left pending, to be claimed again once idle. An entry whose consumer died is
 //! claimed by another once it has been idle `processingTimeout`, looked for
 //! every `redeliverInterval` (`XAUTOCLAIM`). Unlike daprd, the entries a
 //! subscriber is still working on (or retrying) are kept from going idle
@@ -22,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
-use mecha_pubsub::redelivery::{Backoff, deliver_until_taken};
+use mecha_pubsub::redelivery::{Backoff, deliver_until_taken_within};
 use mecha_pubsub::*;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
@@ -328,7 +329,17 @@ impl Consumer {
             let _ = self.handler.handle(message).await;
             true
         } else {
-            deliver_until_taken(self.handler.as_ref(), message, self.config.redelivery, stop).await
+            // Retried here for up to processingTimeout; a message refused
+            // longer goes back to the stream's pending list (claimed again
+            // once idle), so refused messages never hold the slots forever.
+            deliver_until_taken_within(
+                self.handler.as_ref(),
+                message,
+                self.config.redelivery,
+                stop,
+                Some(self.config.processing_timeout).filter(|t| !t.is_zero()),
+            )
+            .await
         };
         if acknowledge {
             let mut connection = self.commands.clone();

@@ -61,16 +61,14 @@ impl Api {
 }
 
 /// Whether an HTTP call is open without `dapr-api-token`: a GET of a
-/// health check (`/v1.0/healthz`, `/v1.0/healthz/outbound`, slashes around
-/// them ignored), which orchestrators and SDKs probe before they know the
-/// token; nothing else, as in daprd. On gRPC the health service
+/// health check (`/v1.0/healthz`, `/v1.0/healthz/outbound`), which
+/// orchestrators and SDKs probe before they know the token; nothing else,
+/// as in daprd. The paths are matched exactly as the router serves them:
+/// any other spelling (`/v1.0/healthz/`) would fall through to service
+/// invocation, which must never be open. On gRPC the health service
 /// (`grpc.health.v1`) is open likewise.
 pub fn token_exempt(method: &http::Method, path: &str) -> bool {
-    method == http::Method::GET
-        && matches!(
-            path.trim_matches('/'),
-            "v1.0/healthz" | "v1.0/healthz/outbound"
-        )
+    method == http::Method::GET && matches!(path, "/v1.0/healthz" | "/v1.0/healthz/outbound")
 }
 
 /// The plain-text body daprd answers an HTTP call without the right token

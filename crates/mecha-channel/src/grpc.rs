@@ -139,15 +139,7 @@ pub(crate) async fn invoke(
     match client.on_invoke(request).await {
         Ok(response) => {
             let (metadata, answer, _) = response.into_parts();
-            let mut headers = HeaderMap::new();
-            for (name, value) in metadata.into_headers() {
-                if let Some(name) = name
-                    && !name.as_str().starts_with("grpc-")
-                    && name != http::header::CONTENT_TYPE
-                {
-                    headers.append(name, value);
-                }
-            }
+            let mut headers = app_headers(metadata.into_headers());
             if let Ok(value) = HeaderValue::from_str(&answer.content_type)
                 && !answer.content_type.is_empty()
             {
@@ -174,15 +166,7 @@ pub(crate) async fn invoke(
                 details: status.details().to_vec().into(),
             };
             let http_status = mecha_invoke::status::http_status_for_grpc(grpc_status.code);
-            let mut headers = HeaderMap::new();
-            for (name, value) in status.metadata().clone().into_headers() {
-                if let Some(name) = name
-                    && !name.as_str().starts_with("grpc-")
-                    && name != http::header::CONTENT_TYPE
-                {
-                    headers.append(name, value);
-                }
-            }
+            let mut headers = app_headers(status.metadata().clone().into_headers());
             headers.insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -196,6 +180,26 @@ pub(crate) async fn invoke(
             })
         }
     }
+}
+
+/// The metadata a gRPC app answered with, as headers: every value of every
+/// key (`HeaderMap::into_iter` names only the first value of a key), but
+/// gRPC's own (`grpc-*`) and the content type.
+fn app_headers(metadata: HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut current = None;
+    for (name, value) in metadata {
+        if let Some(name) = name {
+            current = Some(name);
+        }
+        if let Some(name) = &current
+            && !name.as_str().starts_with("grpc-")
+            && name != http::header::CONTENT_TYPE
+        {
+            headers.append(name.clone(), value);
+        }
+    }
+    headers
 }
 
 /// `google.rpc.Status`, to read the details a gRPC app sent.

@@ -41,6 +41,21 @@ pub async fn deliver_until_taken(
     backoff: Backoff,
     stop: &CancellationToken,
 ) -> bool {
+    deliver_until_taken_within(handler, message, backoff, stop, None).await
+}
+
+/// [`deliver_until_taken`], giving up (false) once the next attempt would
+/// start after `limit` from the first: for a broker that takes the message
+/// back itself, so a message the app keeps refusing does not hold a
+/// delivery slot forever.
+pub async fn deliver_until_taken_within(
+    handler: &dyn Handler,
+    message: Message,
+    backoff: Backoff,
+    stop: &CancellationToken,
+    limit: Option<std::time::Duration>,
+) -> bool {
+    let started = tokio::time::Instant::now();
     let mut attempt = 0;
     loop {
         if stop.is_cancelled() {
@@ -51,6 +66,10 @@ pub async fn deliver_until_taken(
             Err(err) => {
                 attempt += 1;
                 let delay = backoff.delay(attempt);
+                if limit.is_some_and(|limit| started.elapsed() + delay > limit) {
+                    tracing::debug!(topic = %message.topic, attempt, "refused until the limit; left to the broker: {err}");
+                    return false;
+                }
                 tracing::debug!(topic = %message.topic, attempt, ?delay, "redelivering: {err}");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}

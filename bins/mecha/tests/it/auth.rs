@@ -34,6 +34,21 @@ async fn http_calls_need_the_token() {
     // Unknown routes are refused too, before anything else.
     let response = client.get(sidecar.http("/anything")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 401);
+    // So is another spelling of a health route, which would be an
+    // invocation of the app named by dapr-app-id.
+    for path in [
+        "/v1.0/healthz/",
+        "//v1.0/healthz",
+        "/v1.0/healthz/outbound/",
+    ] {
+        let response = client
+            .get(sidecar.http(path))
+            .header("dapr-app-id", "e2e-app")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{path}");
+    }
     // The health checks stay open, to GET only, as in daprd.
     for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
         let response = client.get(sidecar.http(path)).send().await.unwrap();
