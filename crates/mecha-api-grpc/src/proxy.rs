@@ -68,9 +68,9 @@ pub struct Proxy<S> {
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
 
-fn proxied(request: &Request) -> bool {
+fn own_service(request: &Request) -> bool {
     let path = request.uri().path();
-    request.headers().contains_key(APP_ID) && !OWN_SERVICES.iter().any(|own| path.starts_with(own))
+    OWN_SERVICES.iter().any(|own| path.starts_with(own))
 }
 
 impl<S> Service<Request> for Proxy<S>
@@ -87,7 +87,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if !proxied(&request) {
+        if own_service(&request) {
             return Box::pin(self.inner.call(request));
         }
         let (api, side) = (self.api.clone(), self.side);
@@ -100,6 +100,14 @@ where
                 if let Some(detail) = api.token_refusal(token) {
                     return Ok(crate::convert::unauthenticated(detail).into_http());
                 }
+            }
+            if !request.headers().contains_key(APP_ID) {
+                // A service the runtime does not serve, with no target:
+                // daprd's proxy answers UNKNOWN in these words.
+                return Ok(tonic::Status::unknown(
+                    "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found",
+                )
+                .into_http());
             }
             let request = request.map(body::boxed);
             let result = match side {

@@ -6,7 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mecha_api::pubsub::{
-    BulkPublish, Publish, bulk_body_error, bulk_entry_from_json, publish_body_error,
+    BulkPublish, Publish, bulk_body_error, bulk_entry_from_json, bulk_publish_failed,
+    publish_body_error,
 };
 use serde_json::{Value, json};
 
@@ -97,6 +98,7 @@ pub(crate) async fn bulk_publish(
         .iter()
         .map(|entry| bulk_entry_from_json(&pubsub, &topic, entry))
         .collect::<Result<Vec<_>, _>>()?;
+    let names = (pubsub.clone(), topic.clone());
     let failed = ctx
         .api
         .bulk_publish(BulkPublish {
@@ -110,15 +112,28 @@ pub(crate) async fn bulk_publish(
     if failed.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let failed: Vec<Value> = failed
+    let failed_json: Vec<Value> = failed
         .iter()
         .map(|f| json!({"entryId": f.entry_id, "error": f.error}))
         .collect();
-    let body = json!({"failedEntries": failed, "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"});
-    Ok((
-        StatusCode::INTERNAL_SERVER_ERROR,
+    let error = bulk_publish_failed(&names.0, &names.1, &failed);
+    let body = json!({"failedEntries": failed_json, "errorCode": error.code}).to_string();
+    let mut response = (
+        StatusCode::from_u16(error.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        body.clone(),
     )
-        .into_response())
+        .into_response();
+    // As daprd: the answer and the error again, as response metadata.
+    for (name, value) in [
+        ("metadata.responsedata", body),
+        ("metadata.error", error.message),
+    ] {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
+    Ok(response)
 }

@@ -593,6 +593,30 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_bulk_entry_fails_a_grpc_bulk_publish_as_in_daprd() {
+        let failed = [
+            FailedEntry {
+                entry_id: "2".into(),
+                error: "broker said no".into(),
+            },
+            FailedEntry {
+                entry_id: "5".into(),
+                error: "later".into(),
+            },
+        ];
+        let err = bulk_publish_failed("p", "t", &failed);
+        assert_eq!(
+            (err.code, err.http_status, err.grpc_code),
+            ("ERR_PUBSUB_PUBLISH_MESSAGE", 500, GrpcCode::Internal)
+        );
+        assert_eq!(
+            err.message,
+            "error when publishing to topic t in pubsub p: broker said no"
+        );
+        assert_eq!(err.reason, Some("DAPR_PUBSUB_PUBLISH_MESSAGE"));
+    }
+
+    #[test]
     fn metadata_is_checked() {
         let metadata: Metadata = [("rawPayload".to_owned(), "maybe".to_owned())].into();
         assert_eq!(

@@ -464,6 +464,16 @@ async fn grpc_proxying_unary_and_streaming() {
         "{}",
         err.message()
     );
+    // So is a call to a service the runtime does not serve, with no target.
+    let err = echo
+        .unary(tonic::Request::new(EchoRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    assert_eq!(
+        err.message(),
+        "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found"
+    );
 }
 
 /// Resident memory of a process, in MB.
