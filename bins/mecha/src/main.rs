@@ -37,6 +37,8 @@ pub enum Command {
     List(run::ListArgs),
     /// Stop apps started by `mecha run`.
     Stop(run::StopArgs),
+    /// List the component types this binary can load, with their block.
+    Components,
 }
 
 fn main() -> ExitCode {
@@ -48,7 +50,23 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(*args),
         Command::List(args) => run::list(args),
         Command::Stop(args) => run::stop(args),
+        Command::Components => components(),
     }
+}
+
+/// `mecha components`: one line per component type, `type block`, and the
+/// cargo feature that builds a type compiled out.
+fn components() -> ExitCode {
+    for entry in mecha_registry::registry().types() {
+        match entry.compiled_out {
+            None => println!("{}\t{}", entry.type_name, entry.block),
+            Some(feature) => println!(
+                "{}\t{}\tcompiled out (cargo feature '{feature}')",
+                entry.type_name, entry.block
+            ),
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The data directory: `--data-dir`, `MECHA_DATA_DIR`, else

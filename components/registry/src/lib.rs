@@ -164,6 +164,10 @@ mod compiled_out {
                     self.0
                 }
 
+                fn compiled_out(&self) -> Option<&'static str> {
+                    Some(self.1)
+                }
+
                 fn configure(
                     &self,
                     _version: &str,

@@ -30,6 +30,12 @@ pub trait Factory<T: ?Sized>: Send + Sync {
         &["v1"]
     }
 
+    /// For the stub of a type this binary was built without: the cargo
+    /// feature that builds it. `None` for a real component.
+    fn compiled_out(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Pure: reads the metadata into a typed config, recording every problem
     /// in the reader. Does no I/O, so `mecha validate` can call it.
     fn configure(

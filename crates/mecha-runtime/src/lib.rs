@@ -13,5 +13,5 @@ pub use bindings::start_input_bindings;
 pub use components::{BindingEntry, ComponentInfo, ComponentStore, Plan, StateEntry, plan};
 pub use nameresolution::{DEFAULT_REGISTRY_FILE, plan_name_resolution};
 pub use pubsub::{check_subscriptions, declarative_spec, start_subscriptions, stop_pubsub};
-pub use registry::Registry;
+pub use registry::{Registry, TypeEntry};
 pub use runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo};

@@ -13,6 +13,16 @@ use mecha_pubsub::PubSub;
 use mecha_secrets::SecretStore;
 use mecha_state::StateStore;
 
+/// One registered component type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeEntry {
+    pub type_name: &'static str,
+    /// The building block, as the type names it (`state`, `bindings`, ...).
+    pub block: &'static str,
+    /// The cargo feature that builds a type compiled out of this binary.
+    pub compiled_out: Option<&'static str>,
+}
+
 /// Every component type the runtime can build, by building block.
 #[derive(Default, Clone)]
 pub struct Registry {
@@ -135,6 +145,31 @@ impl Registry {
             .copied()
             .collect();
         types.sort_unstable();
+        types
+    }
+
+    /// Every registered type with its block, sorted by type; `compiled_out`
+    /// names the cargo feature of a type this binary was built without.
+    pub fn types(&self) -> Vec<TypeEntry> {
+        fn entries<'a, T: ?Sized>(
+            block: &'static str,
+            map: &'a BTreeMap<&'static str, Arc<dyn Factory<T>>>,
+        ) -> impl Iterator<Item = TypeEntry> + 'a {
+            map.iter().map(move |(name, factory)| TypeEntry {
+                type_name: name,
+                block,
+                compiled_out: factory.compiled_out(),
+            })
+        }
+        let mut types: Vec<TypeEntry> = entries("state", &self.state)
+            .chain(entries("pubsub", &self.pubsub))
+            .chain(entries("lock", &self.lock))
+            .chain(entries("secretstores", &self.secrets))
+            .chain(entries("configuration", &self.configuration))
+            .chain(entries("bindings", &self.bindings))
+            .chain(entries("nameresolution", &self.nameresolution))
+            .collect();
+        types.sort_by_key(|t| t.type_name);
         types
     }
 

@@ -196,3 +196,47 @@ async fn http_api_speaks_h2c() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status().as_u16(), 204);
 }
+
+/// The README's list of component types is the registry's: a type added or
+/// removed without the README (or the other way round) fails here.
+#[test]
+fn the_readme_lists_exactly_the_registered_component_types() {
+    let out = run_mecha(&["components"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let registered: std::collections::BTreeSet<String> = stdout
+        .lines()
+        .filter(|line| !line.contains("compiled out"))
+        .filter_map(|line| line.split('\t').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(registered.contains("state.sqlite"), "{stdout}");
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| components"))
+        .expect("the README's components row");
+    let blocks = [
+        "state.",
+        "pubsub.",
+        "lock.",
+        "secretstores.",
+        "configuration.",
+        "bindings.",
+        "nameresolution.",
+    ];
+    let listed: std::collections::BTreeSet<String> = row
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| blocks.iter().any(|b| name.starts_with(b)))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        listed, registered,
+        "README components row vs `mecha components`"
+    );
+}
