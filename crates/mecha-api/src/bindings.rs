@@ -40,11 +40,24 @@ impl Api {
         caller: &HeaderMap,
     ) -> Result<Option<InvokeResponse>, BindingFailure> {
         let (traceparent, tracestate) = crate::pubsub::trace_context(caller);
+        // Every `baggage` header, joined, must be valid W3C baggage: daprd
+        // refuses the call otherwise (HTTP 400; over gRPC its plain error,
+        // UNKNOWN).
         let baggage = caller
-            .get("baggage")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+            .get_all(mecha_invoke::trace::BAGGAGE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Err(problem) = mecha_invoke::trace::check_baggage(&baggage) {
+            return Err(ApiError::new(
+                "ERR_MALFORMED_REQUEST",
+                400,
+                GrpcCode::Unknown,
+                format!("invalid baggage header: {problem}"),
+            )
+            .into());
+        }
         for (key, value) in [
             ("traceparent", traceparent),
             ("tracestate", tracestate),

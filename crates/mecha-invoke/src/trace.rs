@@ -53,6 +53,83 @@ pub fn next_hop(headers: &mut HeaderMap) {
     crate::headers::set(headers, TRACEPARENT, &value);
 }
 
+/// The W3C `baggage` header.
+pub const BAGGAGE: &str = "baggage";
+
+/// The most bytes and list members a `baggage` value may have (W3C).
+const BAGGAGE_MAX_BYTES: usize = 8192;
+const BAGGAGE_MAX_MEMBERS: usize = 180;
+
+/// Checks a W3C `baggage` value as OpenTelemetry's parser (daprd's) does:
+/// comma-separated `key=value` members with `;`-separated properties, keys
+/// HTTP tokens, values baggage octets with valid percent-encoding. Empty is
+/// valid; the error says what is wrong.
+pub fn check_baggage(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > BAGGAGE_MAX_BYTES {
+        return Err(format!(
+            "baggage is {} bytes, more than {BAGGAGE_MAX_BYTES}",
+            value.len()
+        ));
+    }
+    let members: Vec<&str> = value.split(',').collect();
+    if members.len() > BAGGAGE_MAX_MEMBERS {
+        return Err(format!(
+            "baggage has {} members, more than {BAGGAGE_MAX_MEMBERS}",
+            members.len()
+        ));
+    }
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let is_value = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => {
+                    let hex = bytes.get(i + 1..i + 3);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    i += 3;
+                    continue;
+                }
+                0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E => {}
+                _ => return false,
+            }
+            i += 1;
+        }
+        true
+    };
+    let ows = |s: &str| s.trim_matches([' ', '\t']).to_owned();
+    for member in members {
+        let mut parts = member.split(';');
+        let pair = ows(parts.next().unwrap_or_default());
+        let Some((key, val)) = pair.split_once('=') else {
+            return Err(format!("invalid baggage list-member: {member:?}"));
+        };
+        if !is_token(&ows(key)) || !is_value(&ows(val)) {
+            return Err(format!("invalid baggage list-member: {member:?}"));
+        }
+        for property in parts {
+            let property = ows(property);
+            let valid = match property.split_once('=') {
+                Some((key, val)) => is_token(&ows(key)) && is_value(&ows(val)),
+                None => is_token(&property),
+            };
+            if !valid {
+                return Err(format!("invalid baggage property: {property:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +155,30 @@ mod tests {
         next_hop(&mut headers);
         assert!(parse(headers[TRACEPARENT].to_str().unwrap()).is_some());
         assert!(!headers.contains_key(TRACESTATE));
+    }
+
+    #[test]
+    fn baggage_as_opentelemetry_reads_it() {
+        for good in [
+            "",
+            "userId=alice",
+            "userId=alice,serverNode=DF%2028, isProduction=false",
+            "key1=value1;property1;property2=p2, key2 = value2",
+        ] {
+            assert_eq!(check_baggage(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "no-equals",
+            "k=v,,k2=v2",
+            "bad key=v",
+            "k=v v",
+            "k=%zz",
+            "k=\"quoted\"",
+            "k=v;bad prop",
+        ] {
+            assert!(check_baggage(bad).is_err(), "{bad}");
+        }
+        assert!(check_baggage(&"k=v,".repeat(181)).is_err());
+        assert!(check_baggage(&format!("k={}", "v".repeat(9000))).is_err());
     }
 }

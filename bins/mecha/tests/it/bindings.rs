@@ -339,9 +339,31 @@ async fn output_bindings_over_http_and_grpc() {
         .unwrap();
     let (status, code, _) = error_of(response).await;
     assert_eq!((status, code.as_str()), (400, "ERR_MALFORMED_REQUEST"));
+    // Baggage that is not W3C baggage is refused, as daprd refuses it:
+    // 400 over HTTP, UNKNOWN over gRPC.
+    let response = reqwest::Client::new()
+        .post(sidecar.http("/v1.0/bindings/files"))
+        .header("baggage", "not baggage")
+        .json(&json!({"operation": "list"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (400, "ERR_MALFORMED_REQUEST"));
+    assert!(message.starts_with("invalid baggage header: "), "{message}");
 
     // gRPC: raw bytes, both ways.
     let mut grpc = sidecar.grpc().await;
+    let mut bad_baggage = tonic::Request::new(pb::InvokeBindingRequest {
+        name: "files".into(),
+        operation: "list".into(),
+        ..Default::default()
+    });
+    bad_baggage
+        .metadata_mut()
+        .insert("baggage", "k=v,,".parse().unwrap());
+    let err = grpc.invoke_binding(bad_baggage).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unknown, "{err:?}");
     let raw_key = unique("e2e-raw");
     grpc.invoke_binding(pb::InvokeBindingRequest {
         name: "kv".into(),
