@@ -112,16 +112,26 @@ impl Dapr for DaprService {
             data: req.data,
             metadata: convert::metadata(req.metadata),
         };
-        let answer = self
+        // As daprd, what the binding answered with goes back as
+        // `metadata.<key>` headers too, failure or not.
+        let answer = match self
             .api
             .invoke_binding(&req.name, invoke, &metadata.into_headers())
             .await
-            .map_err(|failure| status_from(failure.error))?
-            .unwrap_or_default();
-        Ok(Response::new(pb::InvokeBindingResponse {
-            data: answer.data,
-            metadata: answer.metadata.into_iter().collect(),
-        }))
+        {
+            Ok(answer) => answer.unwrap_or_default(),
+            Err(failure) => {
+                let mut status = status_from(failure.error);
+                binding_headers(status.metadata_mut(), &failure.metadata);
+                return Err(status);
+            }
+        };
+        let mut response = Response::new(pb::InvokeBindingResponse {
+            data: answer.data.clone(),
+            metadata: answer.metadata.clone().into_iter().collect(),
+        });
+        binding_headers(response.metadata_mut(), &answer.metadata);
+        Ok(response)
     }
 
     async fn get_secret(
@@ -586,5 +596,22 @@ impl Dapr for DaprService {
     async fn shutdown(&self, _request: Request<pb::ShutdownRequest>) -> Answer<()> {
         self.api.shutdown();
         Ok(Response::new(()))
+    }
+}
+
+/// A binding's answer metadata as `metadata.<key>` gRPC headers (keys that
+/// cannot be metadata keys are left out; they are in the answer's body).
+fn binding_headers(
+    headers: &mut tonic::metadata::MetadataMap,
+    metadata: &mecha_bindings::Metadata,
+) {
+    for (key, value) in metadata {
+        let key = format!("metadata.{}", key.to_ascii_lowercase());
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.parse(),
+        ) {
+            headers.insert(key, value);
+        }
     }
 }

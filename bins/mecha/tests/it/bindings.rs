@@ -354,6 +354,22 @@ async fn output_bindings_over_http_and_grpc() {
 
     // gRPC: raw bytes, both ways.
     let mut grpc = sidecar.grpc().await;
+    // The binding's answer metadata also comes back as `metadata.<k>`
+    // headers, as daprd sets them.
+    let answered = grpc
+        .invoke_binding(pb::InvokeBindingRequest {
+            name: "sql".into(),
+            operation: "query".into(),
+            metadata: [("sql".to_owned(), "SELECT 1".to_owned())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        answered.metadata().get("metadata.operation").unwrap(),
+        "query"
+    );
+    assert_eq!(answered.into_inner().metadata["operation"], "query");
     let mut bad_baggage = tonic::Request::new(pb::InvokeBindingRequest {
         name: "files".into(),
         operation: "list".into(),
