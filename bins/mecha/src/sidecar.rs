@@ -61,12 +61,6 @@ fn scheduler() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-/// A Go boolean flag's value (`strconv.ParseBool`): anything but its
-/// spellings of false is true, as a flag given at all asks for it.
-fn is_true(value: &str) -> bool {
-    !matches!(value, "0" | "f" | "F" | "false" | "FALSE" | "False")
-}
-
 fn env_value(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -134,7 +128,9 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             "daprd flag accepted but not supported by mecha yet; ignored"
         );
     }
-    if args.enable_mtls.as_deref().is_some_and(is_true) {
+    // A flag given at all asks for it, unless its value says false.
+    let off = |value: &str| mecha_core::metadata::parse_bool(value) == Some(false);
+    if args.enable_mtls.as_deref().is_some_and(|value| !off(value)) {
         bail!(
             "--enable-mtls: mTLS between runtimes is not supported by mecha yet, and running \
              without it was not asked for; leave the flag off (or set it to false)"

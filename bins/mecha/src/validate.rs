@@ -30,7 +30,15 @@ pub fn main(args: ValidateArgs) -> ExitCode {
         namespace: std::env::var("NAMESPACE").ok(),
     };
     let inputs = Inputs::load(Source::Paths(&args.paths), &options, &args.config);
-    let skipped = inputs.skipped.clone();
+    for skipped in &inputs.skipped {
+        println!(
+            "skipped: {}: {} '{}': {}",
+            skipped.file.display(),
+            skipped.kind,
+            skipped.name,
+            skipped.reason
+        );
+    }
     let info = RuntimeInfo {
         app_id: args.app_id.unwrap_or_default(),
         namespace: options.namespace,
@@ -41,15 +49,6 @@ pub fn main(args: ValidateArgs) -> ExitCode {
     // Exactly the sidecar's planning: what it would refuse is reported.
     let planned = inputs.plan(&info);
     let report = planned.report;
-    for skipped in &skipped {
-        println!(
-            "skipped: {}: {} '{}': {}",
-            skipped.file.display(),
-            skipped.kind,
-            skipped.name,
-            skipped.reason
-        );
-    }
     for warning in &report.warnings {
         println!("warning: {warning}");
     }

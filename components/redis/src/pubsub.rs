@@ -8,13 +8,14 @@
 //! delivered again by the same consumer after the block's growing delay
 //! (100 ms doubling to 10 s), staying pending meanwhile, so a crash in
 //! between leaves it to the broker; one refused for longer than
-//! `processingTimeout` is left pending, to be claimed again once idle. An entry whose consumer died is
-//! claimed by another once it has been idle `processingTimeout`, looked for
-//! every `redeliverInterval` (`XAUTOCLAIM`). Unlike daprd, the entries a
-//! subscriber is still working on (or retrying) are kept from going idle
-//! (`XCLAIM ... JUSTID`), so a slow app does not get them twice, a refused
-//! message does not wait `processingTimeout` to come again, and
-//! `redeliverInterval` also takes a Go duration.
+//! `processingTimeout` is left pending. A pending entry (refused that
+//! long, or whose consumer died) is claimed again once it has been idle
+//! `processingTimeout`, looked for every `redeliverInterval`
+//! (`XAUTOCLAIM`). Unlike daprd, the entries a subscriber is still working
+//! on (or retrying) are kept from going idle (`XCLAIM ... JUSTID`), so a
+//! slow app does not get them twice, a refused message does not wait
+//! `processingTimeout` to come again, and `redeliverInterval` also takes a
+//! Go duration.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

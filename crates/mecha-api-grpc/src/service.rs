@@ -126,11 +126,13 @@ impl Dapr for DaprService {
                 return Err(status);
             }
         };
+        let mut headers = tonic::metadata::MetadataMap::new();
+        binding_headers(&mut headers, &answer.metadata);
         let mut response = Response::new(pb::InvokeBindingResponse {
-            data: answer.data.clone(),
-            metadata: answer.metadata.clone().into_iter().collect(),
+            data: answer.data,
+            metadata: answer.metadata.into_iter().collect(),
         });
-        binding_headers(response.metadata_mut(), &answer.metadata);
+        *response.metadata_mut() = headers;
         Ok(response)
     }
 
@@ -551,9 +553,7 @@ impl Dapr for DaprService {
             })
             .collect();
         // As daprd, a failed entry fails the call (`INTERNAL`).
-        let (pubsub, topic) = (req.pubsub_name.clone(), req.topic.clone());
-        let failed = self
-            .api
+        self.api
             .bulk_publish(BulkPublish {
                 pubsub: req.pubsub_name,
                 topic: req.topic,
@@ -562,21 +562,8 @@ impl Dapr for DaprService {
                 trace: metadata.into_headers(),
             })
             .await
-            .map_err(status_from)?;
-        if !failed.is_empty() {
-            return Err(status_from(mecha_api::pubsub::bulk_publish_failed(
-                &pubsub, &topic, &failed,
-            )));
-        }
-        Ok(Response::new(pb::BulkPublishResponse {
-            failed_entries: failed
-                .into_iter()
-                .map(|f| pb::BulkPublishResponseFailedEntry {
-                    entry_id: f.entry_id,
-                    error: f.error,
-                })
-                .collect(),
-        }))
+            .map_err(|failure| status_from(failure.error))?;
+        Ok(Response::new(pb::BulkPublishResponse::default()))
     }
 
     async fn bulk_publish_event_alpha1(

@@ -64,8 +64,8 @@ pub(crate) async fn subscribe(
 }
 
 /// `GET /v1.0/configuration/{store}/{id}/unsubscribe` → `{"ok": true}`, or
-/// 500 with `{"message": ...}` (daprd leaves out `ok` when false) when there is no such
-/// subscription.
+/// 500 with `{"message": ...}` when there is no such subscription (daprd
+/// leaves out `ok` when false).
 pub(crate) async fn unsubscribe(
     State(ctx): State<Ctx>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -6,9 +6,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mecha_api::pubsub::{
-    BulkPublish, Publish, bulk_body_error, bulk_entry_from_json, bulk_publish_failed,
-    publish_body_error,
+    BulkEntry, BulkPublish, BulkPublishError, Publish, bulk_body_error, bulk_entry_from_json,
+    unreadable_publish,
 };
+use mecha_core::ApiError;
 use serde_json::{Value, json};
 
 use crate::Ctx;
@@ -28,10 +29,12 @@ pub(crate) async fn publish(
     let (pubsub, topic) = body::path(path)?;
     let params = body::query(params)?;
     let metadata = query_metadata(&params);
-    ctx.api.check_publish(&pubsub, &topic, &metadata)?;
     let data = body::read(&headers, request, ctx.max_body)
         .await
-        .map_err(|err| publish_body_error(&pubsub, &topic, err))?;
+        .map_err(|err| {
+            let err = unreadable_publish(&pubsub, &topic, err);
+            ctx.api.publish_body_error(&pubsub, &topic, &metadata, err)
+        })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -65,6 +68,25 @@ pub(crate) async fn publish_incomplete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A bulk publish body: a JSON array of entries.
+fn parse_bulk(pubsub: &str, topic: &str, bytes: &[u8]) -> Result<Vec<BulkEntry>, ApiError> {
+    let entries = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Array(entries)) => entries,
+        Ok(other) => {
+            return Err(bulk_body_error(
+                pubsub,
+                topic,
+                format!("expected a JSON array of entries, got {other}"),
+            ));
+        }
+        Err(err) => return Err(bulk_body_error(pubsub, topic, err)),
+    };
+    entries
+        .iter()
+        .map(|entry| bulk_entry_from_json(pubsub, topic, entry))
+        .collect()
+}
+
 /// `POST|PUT /v1.0/publish/bulk/{pubsub}/{topic...}` (and its
 /// `v1.0-alpha1` alias): 204 when every entry is published, else 500 with
 /// the failed entries.
@@ -78,28 +100,12 @@ pub(crate) async fn bulk_publish(
     let (pubsub, topic) = body::path(path)?;
     let params = body::query(params)?;
     let metadata = query_metadata(&params);
-    ctx.api.check_publish(&pubsub, &topic, &metadata)?;
+    let body_error = |err| ctx.api.publish_body_error(&pubsub, &topic, &metadata, err);
     let bytes = body::read(&headers, request, ctx.max_body)
         .await
-        .map_err(|err| bulk_body_error(&pubsub, &topic, err.message))?;
-    let entries = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Array(entries)) => entries,
-        Ok(other) => {
-            return Err(bulk_body_error(
-                &pubsub,
-                &topic,
-                format!("expected a JSON array of entries, got {other}"),
-            )
-            .into());
-        }
-        Err(err) => return Err(bulk_body_error(&pubsub, &topic, err).into()),
-    };
-    let entries = entries
-        .iter()
-        .map(|entry| bulk_entry_from_json(&pubsub, &topic, entry))
-        .collect::<Result<Vec<_>, _>>()?;
-    let names = (pubsub.clone(), topic.clone());
-    let failed = ctx
+        .map_err(|err| body_error(bulk_body_error(&pubsub, &topic, err.message)))?;
+    let entries = parse_bulk(&pubsub, &topic, &bytes).map_err(body_error)?;
+    let published = ctx
         .api
         .bulk_publish(BulkPublish {
             pubsub,
@@ -108,15 +114,16 @@ pub(crate) async fn bulk_publish(
             metadata,
             trace: headers,
         })
-        .await?;
-    if failed.is_empty() {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
+        .await;
+    let (error, failed) = match published {
+        Ok(()) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(BulkPublishError { error, failed }) if failed.is_empty() => return Err(error.into()),
+        Err(BulkPublishError { error, failed }) => (error, failed),
+    };
     let failed_json: Vec<Value> = failed
         .iter()
         .map(|f| json!({"entryId": f.entry_id, "error": f.error}))
         .collect();
-    let error = bulk_publish_failed(&names.0, &names.1, &failed);
     let body = json!({"failedEntries": failed_json, "errorCode": error.code}).to_string();
     let mut response = (
         StatusCode::from_u16(error.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -74,6 +74,29 @@ impl ItemBody<'_> {
     }
 }
 
+/// Reads a state request's body; one that cannot be read is answered after
+/// the store's own checks, in daprd's order (`Api::state_body_error`).
+async fn state_body(
+    ctx: &Ctx,
+    store: &str,
+    transaction: bool,
+    headers: &HeaderMap,
+    request: Body,
+) -> Result<Bytes, ApiError> {
+    body::read(headers, request, ctx.max_body)
+        .await
+        .map_err(|err| ctx.api.state_body_error(store, transaction, err))
+}
+
+/// A save body: a JSON array of items.
+fn parse_save(bytes: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
+    let items: Vec<Object<ItemBody<'_>>> = body::json(bytes)?;
+    items
+        .into_iter()
+        .map(|item| item.0.into_request(OptionsOf::Save))
+        .collect()
+}
+
 /// `POST|PUT /v1.0/state/{store}`: save a JSON array of items.
 pub(crate) async fn save(
     State(ctx): State<Ctx>,
@@ -82,13 +105,8 @@ pub(crate) async fn save(
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
     let store = body::path(store)?;
-    ctx.api.check_state_store(&store, false)?;
-    let bytes = body::read(&headers, request, ctx.max_body).await?;
-    let items: Vec<Object<ItemBody<'_>>> = body::json(&bytes)?;
-    let reqs = items
-        .into_iter()
-        .map(|item| item.0.into_request(OptionsOf::Save))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = state_body(&ctx, &store, false, &headers, request).await?;
+    let reqs = parse_save(&bytes).map_err(|err| ctx.api.state_body_error(&store, false, err))?;
     ctx.api.save_state(&store, reqs).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,9 +221,9 @@ async fn bulk_get(
     headers: &HeaderMap,
     request: Body,
 ) -> Result<Response, ErrorResponse> {
-    ctx.api.check_state_store(store, false)?;
-    let bytes = body::read(headers, request, ctx.max_body).await?;
-    let Object(req): Object<BulkGetBody> = body::json(&bytes)?;
+    let bytes = state_body(ctx, store, false, headers, request).await?;
+    let Object(req): Object<BulkGetBody> =
+        body::json(&bytes).map_err(|err| ctx.api.state_body_error(store, false, err))?;
     let mut metadata = to_metadata(req.metadata);
     metadata.extend(query_metadata(params));
     let items = ctx
@@ -278,18 +296,9 @@ struct TransactionBody<'a> {
     metadata: Option<BTreeMap<String, Text>>,
 }
 
-async fn transaction(
-    ctx: &Ctx,
-    store: &str,
-    params: &[(String, String)],
-    headers: &HeaderMap,
-    request: Body,
-) -> Result<Response, ErrorResponse> {
-    ctx.api.check_state_store(store, true)?;
-    let bytes = body::read(headers, request, ctx.max_body).await?;
-    let Object(req): Object<TransactionBody<'_>> = body::json(&bytes)?;
-    let mut metadata = to_metadata(req.metadata);
-    metadata.extend(query_metadata(params));
+/// A transaction body: its operations and its metadata.
+fn parse_transaction(bytes: &[u8]) -> Result<(Vec<TransactionOperation>, Metadata), ApiError> {
+    let Object(req): Object<TransactionBody<'_>> = body::json(bytes)?;
     let operations = req
         .operations
         .into_iter()
@@ -300,6 +309,20 @@ async fn transaction(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok((operations, to_metadata(req.metadata)))
+}
+
+async fn transaction(
+    ctx: &Ctx,
+    store: &str,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    request: Body,
+) -> Result<Response, ErrorResponse> {
+    let bytes = state_body(ctx, store, true, headers, request).await?;
+    let (operations, mut metadata) =
+        parse_transaction(&bytes).map_err(|err| ctx.api.state_body_error(store, true, err))?;
+    metadata.extend(query_metadata(params));
     ctx.api
         .execute_state_transaction(store, operations, metadata)
         .await?;
@@ -375,14 +398,6 @@ fn query_response_json(response: &mecha_state::QueryResponse) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    fn parse_save(body: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
-        let items: Vec<Object<ItemBody<'_>>> = body::json(body)?;
-        items
-            .into_iter()
-            .map(|item| item.0.into_request(OptionsOf::Save))
-            .collect()
-    }
 
     #[test]
     fn save_items_keep_the_json_the_app_sent() {

@@ -46,6 +46,7 @@ impl Api {
         configurations.get(&keys, &metadata).await.map_err(|err| {
             configuration_error(
                 "ERR_CONFIGURATION_GET",
+                GrpcCode::Internal,
                 format!("failed to get {keys:?} from Configuration store {store}"),
                 err,
             )
@@ -70,6 +71,7 @@ impl Api {
             .map_err(|err| {
                 configuration_error(
                     "ERR_CONFIGURATION_SUBSCRIBE",
+                    GrpcCode::InvalidArgument,
                     format!("failed to subscribe {keys:?} from Configuration store {store}"),
                     err,
                 )
@@ -137,15 +139,15 @@ impl Api {
     }
 }
 
-/// A store's failure, answered as daprd answers it whatever the cause: a
-/// failed get is 500 (`INTERNAL`), a failed subscription 500 over HTTP and
-/// `INVALID_ARGUMENT` over gRPC.
-fn configuration_error(code: &'static str, prefix: String, err: ConfigError) -> ApiError {
-    let grpc = if code == "ERR_CONFIGURATION_SUBSCRIBE" {
-        GrpcCode::InvalidArgument
-    } else {
-        GrpcCode::Internal
-    };
+/// A store's failure, answered as daprd answers it whatever the cause:
+/// 500, with the gRPC code of the call (`INTERNAL` for a get,
+/// `INVALID_ARGUMENT` for a subscription).
+fn configuration_error(
+    code: &'static str,
+    grpc: GrpcCode,
+    prefix: String,
+    err: ConfigError,
+) -> ApiError {
     let detail = match err {
         ConfigError::Invalid(problem) => problem,
         ConfigError::Backend(inner) => {

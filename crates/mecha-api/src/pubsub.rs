@@ -59,6 +59,23 @@ pub struct FailedEntry {
     pub error: String,
 }
 
+/// A bulk publish that failed: daprd's error, and the entries that were
+/// not published (none when the whole request was refused).
+#[derive(Debug)]
+pub struct BulkPublishError {
+    pub error: ApiError,
+    pub failed: Vec<FailedEntry>,
+}
+
+impl From<ApiError> for BulkPublishError {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            failed: Vec::new(),
+        }
+    }
+}
+
 fn pubsub_error(code: &'static str, http: u16, grpc: GrpcCode, message: String) -> ApiError {
     ApiError::new(code, http, grpc, message)
 }
@@ -271,19 +288,24 @@ impl Api {
         ))
     }
 
-    /// The checks of a publish (or bulk publish) that daprd makes before
-    /// it reads the body: the pub/sub, the topic, `rawPayload`.
-    pub fn check_publish(
+    /// daprd checks the pub/sub, the topic and `rawPayload` before it reads
+    /// a publish's body: for a body that could not be read or parsed, their
+    /// error, if there is one, comes first. Called on that failure only (a
+    /// good request meets the same checks in `publish`, in the same order).
+    pub fn publish_body_error(
         &self,
         pubsub: &str,
         topic: &str,
         metadata: &Metadata,
-    ) -> Result<(), ApiError> {
-        let broker = self.broker(pubsub)?;
-        if topic.is_empty() {
-            return Err(topic_empty(broker.name()));
-        }
-        raw_payload(broker.name(), metadata).map(|_| ())
+        err: ApiError,
+    ) -> ApiError {
+        let checked = self.broker(pubsub).and_then(|broker| {
+            if topic.is_empty() {
+                return Err(topic_empty(broker.name()));
+            }
+            raw_payload(broker.name(), metadata).map(drop)
+        });
+        checked.err().unwrap_or(err)
     }
 
     /// `POST /v1.0/publish/{pubsub}/{topic}`, gRPC `PublishEvent`.
@@ -324,13 +346,13 @@ impl Api {
     }
 
     /// `POST /v1.0/publish/bulk/{pubsub}/{topic}`, gRPC `BulkPublishEvent`:
-    /// every entry is published on its own; the answer lists those that
-    /// failed.
-    pub async fn bulk_publish(&self, request: BulkPublish) -> Result<Vec<FailedEntry>, ApiError> {
+    /// every entry is published on its own; as daprd, a failed entry fails
+    /// the call (with the first entry's error), listing those that failed.
+    pub async fn bulk_publish(&self, request: BulkPublish) -> Result<(), BulkPublishError> {
         let broker = self.broker(&request.pubsub)?;
         let pubsub = broker.name().to_owned();
         if request.topic.is_empty() {
-            return Err(topic_empty(&pubsub));
+            return Err(topic_empty(&pubsub).into());
         }
         let mut seen = HashSet::new();
         if request
@@ -345,12 +367,13 @@ impl Api {
                     "error marshaling events to bytes for topic {} pubsub {pubsub}. error: entryId is duplicated or not present for entry",
                     request.topic
                 ),
-            ));
+            )
+            .into());
         }
         let raw = raw_payload(&pubsub, &request.metadata)?;
         let app_id = self.runtime().info.app_id.clone();
         if !broker.may_publish(&request.topic) {
-            return Err(forbidden(&pubsub, &request.topic, &app_id));
+            return Err(forbidden(&pubsub, &request.topic, &app_id).into());
         }
         let mut ids = Vec::with_capacity(request.entries.len());
         let mut requests = Vec::with_capacity(request.entries.len());
@@ -385,7 +408,7 @@ impl Api {
             .bulk_publish(&request.topic, requests)
             .await
             .map_err(|err| publish_error(&pubsub, &request.topic, &app_id, err))?;
-        Ok(ids
+        let failed: Vec<FailedEntry> = ids
             .into_iter()
             .zip(results)
             .filter_map(|(entry_id, result)| {
@@ -394,7 +417,14 @@ impl Api {
                     error: format!("{err:#}"),
                 })
             })
-            .collect())
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(BulkPublishError {
+            error: bulk_publish_failed(&pubsub, &request.topic, &failed),
+            failed,
+        })
     }
 
     /// `SubscribeTopicEventsAlpha1`: events of the topic go to `sink` until
@@ -525,16 +555,16 @@ pub fn bulk_entry_from_json(
     })
 }
 
-/// A gRPC bulk publish with entries that failed, as daprd answers it: the
-/// call fails with the first entry's error.
-pub fn bulk_publish_failed(pubsub: &str, topic: &str, failed: &[FailedEntry]) -> ApiError {
+/// A bulk publish with entries that failed, as daprd answers it: the call
+/// fails with the first entry's error.
+fn bulk_publish_failed(pubsub: &str, topic: &str, failed: &[FailedEntry]) -> ApiError {
     let first = failed.first().map(|f| f.error.as_str()).unwrap_or_default();
     publish_failed(pubsub, topic, first)
 }
 
 /// A publish whose body could not be read (over `--max-body-size`), as
 /// daprd answers it: the publish failed.
-pub fn publish_body_error(pubsub: &str, topic: &str, err: ApiError) -> ApiError {
+pub fn unreadable_publish(pubsub: &str, topic: &str, err: ApiError) -> ApiError {
     publish_failed(pubsub, topic, err.message)
 }
 

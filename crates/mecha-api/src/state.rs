@@ -44,6 +44,21 @@ enum Op<'a> {
     Query,
 }
 
+impl Op<'_> {
+    /// daprd's error code for a failure of the operation.
+    fn code(self) -> &'static str {
+        match self {
+            Op::Get(_) => "ERR_STATE_GET",
+            Op::BulkGet => "ERR_STATE_BULK_GET",
+            Op::Save => "ERR_STATE_SAVE",
+            Op::Delete(_) => "ERR_STATE_DELETE",
+            Op::BulkDelete => "ERR_STATE_BULK_DELETE",
+            Op::Transaction => "ERR_STATE_TRANSACTION",
+            Op::Query => "ERR_STATE_QUERY",
+        }
+    }
+}
+
 /// The request an item's options belong to: an unknown option is refused
 /// as the store refuses it in daprd (`state.CheckRequestOptions`), with
 /// the operation's code and a 500.
@@ -56,16 +71,13 @@ pub enum OptionsOf {
 
 impl OptionsOf {
     fn refuse(self, what: &str, value: &str) -> ApiError {
-        let (code, failure) = match self {
-            OptionsOf::Save => ("ERR_STATE_SAVE", "failed saving state"),
-            OptionsOf::Delete => ("ERR_STATE_DELETE", "failed deleting state"),
-            OptionsOf::Transaction => (
-                "ERR_STATE_TRANSACTION",
-                "error while executing state transaction",
-            ),
+        let (op, failure) = match self {
+            OptionsOf::Save => (Op::Save, "failed saving state"),
+            OptionsOf::Delete => (Op::Delete(""), "failed deleting state"),
+            OptionsOf::Transaction => (Op::Transaction, "error while executing state transaction"),
         };
         ApiError::new(
-            code,
+            op.code(),
             500,
             GrpcCode::Internal,
             format!("{failure}: unrecognized {what} model '{value}'"),
@@ -135,19 +147,31 @@ impl Api {
         self.state_store(&self.runtime().components(), name)
     }
 
-    /// Checks that the store exists (and, for a transaction, takes
-    /// transactions) before a request body is read, as daprd's order of
-    /// checks has it: an unknown store is reported before a bad body.
-    pub fn check_state_store(&self, name: &str, transaction: bool) -> Result<(), ApiError> {
+    /// A store that takes transactions, with daprd's errors otherwise.
+    fn transactional_store(&self, name: &str) -> Result<Store, ApiError> {
         let store = self.store(name)?;
-        if transaction && !store.features().contains(&Feature::Transactional) {
+        if !store.features().contains(&Feature::Transactional) {
             return Err(state_error(
                 Op::Transaction,
                 name,
                 StateError::Unsupported(Feature::Transactional),
             ));
         }
-        Ok(())
+        Ok(store)
+    }
+
+    /// daprd checks the store (and, for a transaction, that it takes
+    /// transactions) before it reads the body: for a body that could not
+    /// be read or parsed, the store's error, if there is one, comes first.
+    /// Called on that failure only, so a good request looks the store up
+    /// once.
+    pub fn state_body_error(&self, store: &str, transaction: bool, err: ApiError) -> ApiError {
+        let checked = if transaction {
+            self.transactional_store(store).map(drop)
+        } else {
+            self.store(store).map(drop)
+        };
+        checked.err().unwrap_or(err)
     }
 
     /// Gets one item; `None` when it is missing.
@@ -255,8 +279,7 @@ impl Api {
         operations: Vec<TransactionOperation>,
         metadata: Metadata,
     ) -> Result<(), ApiError> {
-        self.check_state_store(store, true)?;
-        let handle = self.store(store)?;
+        let handle = self.transactional_store(store)?;
         let mut ops = Vec::with_capacity(operations.len());
         for op in operations {
             let item = op.item;
@@ -298,35 +321,15 @@ impl Api {
 
 /// Maps a block error to Dapr's error for the operation.
 fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
-    let (code, prefix) = match op {
-        Op::Get(key) => (
-            "ERR_STATE_GET",
-            format!("fail to get {key} from state store {store}"),
-        ),
-        Op::BulkGet => (
-            "ERR_STATE_BULK_GET",
-            format!("failed getting bulk state from state store {store}"),
-        ),
-        Op::Save => (
-            "ERR_STATE_SAVE",
-            format!("failed saving state in state store {store}"),
-        ),
-        Op::Delete(key) => (
-            "ERR_STATE_DELETE",
-            format!("failed deleting state with key {key}"),
-        ),
-        Op::BulkDelete => (
-            "ERR_STATE_BULK_DELETE",
-            format!("failed deleting state in state store {store}"),
-        ),
-        Op::Transaction => (
-            "ERR_STATE_TRANSACTION",
-            "error while executing state transaction".to_owned(),
-        ),
-        Op::Query => (
-            "ERR_STATE_QUERY",
-            format!("state store {store} query failed"),
-        ),
+    let code = op.code();
+    let prefix = match op {
+        Op::Get(key) => format!("fail to get {key} from state store {store}"),
+        Op::BulkGet => format!("failed getting bulk state from state store {store}"),
+        Op::Save => format!("failed saving state in state store {store}"),
+        Op::Delete(key) => format!("failed deleting state with key {key}"),
+        Op::BulkDelete => format!("failed deleting state in state store {store}"),
+        Op::Transaction => "error while executing state transaction".to_owned(),
+        Op::Query => format!("state store {store} query failed"),
     };
     match err {
         StateError::IllegalKey(key) => {

@@ -13,6 +13,10 @@ use mecha_pubsub::PubSub;
 use mecha_secrets::SecretStore;
 use mecha_state::StateStore;
 
+/// The block of name resolution, which a Configuration names, not a
+/// resource file.
+const NAME_RESOLUTION: &str = "nameresolution";
+
 /// One registered component type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TypeEntry {
@@ -134,18 +138,11 @@ impl Registry {
 
     /// Every known component type (loadable from resource files), sorted.
     pub fn known_types(&self) -> Vec<&'static str> {
-        let mut types: Vec<&'static str> = self
-            .state
-            .keys()
-            .chain(self.pubsub.keys())
-            .chain(self.lock.keys())
-            .chain(self.secrets.keys())
-            .chain(self.configuration.keys())
-            .chain(self.bindings.keys())
-            .copied()
-            .collect();
-        types.sort_unstable();
-        types
+        self.types()
+            .into_iter()
+            .filter(|t| t.block != NAME_RESOLUTION)
+            .map(|t| t.type_name)
+            .collect()
     }
 
     /// Every registered type with its block, sorted by type; `compiled_out`
@@ -167,7 +164,7 @@ impl Registry {
             .chain(entries("secretstores", &self.secrets))
             .chain(entries("configuration", &self.configuration))
             .chain(entries("bindings", &self.bindings))
-            .chain(entries("nameresolution", &self.nameresolution))
+            .chain(entries(NAME_RESOLUTION, &self.nameresolution))
             .collect();
         types.sort_by_key(|t| t.type_name);
         types
