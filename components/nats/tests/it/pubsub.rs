@@ -61,42 +61,65 @@ impl Default for Nats {
     }
 }
 
+/// Streams of earlier runs are swept once per process: harnesses that swept
+/// concurrently raced their deletes against each other's stream creation.
+static SWEPT: OnceCell<()> = OnceCell::const_new();
+
+/// Deletes the conformance streams of earlier runs that are older than
+/// `STALE`.
+async fn sweep_stale(context: &async_nats::jetstream::Context) {
+    use futures::StreamExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut names = context.stream_names();
+    let mut candidates = Vec::new();
+    while let Some(Ok(name)) = names.next().await {
+        if name.starts_with("mecha-conformance-") {
+            candidates.push(name);
+        }
+    }
+    for name in candidates {
+        if let Ok(mut stream) = context.get_stream(&name).await
+            && let Ok(info) = stream.info().await
+            && now - info.created.unix_timestamp() > STALE.as_secs() as i64
+        {
+            let _ = context.delete_stream(&name).await;
+        }
+    }
+}
+
 impl Nats {
-    /// Creates the stream of this harness, and deletes stale ones.
+    /// Creates the stream of this harness, after sweeping stale ones.
     async fn ensure_stream(&self) {
         self.stream
             .get_or_init(|| async {
                 let client = async_nats::connect(url()).await.unwrap();
                 let context = async_nats::jetstream::new(client);
-                let mut names = context.stream_names();
-                let mut stale = Vec::new();
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs() as i64;
-                use futures::StreamExt;
-                while let Some(Ok(name)) = names.next().await {
-                    if name.starts_with("mecha-conformance-") && name != self.prefix {
-                        stale.push(name);
+                SWEPT.get_or_init(|| sweep_stale(&context)).await;
+                let config = async_nats::jetstream::stream::Config {
+                    name: self.prefix.clone(),
+                    subjects: vec![format!("{}.>", self.prefix)],
+                    max_age: STALE,
+                    ..Default::default()
+                };
+                // The server answers a store it failed to create with a
+                // generic 10049 ("error creating store for stream") that
+                // can pass, for example while another process's sweep is
+                // still tearing streams down; such a failure is retried.
+                let mut attempt = 0;
+                loop {
+                    match context.get_or_create_stream(config.clone()).await {
+                        Ok(_) => break,
+                        Err(err) if attempt < 10 => {
+                            attempt += 1;
+                            eprintln!("creating stream {}: {err}; retrying", self.prefix);
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                        }
+                        Err(err) => panic!("creating stream {}: {err}", self.prefix),
                     }
                 }
-                for name in stale {
-                    if let Ok(mut stream) = context.get_stream(&name).await
-                        && let Ok(info) = stream.info().await
-                        && now - info.created.unix_timestamp() > STALE.as_secs() as i64
-                    {
-                        let _ = context.delete_stream(&name).await;
-                    }
-                }
-                context
-                    .get_or_create_stream(async_nats::jetstream::stream::Config {
-                        name: self.prefix.clone(),
-                        subjects: vec![format!("{}.>", self.prefix)],
-                        max_age: STALE,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
             })
             .await;
     }
