@@ -324,7 +324,7 @@ async fn run_broker(mecha: &Path, name: &str, args: &PubSubArgs) -> anyhow::Resu
     // In process: the component alone, publishing and subscribing.
     let registry = mecha_registry::registry();
     let factory = registry
-        .pubsub(type_name)
+        .factory::<mecha_pubsub::PubSubBlock>(type_name)
         .ok_or_else(|| anyhow::anyhow!("{type_name} is not compiled in"))?;
     let mut props = Properties::new().with("consumerID", "bench-direct");
     for (key, value) in &metadata {

@@ -10,9 +10,10 @@ use mecha_config::{
     Configuration, LoadOptions, Report, SkippedResource, Subscription, load_configuration,
     load_resources,
 };
-use mecha_core::Builder;
+use mecha_core::{Builder, RuntimeSettings};
 use mecha_nameresolution::NameResolver;
 use mecha_runtime::{Plan, RuntimeInfo, check_subscriptions, plan, plan_name_resolution};
+use mecha_secrets::SecretScopes;
 
 /// What the runtime reads from disk, checked on its own: resources and the
 /// Configuration (before the runtime's description, which needs it).
@@ -74,9 +75,8 @@ impl Inputs {
     pub fn plan(self, info: &RuntimeInfo) -> Planned {
         let mut report = self.report;
         let registry = mecha_registry::registry();
-        let (components, plan_report) = plan(&self.components, &registry, info);
-        report.merge(plan_report);
-        let components = components.with_secret_scopes(
+        let mut settings = RuntimeSettings::default();
+        settings.insert(SecretScopes(
             self.configuration
                 .secret_scopes
                 .iter()
@@ -89,7 +89,9 @@ impl Inputs {
                     (scope.store_name.clone(), secret_scope)
                 })
                 .collect(),
-        );
+        ));
+        let (components, plan_report) = plan(&self.components, &registry, info, settings);
+        report.merge(plan_report);
         let (name_resolution, nr_report) = plan_name_resolution(
             self.configuration.name_resolution.as_ref(),
             self.config_file,

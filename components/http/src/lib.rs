@@ -23,7 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 
 const OPERATIONS: &[&str] = &[
     "create", "get", "head", "post", "put", "patch", "delete", "options", "trace",
@@ -98,32 +98,19 @@ impl HttpBindingConfig {
     }
 }
 
-pub struct HttpBindingFactory;
+pub const BINDINGS_HTTP: ComponentFactory<dyn Binding, HttpBindingConfig> = ComponentFactory::new(
+    "bindings.http",
+    |_, metadata, _| HttpBindingConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn Binding> for HttpBindingFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.http"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(HttpBindingBuilder(HttpBindingConfig::from_metadata(
-            metadata,
-        )))
-    }
+async fn connect(config: HttpBindingConfig) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(HttpBinding::new(config)))
 }
 
-struct HttpBindingBuilder(HttpBindingConfig);
-
-#[async_trait]
-impl Builder<dyn Binding> for HttpBindingBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(HttpBinding::new(self.0)))
-    }
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_bindings::BindingsBlock>(BINDINGS_HTTP);
 }
 
 /// The `bindings.http` binding.

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 use mecha_nameresolution::{NameResolver, Registration};
 
 /// The internal port of runtimes in a cluster when none is known.
@@ -18,33 +18,22 @@ pub struct KubernetesConfig {
     pub cluster_domain: String,
 }
 
-pub struct KubernetesNameResolutionFactory;
-
-impl Factory<dyn NameResolver> for KubernetesNameResolutionFactory {
-    fn type_name(&self) -> &'static str {
-        "nameresolution.kubernetes"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn NameResolver>> {
-        let config = KubernetesConfig {
+pub const NAMERESOLUTION_KUBERNETES: ComponentFactory<dyn NameResolver, KubernetesConfig> =
+    ComponentFactory::new(
+        "nameresolution.kubernetes",
+        |_, metadata, _| KubernetesConfig {
             cluster_domain: metadata.string_or("clusterDomain", "cluster.local"),
-        };
-        Box::new(KubernetesBuilder(config))
-    }
+        },
+        |config| Box::pin(connect(config)),
+    );
+
+async fn connect(config: KubernetesConfig) -> anyhow::Result<Arc<dyn NameResolver>> {
+    Ok(Arc::new(KubernetesResolver::new(config)))
 }
 
-struct KubernetesBuilder(KubernetesConfig);
-
-#[async_trait]
-impl Builder<dyn NameResolver> for KubernetesBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn NameResolver>> {
-        Ok(Arc::new(KubernetesResolver::new(self.0)))
-    }
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_nameresolution::NameResolutionBlock>(NAMERESOLUTION_KUBERNETES);
 }
 
 pub struct KubernetesResolver {
@@ -85,7 +74,7 @@ impl NameResolver for KubernetesResolver {
 
 #[cfg(test)]
 mod tests {
-    use mecha_core::Properties;
+    use mecha_core::{ComponentContext, Factory, MetadataReader, Properties};
 
     use super::*;
 
@@ -93,7 +82,7 @@ mod tests {
     async fn cluster_dns_names() {
         let props = Properties::new().with("clusterDomain", "example.internal");
         let meta = MetadataReader::new(&props);
-        let resolver = KubernetesNameResolutionFactory
+        let resolver = NAMERESOLUTION_KUBERNETES
             .configure("v1", &meta, &ComponentContext::default())
             .build()
             .await

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentContext, ComponentFactory, MetadataReader};
 use tokio_util::sync::CancellationToken;
 
 /// A parsed schedule.
@@ -50,41 +50,31 @@ impl Schedule {
     }
 }
 
-pub struct CronFactory;
+pub const BINDINGS_CRON: ComponentFactory<dyn Binding, Option<Schedule>> =
+    ComponentFactory::new("bindings.cron", configure, |schedule| {
+        Box::pin(connect(schedule))
+    });
 
-impl Factory<dyn Binding> for CronFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.cron"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        let text = metadata.string("schedule");
-        let schedule = match text {
-            None => {
-                metadata.error("schedule not set");
-                None
-            }
-            Some(text) => Schedule::parse(&text)
-                .map_err(|err| metadata.error(err))
-                .ok(),
-        };
-        Box::new(CronBuilder(schedule))
+fn configure(
+    _version: &str,
+    metadata: &MetadataReader<'_>,
+    _ctx: &ComponentContext,
+) -> Option<Schedule> {
+    let text = metadata.string("schedule");
+    match text {
+        None => {
+            metadata.error("schedule not set");
+            None
+        }
+        Some(text) => Schedule::parse(&text)
+            .map_err(|err| metadata.error(err))
+            .ok(),
     }
 }
 
-struct CronBuilder(Option<Schedule>);
-
-#[async_trait]
-impl Builder<dyn Binding> for CronBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        let schedule = self.0.ok_or_else(|| anyhow::anyhow!("no valid schedule"))?;
-        Ok(Arc::new(CronBinding { schedule }))
-    }
+async fn connect(schedule: Option<Schedule>) -> anyhow::Result<Arc<dyn Binding>> {
+    let schedule = schedule.ok_or_else(|| anyhow::anyhow!("no valid schedule"))?;
+    Ok(Arc::new(CronBinding { schedule }))
 }
 
 /// The `bindings.cron` binding.

@@ -12,37 +12,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 use mecha_secrets::*;
 
-pub struct EnvSecretsFactory;
+pub const SECRETSTORES_LOCAL_ENV: ComponentFactory<dyn SecretStore, String> = ComponentFactory::new(
+    "secretstores.local.env",
+    |_, metadata, _| metadata.string_or("prefix", ""),
+    |prefix| Box::pin(connect(prefix)),
+);
 
-impl Factory<dyn SecretStore> for EnvSecretsFactory {
-    fn type_name(&self) -> &'static str {
-        "secretstores.local.env"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn SecretStore>> {
-        Box::new(EnvBuilder(metadata.string_or("prefix", "")))
-    }
-}
-
-struct EnvBuilder(String);
-
-#[async_trait]
-impl Builder<dyn SecretStore> for EnvBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn SecretStore>> {
-        // Variables that are not UTF-8 cannot be secrets (and must not stop
-        // the runtime).
-        let environment = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-        Ok(Arc::new(EnvSecretStore::new(self.0, environment)))
-    }
+async fn connect(prefix: String) -> anyhow::Result<Arc<dyn SecretStore>> {
+    // Variables that are not UTF-8 cannot be secrets (and must not stop
+    // the runtime).
+    let environment = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    Ok(Arc::new(EnvSecretStore::new(prefix, environment)))
 }
 
 /// The `secretstores.local.env` store.

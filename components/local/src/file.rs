@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_secrets::*;
 use serde_json::Value;
 
@@ -36,30 +36,15 @@ impl FileSecretsConfig {
     }
 }
 
-pub struct FileSecretsFactory;
+pub const SECRETSTORES_LOCAL_FILE: ComponentFactory<dyn SecretStore, FileSecretsConfig> =
+    ComponentFactory::new(
+        "secretstores.local.file",
+        |_, metadata, _| FileSecretsConfig::from_metadata(metadata),
+        |config| Box::pin(connect(config)),
+    );
 
-impl Factory<dyn SecretStore> for FileSecretsFactory {
-    fn type_name(&self) -> &'static str {
-        "secretstores.local.file"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn SecretStore>> {
-        Box::new(FileBuilder(FileSecretsConfig::from_metadata(metadata)))
-    }
-}
-
-struct FileBuilder(FileSecretsConfig);
-
-#[async_trait]
-impl Builder<dyn SecretStore> for FileBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn SecretStore>> {
-        Ok(Arc::new(FileSecretStore::open(self.0).await?))
-    }
+async fn connect(config: FileSecretsConfig) -> anyhow::Result<Arc<dyn SecretStore>> {
+    Ok(Arc::new(FileSecretStore::open(config).await?))
 }
 
 /// The `secretstores.local.file` store.

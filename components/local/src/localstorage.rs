@@ -23,35 +23,19 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 
 const OPERATIONS: &[&str] = &["create", "get", "list", "delete"];
 const FORBIDDEN_ROOTS: &[&str] = &["/proc", "/sys", "/boot", "/var/run/secrets", "/run/secrets"];
 
-pub struct LocalStorageFactory;
+pub const BINDINGS_LOCALSTORAGE: ComponentFactory<dyn Binding, PathBuf> = ComponentFactory::new(
+    "bindings.localstorage",
+    |_, metadata, _| metadata.required("rootPath").into(),
+    |root| Box::pin(connect(root)),
+);
 
-impl Factory<dyn Binding> for LocalStorageFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.localstorage"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(LocalStorageBuilder(metadata.required("rootPath").into()))
-    }
-}
-
-struct LocalStorageBuilder(PathBuf);
-
-#[async_trait]
-impl Builder<dyn Binding> for LocalStorageBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(LocalStorage::open(&self.0).await?))
-    }
+async fn connect(root: PathBuf) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(LocalStorage::open(&root).await?))
 }
 
 /// The `bindings.localstorage` binding.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 use mecha_nameresolution::{NameResolver, Registration};
 
 /// The service type every runtime announces.
@@ -18,30 +18,19 @@ pub const SERVICE_TYPE: &str = "_dapr._tcp.local.";
 /// How long a lookup waits for the first announcements after start.
 const WARM_UP: Duration = Duration::from_millis(1500);
 
-pub struct MdnsNameResolutionFactory;
+pub const NAMERESOLUTION_MDNS: ComponentFactory<dyn NameResolver, ()> = ComponentFactory::new(
+    "nameresolution.mdns",
+    |_, _, _| (),
+    |()| Box::pin(connect()),
+);
 
-impl Factory<dyn NameResolver> for MdnsNameResolutionFactory {
-    fn type_name(&self) -> &'static str {
-        "nameresolution.mdns"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        _metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn NameResolver>> {
-        Box::new(MdnsBuilder)
-    }
+async fn connect() -> anyhow::Result<Arc<dyn NameResolver>> {
+    Ok(MdnsResolver::start()?)
 }
 
-struct MdnsBuilder;
-
-#[async_trait]
-impl Builder<dyn NameResolver> for MdnsBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn NameResolver>> {
-        Ok(MdnsResolver::start()?)
-    }
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_nameresolution::NameResolutionBlock>(NAMERESOLUTION_MDNS);
 }
 
 #[derive(Clone, Debug)]

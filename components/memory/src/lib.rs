@@ -4,5 +4,11 @@
 mod pubsub;
 mod state;
 
-pub use pubsub::{MemoryPubSub, MemoryPubSubFactory};
-pub use state::{MemoryStateFactory, MemoryStateStore};
+pub use pubsub::{MemoryPubSub, PUBSUB_IN_MEMORY};
+pub use state::{MemoryStateStore, STATE_IN_MEMORY};
+
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_pubsub::PubSubBlock>(PUBSUB_IN_MEMORY);
+    registry.register::<mecha_state::StateBlock>(STATE_IN_MEMORY);
+}

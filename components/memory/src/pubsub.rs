@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentContext, ComponentFactory, MetadataReader};
 use mecha_pubsub::redelivery::{Backoff, deliver_until_taken};
 use mecha_pubsub::*;
 use tokio::sync::mpsc;
@@ -26,48 +26,32 @@ const DEFAULT_PARALLEL: usize = 16;
 
 const FEATURES: &[Feature] = &[Feature::Ordered];
 
-pub struct MemoryPubSubFactory;
+pub const PUBSUB_IN_MEMORY: ComponentFactory<dyn PubSub, usize> =
+    ComponentFactory::new("pubsub.in-memory", configure, |in_flight| {
+        Box::pin(connect(in_flight))
+    });
 
-impl Factory<dyn PubSub> for MemoryPubSubFactory {
-    fn type_name(&self) -> &'static str {
-        "pubsub.in-memory"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn PubSub>> {
-        // The runtime sets consumerID on every pub/sub component; with no
-        // consumer groups here it means nothing.
-        let _ = metadata.string("consumerID");
-        let in_flight = match metadata.string_or("concurrencyMode", "single").as_str() {
-            "single" => 1,
-            "parallel" => usize::try_from(metadata.i64_or("concurrency", DEFAULT_PARALLEL as i64))
-                .ok()
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_PARALLEL),
-            other => {
-                metadata.error(format!(
-                    "metadata field 'concurrencyMode': '{other}' is neither single nor parallel"
-                ));
-                1
-            }
-        };
-        Box::new(MemoryPubSubBuilder { in_flight })
+fn configure(_version: &str, metadata: &MetadataReader<'_>, _ctx: &ComponentContext) -> usize {
+    // The runtime sets consumerID on every pub/sub component; with no
+    // consumer groups here it means nothing.
+    let _ = metadata.string("consumerID");
+    match metadata.string_or("concurrencyMode", "single").as_str() {
+        "single" => 1,
+        "parallel" => usize::try_from(metadata.i64_or("concurrency", DEFAULT_PARALLEL as i64))
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_PARALLEL),
+        other => {
+            metadata.error(format!(
+                "metadata field 'concurrencyMode': '{other}' is neither single nor parallel"
+            ));
+            1
+        }
     }
 }
 
-struct MemoryPubSubBuilder {
-    in_flight: usize,
-}
-
-#[async_trait]
-impl Builder<dyn PubSub> for MemoryPubSubBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-        Ok(Arc::new(MemoryPubSub::new(self.in_flight)))
-    }
+async fn connect(in_flight: usize) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(Arc::new(MemoryPubSub::new(in_flight)))
 }
 
 /// The `pubsub.in-memory` component.

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use mecha_core::ComponentFactory;
 use mecha_core::units::format_rfc3339;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
 use mecha_state::*;
 
 const FEATURES: &[Feature] = &[
@@ -21,30 +21,11 @@ const FEATURES: &[Feature] = &[
 /// How often expired items are swept away.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-pub struct MemoryStateFactory;
+pub const STATE_IN_MEMORY: ComponentFactory<dyn StateStore, ()> =
+    ComponentFactory::new("state.in-memory", |_, _, _| (), |()| Box::pin(connect()));
 
-impl Factory<dyn StateStore> for MemoryStateFactory {
-    fn type_name(&self) -> &'static str {
-        "state.in-memory"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        _metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn StateStore>> {
-        Box::new(MemoryBuilder)
-    }
-}
-
-struct MemoryBuilder;
-
-#[async_trait]
-impl Builder<dyn StateStore> for MemoryBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
-        Ok(MemoryStateStore::start())
-    }
+async fn connect() -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(MemoryStateStore::start())
 }
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_pubsub::{Handler, Message, PubSub, PublishRequest, Redeliver, SubscribeRequest};
 use tokio_util::sync::CancellationToken;
 
@@ -34,32 +34,14 @@ impl MqttBindingConfig {
     }
 }
 
-pub struct MqttBindingFactory;
+pub const BINDINGS_MQTT3: ComponentFactory<dyn Binding, MqttBindingConfig> = ComponentFactory::new(
+    "bindings.mqtt3",
+    |_, metadata, _| MqttBindingConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn Binding> for MqttBindingFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.mqtt3"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(MqttBindingBuilder(MqttBindingConfig::from_metadata(
-            metadata,
-        )))
-    }
-}
-
-struct MqttBindingBuilder(MqttBindingConfig);
-
-#[async_trait]
-impl Builder<dyn Binding> for MqttBindingBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(MqttBinding::connect(self.0).await?))
-    }
+async fn connect(config: MqttBindingConfig) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(MqttBinding::connect(config).await?))
 }
 
 /// The `bindings.mqtt3` binding.

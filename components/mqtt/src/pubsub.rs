@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_pubsub::redelivery::{Backoff, deliver_until_taken};
 use mecha_pubsub::*;
 use rumqttc::{
@@ -169,30 +169,14 @@ fn matches(filter: &str, topic: &str) -> bool {
     levels.next().is_none()
 }
 
-pub struct MqttFactory;
+pub const PUBSUB_MQTT3: ComponentFactory<dyn PubSub, MqttConfig> = ComponentFactory::new(
+    "pubsub.mqtt3",
+    |_, metadata, _| MqttConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn PubSub> for MqttFactory {
-    fn type_name(&self) -> &'static str {
-        "pubsub.mqtt3"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn PubSub>> {
-        Box::new(MqttBuilder(MqttConfig::from_metadata(metadata)))
-    }
-}
-
-struct MqttBuilder(MqttConfig);
-
-#[async_trait]
-impl Builder<dyn PubSub> for MqttBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-        Ok(Arc::new(Mqtt::connect(self.0).await?))
-    }
+async fn connect(config: MqttConfig) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(Arc::new(Mqtt::connect(config).await?))
 }
 
 /// The `pubsub.mqtt3` component.

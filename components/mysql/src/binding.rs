@@ -19,13 +19,11 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use mecha_bindings::sql::{self, Dialect, SqlBackend};
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{AssertSqlSafe, Column, Executor, Row, TypeInfo, ValueRef};
 
 use crate::dsn;
-
-pub struct MySqlBindingFactory;
 
 /// The typed configuration of a `bindings.mysql` component.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,30 +67,14 @@ impl MySqlBindingConfig {
     }
 }
 
-impl Factory<dyn Binding> for MySqlBindingFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.mysql"
-    }
+pub const BINDINGS_MYSQL: ComponentFactory<dyn Binding, MySqlBindingConfig> = ComponentFactory::new(
+    "bindings.mysql",
+    |_, metadata, _| MySqlBindingConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(MySqlBindingBuilder(MySqlBindingConfig::from_metadata(
-            metadata,
-        )))
-    }
-}
-
-struct MySqlBindingBuilder(MySqlBindingConfig);
-
-#[async_trait]
-impl Builder<dyn Binding> for MySqlBindingBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(MySqlBinding::open(self.0).await?))
-    }
+async fn connect(config: MySqlBindingConfig) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(MySqlBinding::open(config).await?))
 }
 
 /// The `bindings.mysql` binding.

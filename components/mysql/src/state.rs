@@ -16,7 +16,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_state::codec::{from_json_column, to_json_column};
 use mecha_state::query::sql::{self, Dialect, JsonType, SqlParam};
 use mecha_state::*;
@@ -97,30 +97,14 @@ impl MySqlStateConfig {
     }
 }
 
-pub struct MySqlStateFactory;
+pub const STATE_MYSQL: ComponentFactory<dyn StateStore, MySqlStateConfig> = ComponentFactory::new(
+    "state.mysql",
+    |_, metadata, _| MySqlStateConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn StateStore> for MySqlStateFactory {
-    fn type_name(&self) -> &'static str {
-        "state.mysql"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn StateStore>> {
-        Box::new(MySqlStateBuilder(MySqlStateConfig::from_metadata(metadata)))
-    }
-}
-
-struct MySqlStateBuilder(MySqlStateConfig);
-
-#[async_trait]
-impl Builder<dyn StateStore> for MySqlStateBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
-        Ok(MySqlStateStore::open(self.0).await?)
-    }
+async fn connect(config: MySqlStateConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(MySqlStateStore::open(config).await?)
 }
 
 /// Live rows only.

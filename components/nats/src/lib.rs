@@ -3,4 +3,9 @@
 
 mod pubsub;
 
-pub use pubsub::{JetStream, JetStreamConfig, JetStreamFactory, StartAt};
+pub use pubsub::{JetStream, JetStreamConfig, PUBSUB_JETSTREAM, StartAt};
+
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_pubsub::PubSubBlock>(PUBSUB_JETSTREAM);
+}

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer};
 use async_trait::async_trait;
 use futures::StreamExt;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_pubsub::redelivery::Backoff;
 use mecha_pubsub::*;
 use tokio::sync::Semaphore;
@@ -220,30 +220,14 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-pub struct JetStreamFactory;
+pub const PUBSUB_JETSTREAM: ComponentFactory<dyn PubSub, JetStreamConfig> = ComponentFactory::new(
+    "pubsub.jetstream",
+    |_, metadata, _| JetStreamConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn PubSub> for JetStreamFactory {
-    fn type_name(&self) -> &'static str {
-        "pubsub.jetstream"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn PubSub>> {
-        Box::new(JetStreamBuilder(JetStreamConfig::from_metadata(metadata)))
-    }
-}
-
-struct JetStreamBuilder(JetStreamConfig);
-
-#[async_trait]
-impl Builder<dyn PubSub> for JetStreamBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-        Ok(Arc::new(JetStream::connect(self.0).await?))
-    }
+async fn connect(config: JetStreamConfig) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(Arc::new(JetStream::connect(config).await?))
 }
 
 /// The `pubsub.jetstream` component.

@@ -17,20 +17,11 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use mecha_bindings::sql::{self, Dialect, SqlBackend};
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row, TypeInfo, ValueRef};
 
 use crate::conninfo;
-
-/// `bindings.postgresql` under its type name, or under the alias
-/// `bindings.postgres`.
-pub struct PgBindingFactory(pub &'static str);
-
-impl PgBindingFactory {
-    pub const NAME: Self = Self("bindings.postgresql");
-    pub const ALIAS: Self = Self("bindings.postgres");
-}
 
 /// The typed configuration of a `bindings.postgresql` component.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,28 +53,21 @@ impl PgBindingConfig {
     }
 }
 
-impl Factory<dyn Binding> for PgBindingFactory {
-    fn type_name(&self) -> &'static str {
-        self.0
-    }
+/// `bindings.postgresql` under its type name; [`BINDINGS_POSTGRES`] is the
+/// same under the alias `bindings.postgres`.
+pub const BINDINGS_POSTGRESQL: ComponentFactory<dyn Binding, PgBindingConfig> =
+    ComponentFactory::new(
+        "bindings.postgresql",
+        |_, metadata, _| PgBindingConfig::from_metadata(metadata),
+        |config| Box::pin(connect(config)),
+    );
 
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(PgBindingBuilder(PgBindingConfig::from_metadata(metadata)))
-    }
-}
+/// `bindings.postgresql` under the alias `bindings.postgres`.
+pub const BINDINGS_POSTGRES: ComponentFactory<dyn Binding, PgBindingConfig> =
+    BINDINGS_POSTGRESQL.named("bindings.postgres");
 
-struct PgBindingBuilder(PgBindingConfig);
-
-#[async_trait]
-impl Builder<dyn Binding> for PgBindingBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(PgBinding::open(self.0).await?))
-    }
+async fn connect(config: PgBindingConfig) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(PgBinding::open(config).await?))
 }
 
 /// The `bindings.postgresql` binding.

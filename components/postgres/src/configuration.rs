@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mecha_configuration::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use tokio_util::sync::CancellationToken;
@@ -71,32 +71,17 @@ impl PgConfigurationConfig {
     }
 }
 
-pub struct PgConfigurationFactory;
+pub const CONFIGURATION_POSTGRESQL: ComponentFactory<
+    dyn ConfigurationStore,
+    PgConfigurationConfig,
+> = ComponentFactory::new(
+    "configuration.postgresql",
+    |_, metadata, _| PgConfigurationConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn ConfigurationStore> for PgConfigurationFactory {
-    fn type_name(&self) -> &'static str {
-        "configuration.postgresql"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn ConfigurationStore>> {
-        Box::new(ConfigurationBuilder(PgConfigurationConfig::from_metadata(
-            metadata,
-        )))
-    }
-}
-
-struct ConfigurationBuilder(PgConfigurationConfig);
-
-#[async_trait]
-impl Builder<dyn ConfigurationStore> for ConfigurationBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn ConfigurationStore>> {
-        Ok(Arc::new(PgConfigurationStore::open(self.0).await?))
-    }
+async fn connect(config: PgConfigurationConfig) -> anyhow::Result<Arc<dyn ConfigurationStore>> {
+    Ok(Arc::new(PgConfigurationStore::open(config).await?))
 }
 
 /// The `configuration.postgresql` store.

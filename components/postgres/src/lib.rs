@@ -7,6 +7,14 @@ mod configuration;
 pub mod conninfo;
 mod state;
 
-pub use binding::{PgBinding, PgBindingConfig, PgBindingFactory};
-pub use configuration::{PgConfigurationConfig, PgConfigurationFactory, PgConfigurationStore};
-pub use state::{Layout, PgStateConfig, PgStateFactory, PgStateStore, cleanup_round};
+pub use binding::{BINDINGS_POSTGRES, BINDINGS_POSTGRESQL, PgBinding, PgBindingConfig};
+pub use configuration::{CONFIGURATION_POSTGRESQL, PgConfigurationConfig, PgConfigurationStore};
+pub use state::{Layout, PgStateConfig, PgStateStore, STATE_POSTGRESQL, cleanup_round};
+
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_bindings::BindingsBlock>(BINDINGS_POSTGRESQL);
+    registry.register::<mecha_bindings::BindingsBlock>(BINDINGS_POSTGRES);
+    registry.register::<mecha_configuration::ConfigurationBlock>(CONFIGURATION_POSTGRESQL);
+    registry.register::<mecha_state::StateBlock>(STATE_POSTGRESQL);
+}

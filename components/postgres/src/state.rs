@@ -20,7 +20,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentContext, ComponentFactory, MetadataReader};
 use mecha_state::codec::{from_json_column, to_json_column};
 use mecha_state::query::sql::{self, Dialect, JsonType, SqlParam};
 use mecha_state::*;
@@ -141,41 +141,27 @@ impl PgStateConfig {
     }
 }
 
-pub struct PgStateFactory;
+pub const STATE_POSTGRESQL: ComponentFactory<dyn StateStore, PgStateConfig> =
+    ComponentFactory::new("state.postgresql", configure, |config| {
+        Box::pin(connect(config))
+    })
+    .with_versions(&["v1", "v2"]);
 
-impl Factory<dyn StateStore> for PgStateFactory {
-    fn type_name(&self) -> &'static str {
-        "state.postgresql"
-    }
-
-    fn versions(&self) -> &'static [&'static str] {
-        &["v1", "v2"]
-    }
-
-    fn configure(
-        &self,
-        version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn StateStore>> {
-        let layout = if version == "v2" {
-            Layout::V2
-        } else {
-            Layout::V1
-        };
-        Box::new(PgStateBuilder(PgStateConfig::from_metadata(
-            layout, metadata,
-        )))
-    }
+fn configure(
+    version: &str,
+    metadata: &MetadataReader<'_>,
+    _ctx: &ComponentContext,
+) -> PgStateConfig {
+    let layout = if version == "v2" {
+        Layout::V2
+    } else {
+        Layout::V1
+    };
+    PgStateConfig::from_metadata(layout, metadata)
 }
 
-struct PgStateBuilder(PgStateConfig);
-
-#[async_trait]
-impl Builder<dyn StateStore> for PgStateBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
-        Ok(PgStateStore::open(self.0).await?)
-    }
+async fn connect(config: PgStateConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(PgStateStore::open(config).await?)
 }
 
 /// The statements of one table, formatted once.

@@ -21,7 +21,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -88,32 +88,15 @@ impl RabbitBindingConfig {
     }
 }
 
-pub struct RabbitBindingFactory;
+pub const BINDINGS_RABBITMQ: ComponentFactory<dyn Binding, RabbitBindingConfig> =
+    ComponentFactory::new(
+        "bindings.rabbitmq",
+        |_, metadata, _| RabbitBindingConfig::from_metadata(metadata),
+        |config| Box::pin(connect(config)),
+    );
 
-impl Factory<dyn Binding> for RabbitBindingFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.rabbitmq"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(RabbitBindingBuilder(RabbitBindingConfig::from_metadata(
-            metadata,
-        )))
-    }
-}
-
-struct RabbitBindingBuilder(RabbitBindingConfig);
-
-#[async_trait]
-impl Builder<dyn Binding> for RabbitBindingBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(RabbitBinding::connect(self.0).await?))
-    }
+async fn connect(config: RabbitBindingConfig) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(RabbitBinding::connect(config).await?))
 }
 
 /// The `bindings.rabbitmq` binding.

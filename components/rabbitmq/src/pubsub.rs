@@ -35,7 +35,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, ExchangeKind};
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_pubsub::redelivery::{Backoff, deliver_until_taken};
 use mecha_pubsub::*;
 use tokio::sync::{Mutex, Semaphore};
@@ -211,30 +211,14 @@ impl RabbitMqConfig {
     }
 }
 
-pub struct RabbitMqFactory;
+pub const PUBSUB_RABBITMQ: ComponentFactory<dyn PubSub, RabbitMqConfig> = ComponentFactory::new(
+    "pubsub.rabbitmq",
+    |_, metadata, _| RabbitMqConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn PubSub> for RabbitMqFactory {
-    fn type_name(&self) -> &'static str {
-        "pubsub.rabbitmq"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn PubSub>> {
-        Box::new(RabbitMqBuilder(RabbitMqConfig::from_metadata(metadata)))
-    }
-}
-
-struct RabbitMqBuilder(RabbitMqConfig);
-
-#[async_trait]
-impl Builder<dyn PubSub> for RabbitMqBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-        Ok(Arc::new(RabbitMq::connect(self.0).await?))
-    }
+async fn connect(config: RabbitMqConfig) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(Arc::new(RabbitMq::connect(config).await?))
 }
 
 /// A connection, re-established when it broke.

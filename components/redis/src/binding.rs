@@ -8,37 +8,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use mecha_bindings::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 use redis::aio::ConnectionManager;
 
 use crate::settings::Settings;
 
 const OPERATIONS: &[&str] = &["create", "get", "delete", "increment"];
 
-pub struct RedisBindingFactory;
+pub const BINDINGS_REDIS: ComponentFactory<dyn Binding, Settings> = ComponentFactory::new(
+    "bindings.redis",
+    |_, metadata, _| Settings::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn Binding> for RedisBindingFactory {
-    fn type_name(&self) -> &'static str {
-        "bindings.redis"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn Binding>> {
-        Box::new(RedisBindingBuilder(Settings::from_metadata(metadata)))
-    }
-}
-
-struct RedisBindingBuilder(Settings);
-
-#[async_trait]
-impl Builder<dyn Binding> for RedisBindingBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn Binding>> {
-        Ok(Arc::new(RedisBinding::connect(self.0).await?))
-    }
+async fn connect(config: Settings) -> anyhow::Result<Arc<dyn Binding>> {
+    Ok(Arc::new(RedisBinding::connect(config).await?))
 }
 
 /// The `bindings.redis` binding.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use mecha_configuration::*;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -29,30 +29,15 @@ use crate::settings::Settings;
 /// and evictions (e).
 const NEEDED_EVENTS: &str = "Kg$xe";
 
-pub struct RedisConfigurationFactory;
+pub const CONFIGURATION_REDIS: ComponentFactory<dyn ConfigurationStore, Settings> =
+    ComponentFactory::new(
+        "configuration.redis",
+        |_, metadata, _| Settings::from_metadata(metadata),
+        |settings| Box::pin(connect(settings)),
+    );
 
-impl Factory<dyn ConfigurationStore> for RedisConfigurationFactory {
-    fn type_name(&self) -> &'static str {
-        "configuration.redis"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn ConfigurationStore>> {
-        Box::new(ConfigurationBuilder(Settings::from_metadata(metadata)))
-    }
-}
-
-struct ConfigurationBuilder(Settings);
-
-#[async_trait]
-impl Builder<dyn ConfigurationStore> for ConfigurationBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn ConfigurationStore>> {
-        Ok(Arc::new(RedisConfigurationStore::connect(self.0).await?))
-    }
+async fn connect(settings: Settings) -> anyhow::Result<Arc<dyn ConfigurationStore>> {
+    Ok(Arc::new(RedisConfigurationStore::connect(settings).await?))
 }
 
 /// The `configuration.redis` store.

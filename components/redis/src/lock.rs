@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::ComponentFactory;
 use mecha_lock::*;
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -21,30 +21,14 @@ if owner ~= ARGV[1] then return -2 end
 return redis.call("DEL", KEYS[1])
 "#;
 
-pub struct RedisLockFactory;
+pub const LOCK_REDIS: ComponentFactory<dyn LockStore, Settings> = ComponentFactory::new(
+    "lock.redis",
+    |_, metadata, _| Settings::from_metadata(metadata),
+    |settings| Box::pin(connect(settings)),
+);
 
-impl Factory<dyn LockStore> for RedisLockFactory {
-    fn type_name(&self) -> &'static str {
-        "lock.redis"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn LockStore>> {
-        Box::new(RedisLockBuilder(Settings::from_metadata(metadata)))
-    }
-}
-
-struct RedisLockBuilder(Settings);
-
-#[async_trait]
-impl Builder<dyn LockStore> for RedisLockBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn LockStore>> {
-        Ok(Arc::new(RedisLockStore::connect(self.0).await?))
-    }
+async fn connect(settings: Settings) -> anyhow::Result<Arc<dyn LockStore>> {
+    Ok(Arc::new(RedisLockStore::connect(settings).await?))
 }
 
 /// The `lock.redis` store.

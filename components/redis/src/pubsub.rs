@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_pubsub::redelivery::{Backoff, deliver_until_taken_within};
 use mecha_pubsub::*;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
@@ -105,32 +105,14 @@ impl RedisPubSubConfig {
     }
 }
 
-pub struct RedisPubSubFactory;
+pub const PUBSUB_REDIS: ComponentFactory<dyn PubSub, RedisPubSubConfig> = ComponentFactory::new(
+    "pubsub.redis",
+    |_, metadata, _| RedisPubSubConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn PubSub> for RedisPubSubFactory {
-    fn type_name(&self) -> &'static str {
-        "pubsub.redis"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn PubSub>> {
-        Box::new(RedisPubSubBuilder(RedisPubSubConfig::from_metadata(
-            metadata,
-        )))
-    }
-}
-
-struct RedisPubSubBuilder(RedisPubSubConfig);
-
-#[async_trait]
-impl Builder<dyn PubSub> for RedisPubSubBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-        Ok(Arc::new(RedisPubSub::connect(self.0).await?))
-    }
+async fn connect(config: RedisPubSubConfig) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(Arc::new(RedisPubSub::connect(config).await?))
 }
 
 /// The `pubsub.redis` component.

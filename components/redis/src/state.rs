@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use mecha_core::units::format_rfc3339;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_state::*;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
@@ -62,30 +62,14 @@ impl RedisStateConfig {
     }
 }
 
-pub struct RedisStateFactory;
+pub const STATE_REDIS: ComponentFactory<dyn StateStore, RedisStateConfig> = ComponentFactory::new(
+    "state.redis",
+    |_, metadata, _| RedisStateConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn StateStore> for RedisStateFactory {
-    fn type_name(&self) -> &'static str {
-        "state.redis"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn StateStore>> {
-        Box::new(RedisStateBuilder(RedisStateConfig::from_metadata(metadata)))
-    }
-}
-
-struct RedisStateBuilder(RedisStateConfig);
-
-#[async_trait]
-impl Builder<dyn StateStore> for RedisStateBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
-        Ok(Arc::new(RedisStateStore::connect(self.0).await?))
-    }
+async fn connect(config: RedisStateConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(Arc::new(RedisStateStore::connect(config).await?))
 }
 
 /// Reads keys: for each key, `{kind, data, version, pttl}` where kind is 0

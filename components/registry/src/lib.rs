@@ -1,201 +1,81 @@
-//! The one place that knows every concrete component. Adding a component is
-//! one folder under `components/` plus one line here.
+//! The one place that knows every concrete component. Adding a component
+//! crate is one line in [`components!`] below (its feature, its crate and
+//! the types it registers) and one optional dependency of the same name in
+//! this crate's `Cargo.toml`.
 
-use mecha_runtime::Registry;
+use mecha_core::Registry;
 
-#[allow(unused_imports)]
-use compiled_out::CompiledOut;
-
-/// Every component type compiled into this binary.
-pub fn registry() -> Registry {
-    let mut registry = Registry::new();
-
-    #[cfg(feature = "memory")]
-    registry.register_state(mecha_component_memory::MemoryStateFactory);
-    #[cfg(feature = "memory")]
-    registry.register_pubsub(mecha_component_memory::MemoryPubSubFactory);
-    #[cfg(not(feature = "memory"))]
-    registry.register_state(CompiledOut("state.in-memory", "memory"));
-    #[cfg(not(feature = "memory"))]
-    registry.register_pubsub(CompiledOut("pubsub.in-memory", "memory"));
-
-    #[cfg(feature = "sqlite")]
-    registry.register_state(mecha_component_sqlite::SqliteStateFactory);
-    #[cfg(feature = "sqlite")]
-    registry.register_pubsub(mecha_component_sqlite::SqlitePubSubFactory);
-    #[cfg(feature = "sqlite")]
-    registry.register_lock(mecha_component_sqlite::SqliteLockFactory);
-    #[cfg(feature = "sqlite")]
-    registry.register_nameresolution(mecha_component_sqlite::SqliteNameResolutionFactory);
-    #[cfg(not(feature = "sqlite"))]
-    registry.register_state(CompiledOut("state.sqlite", "sqlite"));
-    #[cfg(not(feature = "sqlite"))]
-    registry.register_pubsub(CompiledOut("pubsub.sqlite", "sqlite"));
-    #[cfg(not(feature = "sqlite"))]
-    registry.register_lock(CompiledOut("lock.sqlite", "sqlite"));
-
-    #[cfg(feature = "redis")]
-    registry.register_pubsub(mecha_component_redis::RedisPubSubFactory);
-    #[cfg(feature = "redis")]
-    registry.register_state(mecha_component_redis::RedisStateFactory);
-    #[cfg(feature = "redis")]
-    registry.register_lock(mecha_component_redis::RedisLockFactory);
-    #[cfg(feature = "redis")]
-    registry.register_configuration(mecha_component_redis::RedisConfigurationFactory);
-    #[cfg(not(feature = "redis"))]
-    registry.register_pubsub(CompiledOut("pubsub.redis", "redis"));
-    #[cfg(not(feature = "redis"))]
-    registry.register_state(CompiledOut("state.redis", "redis"));
-    #[cfg(not(feature = "redis"))]
-    registry.register_lock(CompiledOut("lock.redis", "redis"));
-    #[cfg(feature = "redis")]
-    registry.register_binding(mecha_component_redis::RedisBindingFactory);
-    #[cfg(not(feature = "redis"))]
-    registry.register_configuration(CompiledOut("configuration.redis", "redis"));
-    #[cfg(not(feature = "redis"))]
-    registry.register_binding(CompiledOut("bindings.redis", "redis"));
-    #[cfg(feature = "postgres")]
-    registry.register_state(mecha_component_postgres::PgStateFactory);
-    #[cfg(feature = "postgres")]
-    registry.register_configuration(mecha_component_postgres::PgConfigurationFactory);
-    #[cfg(not(feature = "postgres"))]
-    registry.register_state(CompiledOut("state.postgresql", "postgres"));
-    #[cfg(feature = "postgres")]
-    registry.register_binding(mecha_component_postgres::PgBindingFactory::NAME);
-    #[cfg(feature = "postgres")]
-    registry.register_binding(mecha_component_postgres::PgBindingFactory::ALIAS);
-    #[cfg(not(feature = "postgres"))]
-    registry.register_configuration(CompiledOut("configuration.postgresql", "postgres"));
-    #[cfg(not(feature = "postgres"))]
-    registry.register_binding(CompiledOut("bindings.postgresql", "postgres"));
-    #[cfg(not(feature = "postgres"))]
-    registry.register_binding(CompiledOut("bindings.postgres", "postgres"));
-    #[cfg(feature = "mysql")]
-    registry.register_state(mecha_component_mysql::MySqlStateFactory);
-    #[cfg(feature = "mysql")]
-    registry.register_binding(mecha_component_mysql::MySqlBindingFactory);
-    #[cfg(not(feature = "mysql"))]
-    registry.register_state(CompiledOut("state.mysql", "mysql"));
-    #[cfg(not(feature = "mysql"))]
-    registry.register_binding(CompiledOut("bindings.mysql", "mysql"));
-    #[cfg(feature = "nats")]
-    registry.register_pubsub(mecha_component_nats::JetStreamFactory);
-    #[cfg(not(feature = "nats"))]
-    registry.register_pubsub(CompiledOut("pubsub.jetstream", "nats"));
-    #[cfg(feature = "rabbitmq")]
-    registry.register_pubsub(mecha_component_rabbitmq::RabbitMqFactory);
-    #[cfg(feature = "rabbitmq")]
-    registry.register_binding(mecha_component_rabbitmq::RabbitBindingFactory);
-    #[cfg(not(feature = "rabbitmq"))]
-    registry.register_pubsub(CompiledOut("pubsub.rabbitmq", "rabbitmq"));
-    #[cfg(not(feature = "rabbitmq"))]
-    registry.register_binding(CompiledOut("bindings.rabbitmq", "rabbitmq"));
-    #[cfg(feature = "mqtt")]
-    registry.register_pubsub(mecha_component_mqtt::MqttFactory);
-    #[cfg(feature = "mqtt")]
-    registry.register_binding(mecha_component_mqtt::MqttBindingFactory);
-    #[cfg(not(feature = "mqtt"))]
-    registry.register_pubsub(CompiledOut("pubsub.mqtt3", "mqtt"));
-    #[cfg(not(feature = "mqtt"))]
-    registry.register_binding(CompiledOut("bindings.mqtt3", "mqtt"));
-
-    #[cfg(feature = "local")]
-    registry.register_secrets(mecha_component_local::FileSecretsFactory);
-    #[cfg(feature = "local")]
-    registry.register_secrets(mecha_component_local::EnvSecretsFactory);
-    #[cfg(not(feature = "local"))]
-    registry.register_secrets(CompiledOut("secretstores.local.file", "local"));
-    #[cfg(not(feature = "local"))]
-    registry.register_secrets(CompiledOut("secretstores.local.env", "local"));
-    #[cfg(feature = "local")]
-    registry.register_binding(mecha_component_local::CronFactory);
-    #[cfg(feature = "local")]
-    registry.register_binding(mecha_component_local::LocalStorageFactory);
-    #[cfg(not(feature = "local"))]
-    registry.register_binding(CompiledOut("bindings.cron", "local"));
-    #[cfg(not(feature = "local"))]
-    registry.register_binding(CompiledOut("bindings.localstorage", "local"));
-    #[cfg(feature = "http")]
-    registry.register_binding(mecha_component_http::HttpBindingFactory);
-    #[cfg(not(feature = "http"))]
-    registry.register_binding(CompiledOut("bindings.http", "http"));
-
-    #[cfg(feature = "mdns")]
-    registry.register_nameresolution(mecha_component_mdns::MdnsNameResolutionFactory);
-    #[cfg(feature = "kubernetes")]
-    registry.register_nameresolution(mecha_component_kubernetes::KubernetesNameResolutionFactory);
-
-    registry
+/// Every line: the cargo feature (the optional dependency's name, which is
+/// also the crate's name here) `=>` the types its `register` adds. A type
+/// whose feature is off is registered as a stub that names the feature.
+macro_rules! components {
+    ($($feature:literal, $krate:ident => [$($type_name:literal),* $(,)?];)*) => {
+        /// Every component type compiled into this binary, and a stub for
+        /// each one compiled out.
+        pub fn registry() -> Registry {
+            let mut registry = Registry::new();
+            $(
+                #[cfg(feature = $feature)]
+                add(&mut registry, $feature, &[$($type_name),*], Some($krate::register));
+                #[cfg(not(feature = $feature))]
+                add(&mut registry, $feature, &[$($type_name),*], None);
+            )*
+            registry
+        }
+    };
 }
 
-/// Stubs for component types compiled out of this binary.
-#[allow(dead_code)]
-mod compiled_out {
-    use std::sync::Arc;
+components! {
+    "memory", memory => ["state.in-memory", "pubsub.in-memory"];
+    "sqlite", sqlite => ["state.sqlite", "pubsub.sqlite", "lock.sqlite", "nameresolution.sqlite"];
+    "redis", redis => ["state.redis", "pubsub.redis", "lock.redis", "configuration.redis", "bindings.redis"];
+    "postgres", postgres => ["state.postgresql", "configuration.postgresql", "bindings.postgresql", "bindings.postgres"];
+    "mysql", mysql => ["state.mysql", "bindings.mysql"];
+    "nats", nats => ["pubsub.jetstream"];
+    "rabbitmq", rabbitmq => ["pubsub.rabbitmq", "bindings.rabbitmq"];
+    "mqtt", mqtt => ["pubsub.mqtt3", "bindings.mqtt3"];
+    "local", local => ["secretstores.local.file", "secretstores.local.env", "bindings.cron", "bindings.localstorage"];
+    "http", http => ["bindings.http"];
+    "mdns", mdns => ["nameresolution.mdns"];
+    "kubernetes", kubernetes => ["nameresolution.kubernetes"];
+}
 
-    use async_trait::async_trait;
-    use mecha_bindings::Binding;
-    use mecha_configuration::ConfigurationStore;
-    use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
-    use mecha_lock::LockStore;
-    use mecha_pubsub::PubSub;
-    use mecha_secrets::SecretStore;
-    use mecha_state::StateStore;
-
-    /// A component type this binary was built without: using it is a clear
-    /// validation error naming the cargo feature that builds it.
-    pub struct CompiledOut(pub &'static str, pub &'static str);
-
-    impl CompiledOut {
-        fn refuse(&self, metadata: &MetadataReader<'_>) {
-            metadata.error(format!(
-                "{} is not compiled into this binary; build mecha with the cargo feature '{}'",
-                self.0, self.1
-            ));
+/// Adds one crate's types, or their stubs when it is compiled out.
+///
+/// # Panics
+/// When the crate registers other types than its line lists: the line is
+/// what names the stubs, so it must stay true.
+fn add(
+    registry: &mut Registry,
+    feature: &'static str,
+    types: &[&'static str],
+    register: Option<fn(&mut Registry)>,
+) {
+    let Some(register) = register else {
+        for type_name in types {
+            registry.register_compiled_out(type_name, feature);
         }
-    }
-
-    /// The stub of one block: a factory that refuses, and a builder that
-    /// is never reached.
-    macro_rules! stub {
-        ($($block:ident),* $(,)?) => {$(
-            impl Factory<dyn $block> for CompiledOut {
-                fn type_name(&self) -> &'static str {
-                    self.0
-                }
-
-                fn compiled_out(&self) -> Option<&'static str> {
-                    Some(self.1)
-                }
-
-                fn configure(
-                    &self,
-                    _version: &str,
-                    metadata: &MetadataReader<'_>,
-                    _ctx: &ComponentContext,
-                ) -> Box<dyn Builder<dyn $block>> {
-                    self.refuse(metadata);
-                    Box::new(Never)
-                }
-            }
-
-            #[async_trait]
-            impl Builder<dyn $block> for Never {
-                async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn $block>> {
-                    anyhow::bail!("component compiled out")
-                }
-            }
-        )*};
-    }
-
-    struct Never;
-
-    stub!(
-        StateStore,
-        PubSub,
-        LockStore,
-        SecretStore,
-        ConfigurationStore,
-        Binding,
+        return;
+    };
+    let mut own = Registry::new();
+    register(&mut own);
+    let mut listed = types.to_vec();
+    listed.sort_unstable();
+    let registered: Vec<&str> = own.types().iter().map(|t| t.type_name).collect();
+    assert_eq!(
+        registered, listed,
+        "the line of '{feature}' in components! must list exactly the types its crate registers"
     );
+    registry.merge(own);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_line_lists_its_crates_types() {
+        // `add` checks each line; the default features compile every crate.
+        let registry = super::registry();
+        assert!(registry.types().iter().all(|t| t.compiled_out.is_none()));
+        assert!(registry.get("state.in-memory").is_some());
+    }
 }

@@ -9,7 +9,15 @@ mod nameresolution;
 mod pubsub;
 mod state;
 
-pub use lock::{LockConfig, SqliteLockFactory, SqliteLockStore};
-pub use nameresolution::{NameResolutionConfig, SqliteNameResolutionFactory, SqliteNameResolver};
-pub use pubsub::{PubSubConfig, SqlitePubSub, SqlitePubSubFactory};
-pub use state::{SqliteStateFactory, SqliteStateStore, StateConfig};
+pub use lock::{LOCK_SQLITE, LockConfig, SqliteLockStore};
+pub use nameresolution::{NAMERESOLUTION_SQLITE, NameResolutionConfig, SqliteNameResolver};
+pub use pubsub::{PUBSUB_SQLITE, PubSubConfig, SqlitePubSub};
+pub use state::{STATE_SQLITE, SqliteStateStore, StateConfig};
+
+/// Registers every component type of this crate.
+pub fn register(registry: &mut mecha_core::Registry) {
+    registry.register::<mecha_lock::LockBlock>(LOCK_SQLITE);
+    registry.register::<mecha_nameresolution::NameResolutionBlock>(NAMERESOLUTION_SQLITE);
+    registry.register::<mecha_pubsub::PubSubBlock>(PUBSUB_SQLITE);
+    registry.register::<mecha_state::StateBlock>(STATE_SQLITE);
+}

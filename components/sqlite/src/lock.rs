@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_lock::*;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -65,30 +65,14 @@ impl LockConfig {
     }
 }
 
-pub struct SqliteLockFactory;
+pub const LOCK_SQLITE: ComponentFactory<dyn LockStore, LockConfig> = ComponentFactory::new(
+    "lock.sqlite",
+    |_, metadata, _| LockConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn LockStore> for SqliteLockFactory {
-    fn type_name(&self) -> &'static str {
-        "lock.sqlite"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn LockStore>> {
-        Box::new(LockBuilder(LockConfig::from_metadata(metadata)))
-    }
-}
-
-struct LockBuilder(LockConfig);
-
-#[async_trait]
-impl Builder<dyn LockStore> for LockBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn LockStore>> {
-        Ok(SqliteLockStore::open(self.0).await?)
-    }
+async fn connect(config: LockConfig) -> anyhow::Result<Arc<dyn LockStore>> {
+    Ok(SqliteLockStore::open(config).await?)
 }
 
 struct Inner {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_nameresolution::{NameResolver, Registration};
 use rusqlite::params;
 
@@ -70,32 +70,15 @@ impl NameResolutionConfig {
     }
 }
 
-pub struct SqliteNameResolutionFactory;
+pub const NAMERESOLUTION_SQLITE: ComponentFactory<dyn NameResolver, NameResolutionConfig> =
+    ComponentFactory::new(
+        "nameresolution.sqlite",
+        |_, metadata, _| NameResolutionConfig::from_metadata(metadata),
+        |config| Box::pin(connect(config)),
+    );
 
-impl Factory<dyn NameResolver> for SqliteNameResolutionFactory {
-    fn type_name(&self) -> &'static str {
-        "nameresolution.sqlite"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn NameResolver>> {
-        Box::new(ResolverBuilder(NameResolutionConfig::from_metadata(
-            metadata,
-        )))
-    }
-}
-
-struct ResolverBuilder(NameResolutionConfig);
-
-#[async_trait]
-impl Builder<dyn NameResolver> for ResolverBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn NameResolver>> {
-        Ok(SqliteNameResolver::open(self.0).await?)
-    }
+async fn connect(config: NameResolutionConfig) -> anyhow::Result<Arc<dyn NameResolver>> {
+    Ok(SqliteNameResolver::open(config).await?)
 }
 
 /// This runtime's row, while registered.

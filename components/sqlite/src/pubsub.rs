@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_pubsub::redelivery::Backoff;
 use mecha_pubsub::*;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
@@ -140,30 +140,14 @@ impl PubSubConfig {
     }
 }
 
-pub struct SqlitePubSubFactory;
+pub const PUBSUB_SQLITE: ComponentFactory<dyn PubSub, PubSubConfig> = ComponentFactory::new(
+    "pubsub.sqlite",
+    |_, metadata, _| PubSubConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn PubSub> for SqlitePubSubFactory {
-    fn type_name(&self) -> &'static str {
-        "pubsub.sqlite"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn PubSub>> {
-        Box::new(SqlitePubSubBuilder(PubSubConfig::from_metadata(metadata)))
-    }
-}
-
-struct SqlitePubSubBuilder(PubSubConfig);
-
-#[async_trait]
-impl Builder<dyn PubSub> for SqlitePubSubBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn PubSub>> {
-        Ok(SqlitePubSub::open(self.0).await?)
-    }
+async fn connect(config: PubSubConfig) -> anyhow::Result<Arc<dyn PubSub>> {
+    Ok(SqlitePubSub::open(config).await?)
 }
 
 const SCHEMA: &str = "

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use mecha_core::{Builder, ComponentContext, Factory, MetadataReader};
+use mecha_core::{ComponentFactory, MetadataReader};
 use mecha_state::query::sql::{self, Dialect, JsonType, SqlParam};
 use mecha_state::*;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
@@ -111,30 +111,14 @@ impl StateConfig {
     }
 }
 
-pub struct SqliteStateFactory;
+pub const STATE_SQLITE: ComponentFactory<dyn StateStore, StateConfig> = ComponentFactory::new(
+    "state.sqlite",
+    |_, metadata, _| StateConfig::from_metadata(metadata),
+    |config| Box::pin(connect(config)),
+);
 
-impl Factory<dyn StateStore> for SqliteStateFactory {
-    fn type_name(&self) -> &'static str {
-        "state.sqlite"
-    }
-
-    fn configure(
-        &self,
-        _version: &str,
-        metadata: &MetadataReader<'_>,
-        _ctx: &ComponentContext,
-    ) -> Box<dyn Builder<dyn StateStore>> {
-        Box::new(SqliteBuilder(StateConfig::from_metadata(metadata)))
-    }
-}
-
-struct SqliteBuilder(StateConfig);
-
-#[async_trait]
-impl Builder<dyn StateStore> for SqliteBuilder {
-    async fn build(self: Box<Self>) -> anyhow::Result<Arc<dyn StateStore>> {
-        Ok(SqliteStateStore::open(self.0).await?)
-    }
+async fn connect(config: StateConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(SqliteStateStore::open(config).await?)
 }
 
 /// SQL statements for one table, formatted once.

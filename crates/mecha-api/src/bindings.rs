@@ -3,7 +3,7 @@
 //! (`mecha_runtime::start_input_bindings`), not by an API call.
 
 use http::HeaderMap;
-use mecha_bindings::{BindingError, InvokeRequest, InvokeResponse, Metadata};
+use mecha_bindings::{BindingError, BindingsBlock, InvokeRequest, InvokeResponse, Metadata};
 use mecha_core::{ApiError, GrpcCode};
 
 use crate::Api;
@@ -77,7 +77,7 @@ impl Api {
         let binding = self
             .runtime()
             .components()
-            .binding(name)
+            .get::<BindingsBlock>(name)
             .and_then(|b| b.output.clone())
             .ok_or_else(|| invoke_error(name, format!("couldn't find output binding {name}")))?;
         // The binding refuses an operation it does not take

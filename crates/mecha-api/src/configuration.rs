@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_configuration::{ConfigError, Configurations, Items, Metadata, UpdateHandler};
+use mecha_configuration::{
+    ConfigError, ConfigurationBlock, Configurations, Items, Metadata, UpdateHandler,
+};
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::{AppChannel, InvokeRequest};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +19,7 @@ use crate::Api;
 impl Api {
     fn configuration_store(&self, store: &str) -> Result<Configurations, ApiError> {
         let components = self.runtime().components();
-        if !components.has_configuration_stores() {
+        if !components.has::<ConfigurationBlock>() {
             return Err(ApiError::new(
                 "ERR_CONFIGURATION_STORE_NOT_CONFIGURED",
                 500,
@@ -25,14 +27,17 @@ impl Api {
                 "configuration stores not configured",
             ));
         }
-        components.configuration(store).cloned().ok_or_else(|| {
-            ApiError::new(
-                "ERR_CONFIGURATION_STORE_NOT_FOUND",
-                400,
-                GrpcCode::InvalidArgument,
-                format!("configuration store {store} not found"),
-            )
-        })
+        components
+            .get::<ConfigurationBlock>(store)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    "ERR_CONFIGURATION_STORE_NOT_FOUND",
+                    400,
+                    GrpcCode::InvalidArgument,
+                    format!("configuration store {store} not found"),
+                )
+            })
     }
 
     /// The items of `keys` (every item when empty).
@@ -119,7 +124,7 @@ impl Api {
             None => self
                 .runtime()
                 .components()
-                .configurations()
+                .all::<ConfigurationBlock>()
                 .any(|c| c.unsubscribe(id)),
         };
         Ok(if ended {
@@ -133,7 +138,7 @@ impl Api {
 
     /// Ends every configuration subscription (at shutdown).
     pub fn close_configuration_subscriptions(&self) {
-        for configurations in self.runtime().components().configurations() {
+        for configurations in self.runtime().components().all::<ConfigurationBlock>() {
             configurations.close();
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mecha_core::{ApiError, GrpcCode};
-use mecha_lock::{LockError, Locks, UnlockStatus};
+use mecha_lock::{LockBlock, LockError, Locks, UnlockStatus};
 
 use crate::Api;
 
@@ -34,7 +34,7 @@ impl Call {
 impl Api {
     fn lock_store(&self, store: &str, resource_id: &str, owner: &str) -> Result<Locks, ApiError> {
         let components = self.runtime().components();
-        if !components.has_lock_stores() {
+        if !components.has::<LockBlock>() {
             return Err(ApiError::new(
                 "ERR_LOCK_STORE_NOT_CONFIGURED",
                 500,
@@ -52,7 +52,7 @@ impl Api {
                 "LockOwner is empty in lock store {store}"
             )));
         }
-        components.lock(store).cloned().ok_or_else(|| {
+        components.get::<LockBlock>(store).cloned().ok_or_else(|| {
             ApiError::new(
                 "ERR_LOCK_STORE_NOT_FOUND",
                 400,

@@ -13,8 +13,8 @@ use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::trace;
 use mecha_pubsub::cloudevent::{self, Origin};
 use mecha_pubsub::{
-    Broker, Feature, Kind, Metadata, PublishError, PublishRequest, Sink, SubscribeError,
-    SubscriptionId, SubscriptionSpec,
+    Broker, Feature, Kind, Metadata, PubSubBlock, PublishError, PublishRequest, Sink,
+    SubscribeError, SubscriptionId, SubscriptionSpec,
 };
 use serde_json::Value;
 
@@ -234,7 +234,7 @@ impl Api {
             .with_reason("DAPR_PUBSUB_NAME_EMPTY"));
         }
         components
-            .pubsub(name)
+            .get::<PubSubBlock>(name)
             .cloned()
             .ok_or_else(|| pubsub_not_found(name))
     }
@@ -445,7 +445,7 @@ impl Api {
         }
         let components = self.runtime().components();
         let broker = components
-            .pubsub(pubsub)
+            .get::<PubSubBlock>(pubsub)
             .ok_or_else(|| pubsub_not_found(pubsub))?;
         let mut spec = SubscriptionSpec::new(pubsub, topic, "/", Kind::Streaming);
         spec.metadata = metadata;

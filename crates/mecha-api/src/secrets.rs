@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use mecha_core::{ApiError, GrpcCode};
-use mecha_secrets::{AccessError, Metadata, Secret, SecretError, Secrets};
+use mecha_secrets::{AccessError, Metadata, Secret, SecretError, Secrets, SecretsBlock};
 
 use crate::Api;
 
 impl Api {
     fn secrets(&self, store: &str) -> Result<Secrets, ApiError> {
         let components = self.runtime().components();
-        if !components.has_secret_stores() {
+        if !components.has::<SecretsBlock>() {
             return Err(ApiError::new(
                 "ERR_SECRET_STORES_NOT_CONFIGURED",
                 500,
@@ -19,14 +19,17 @@ impl Api {
                 "secret store is not configured",
             ));
         }
-        components.secret_store(store).cloned().ok_or_else(|| {
-            ApiError::new(
-                "ERR_SECRET_STORE_NOT_FOUND",
-                401,
-                GrpcCode::InvalidArgument,
-                format!("failed finding secret store with key {store}"),
-            )
-        })
+        components
+            .get::<SecretsBlock>(store)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    "ERR_SECRET_STORE_NOT_FOUND",
+                    401,
+                    GrpcCode::InvalidArgument,
+                    format!("failed finding secret store with key {store}"),
+                )
+            })
     }
 
     /// One secret (`GET /v1.0/secrets/{store}/{key}`, `GetSecret`).

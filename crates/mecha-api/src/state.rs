@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mecha_core::ComponentStore;
 use mecha_core::{ApiError, GrpcCode};
-use mecha_runtime::ComponentStore;
+use mecha_state::StateBlock;
 use mecha_state::{
     Concurrency, Consistency, DeleteRequest, Feature, GetRequest, GetResponse, Metadata, Operation,
     QueryResponse, SetRequest, StateError, Store,
@@ -115,11 +116,11 @@ pub fn read_consistency(value: &str) -> Consistency {
 impl Api {
     /// Finds a state store by name, with Dapr's errors when there is none.
     fn state_store(&self, components: &Arc<ComponentStore>, name: &str) -> Result<Store, ApiError> {
-        if let Some(entry) = components.state(name) {
+        if let Some(entry) = components.get::<StateBlock>(name) {
             return Ok(entry.store.clone());
         }
         let app_id = &self.runtime().info.app_id;
-        let err = if components.has_state_stores() {
+        let err = if components.has::<StateBlock>() {
             ApiError::new(
                 "ERR_STATE_STORE_NOT_FOUND",
                 400,

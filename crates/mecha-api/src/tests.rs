@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mecha_component_memory::MemoryStateFactory;
+use mecha_component_memory::STATE_IN_MEMORY;
 use mecha_config::Component;
 use mecha_core::GrpcCode;
 use mecha_runtime::{Registry, Runtime, RuntimeInfo, plan};
@@ -13,7 +13,7 @@ use crate::*;
 
 async fn api_with(stores: &[&str], token: Option<&str>) -> Api {
     let mut registry = Registry::new();
-    registry.register_state(MemoryStateFactory);
+    registry.register::<mecha_state::StateBlock>(STATE_IN_MEMORY);
     let info = RuntimeInfo {
         app_id: "app".into(),
         api_token: token.map(str::to_owned),
@@ -35,7 +35,7 @@ async fn api_with(stores: &[&str], token: Option<&str>) -> Api {
             file: "x.yaml".into(),
         })
         .collect();
-    let (plan, report) = plan(&components, &registry, &info);
+    let (plan, report) = plan(&components, &registry, &info, Default::default());
     assert!(report.is_ok());
     let runtime = Runtime::new(info);
     runtime.set_components(plan.build().await.unwrap());

@@ -17,8 +17,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+mod block;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub use block::{BindingEntry, BindingSettings, BindingsBlock};
 pub mod sql;
 
 /// Request and event metadata.

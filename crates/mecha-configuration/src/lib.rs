@@ -15,8 +15,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+mod block;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub use block::ConfigurationBlock;
 
 /// Request metadata (`metadata.*` on HTTP).
 pub type Metadata = BTreeMap<String, String>;

@@ -2,12 +2,17 @@
 //! depends on no web framework, gRPC stack or database client.
 
 pub mod address;
+pub mod block;
 pub mod component;
 pub mod error;
 pub mod metadata;
 pub mod testing;
 pub mod units;
 
-pub use component::{Builder, ComponentContext, Factory};
+pub use block::{
+    Block, BlockInfo, ComponentInfo, ComponentSpec, ComponentStore, Registry, RuntimeSettings,
+    SecretSource, TypeEntry,
+};
+pub use component::{BuildFuture, Builder, ComponentContext, ComponentFactory, Factory};
 pub use error::{ApiError, GrpcCode};
 pub use metadata::{MetadataReader, Properties};

@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod block;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub use block::LockBlock;
 
 /// What an unlock found, with Dapr's numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

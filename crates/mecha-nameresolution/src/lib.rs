@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+mod block;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub use block::NameResolutionBlock;
 
 /// This runtime, as others find it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 //! - `conformance` (feature `conformance`) is the suite every component must
 //!   pass, expanded into one test per case by [`pubsub_conformance!`].
 
+mod block;
 mod broker;
 mod bulk;
 pub mod cloudevent;
@@ -27,6 +28,7 @@ pub mod subscription;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use block::{PubSubBlock, PubSubSettings};
 pub use broker::{Broker, PublishError, SubscribeError};
 pub use component::*;
 pub use delivery::PUBSUB_NAME_KEY;

@@ -6,7 +6,9 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_bindings::{AppBindings, InputEvent, InputHandler, InvokeRequest, Refused};
+use mecha_bindings::{
+    AppBindings, BindingsBlock, InputEvent, InputHandler, InvokeRequest, Refused,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Runtime;
@@ -38,7 +40,9 @@ impl InputHandler for ToApp {
 async fn forward(runtime: &Runtime, to: &[String], data: &Bytes, parallel: bool) {
     let components = runtime.components();
     let send = |name: &String| {
-        let binding = components.binding(name).and_then(|b| b.output.clone());
+        let binding = components
+            .get::<BindingsBlock>(name)
+            .and_then(|b| b.output.clone());
         let request = InvokeRequest::new("create", data.clone());
         let name = name.clone();
         async move {
@@ -70,7 +74,7 @@ async fn forward(runtime: &Runtime, to: &[String], data: &Bytes, parallel: bool)
 pub async fn start_input_bindings(runtime: &Arc<Runtime>, stop: CancellationToken) {
     let components = runtime.components();
     let inputs: Vec<_> = components
-        .bindings()
+        .all::<BindingsBlock>()
         .filter(|b| b.input.is_some())
         .cloned()
         .collect();

@@ -1,17 +1,16 @@
-//! The runtime's services beside the API spine: the registry of component
-//! types, the two-phase loading of components (a pure plan, then an async
-//! build), the live component store, and the runtime's status.
+//! The runtime's services beside the API spine: the two-phase loading of
+//! components (a pure plan, then an async build) into the component store,
+//! name resolution, subscriptions, input bindings, and the runtime's status.
 
 mod bindings;
 mod components;
 mod nameresolution;
 mod pubsub;
-mod registry;
 mod runtime;
 
 pub use bindings::start_input_bindings;
-pub use components::{BindingEntry, ComponentInfo, ComponentStore, Plan, StateEntry, plan};
+pub use components::{Plan, plan};
+pub use mecha_core::{ComponentInfo, ComponentStore, Registry, TypeEntry};
 pub use nameresolution::{DEFAULT_REGISTRY_FILE, plan_name_resolution};
 pub use pubsub::{check_subscriptions, declarative_spec, start_subscriptions, stop_pubsub};
-pub use registry::{Registry, TypeEntry};
 pub use runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo};

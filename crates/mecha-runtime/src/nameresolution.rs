@@ -8,9 +8,11 @@ use std::path::PathBuf;
 
 use mecha_config::{NameResolutionSpec, Report};
 use mecha_core::{Builder, ComponentContext, MetadataReader, Properties};
-use mecha_nameresolution::NameResolver;
+use mecha_nameresolution::{NameResolutionBlock, NameResolver};
 
 use crate::{Registry, RuntimeInfo};
+
+const KIND: &str = <NameResolutionBlock as mecha_core::Block>::KIND;
 
 /// The file name of the default registry in the data directory.
 pub const DEFAULT_REGISTRY_FILE: &str = "nameresolution.db";
@@ -37,14 +39,18 @@ pub fn plan_name_resolution(
         }
     };
     let label = Some(format!("nameResolution '{component}'"));
-    let Some(factory) = registry.nameresolution(&component) else {
+    // By `nameresolution.x`, or by the short name `Configuration` uses.
+    let factory = registry
+        .factory::<NameResolutionBlock>(&component)
+        .or_else(|| registry.factory::<NameResolutionBlock>(&format!("{KIND}.{component}")));
+    let Some(factory) = factory else {
         if spec.is_some() {
             report.error(
                 &file,
                 label,
                 format!(
                     "unknown name resolution component; known: {}",
-                    registry.known_nameresolution().join(", ")
+                    registry.types_of(KIND).join(", ")
                 ),
             );
         }

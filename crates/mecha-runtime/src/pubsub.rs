@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use mecha_config::Report;
-use mecha_pubsub::Sink;
 use mecha_pubsub::routing::{Routes, Rule};
 use mecha_pubsub::subscription::{BulkSettings, Kind, SubscriptionSpec, merge, rules_from};
+use mecha_pubsub::{PubSubBlock, Sink};
 
 use crate::Runtime;
 
@@ -89,7 +89,7 @@ pub async fn start_subscriptions(runtime: &Arc<Runtime>) {
         }
         return;
     };
-    let programmatic = if runtime.components().has_pubsubs() {
+    let programmatic = if runtime.components().has::<PubSubBlock>() {
         match app.subscriptions().await {
             Ok(specs) => specs,
             Err(err) => {
@@ -103,7 +103,7 @@ pub async fn start_subscriptions(runtime: &Arc<Runtime>) {
     let components = runtime.components();
     let sink: Arc<dyn Sink> = app;
     for spec in merge(declarative, programmatic) {
-        let Some(broker) = components.pubsub(&spec.pubsub) else {
+        let Some(broker) = components.get::<PubSubBlock>(&spec.pubsub) else {
             tracing::warn!(
                 pubsub = %spec.pubsub,
                 topic = %spec.topic,
@@ -127,7 +127,7 @@ pub async fn start_subscriptions(runtime: &Arc<Runtime>) {
 /// connections.
 pub async fn stop_pubsub(runtime: &Runtime, grace: std::time::Duration) {
     runtime.subscriptions().close_all(grace).await;
-    for broker in runtime.components().brokers() {
+    for broker in runtime.components().all::<PubSubBlock>() {
         broker.component().close().await;
     }
 }

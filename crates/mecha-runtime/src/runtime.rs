@@ -13,7 +13,7 @@ use mecha_pubsub::subscription::SubscriptionSpec;
 use mecha_pubsub::{AppSubscriber, Subscriptions};
 use tokio::sync::watch;
 
-use crate::components::ComponentStore;
+use mecha_core::ComponentStore;
 
 /// How the runtime reaches its app (`--app-*` flags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -13,8 +13,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+mod block;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub use block::{SecretScopes, SecretsBlock};
 
 /// One secret: its values by key. A single-valued secret has one entry,
 /// named as the secret.

@@ -8,6 +8,7 @@
 //! - `conformance` (feature `conformance`) is the suite every component must
 //!   pass, expanded into one test per case by [`state_conformance!`].
 
+mod block;
 pub mod codec;
 mod keys;
 pub mod query;
@@ -18,6 +19,7 @@ mod types;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use block::{StateBlock, StateEntry, StateSettings};
 pub use keys::{KeyPrefix, KeyScheme, SEPARATOR};
 pub use query::{Query, QueryItem, QueryRequest, QueryResponse};
 pub use store::{BulkGetItem, Store, parse_ttl};

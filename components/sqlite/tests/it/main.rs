@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mecha_component_sqlite::{SqliteStateFactory, SqliteStateStore, StateConfig};
+use mecha_component_sqlite::{STATE_SQLITE, SqliteStateStore, StateConfig};
 use mecha_core::{ComponentContext, Factory, MetadataReader, Properties};
 use mecha_state::conformance::Harness;
 use mecha_state::*;
@@ -148,7 +148,7 @@ fn metadata_keys_and_errors() {
         .with("timeout", "soon")
         .with("color", "blue");
     let meta = MetadataReader::new(&props);
-    let _ = SqliteStateFactory.configure("v1", &meta, &ComponentContext::default());
+    let _ = STATE_SQLITE.configure("v1", &meta, &ComponentContext::default());
     let errors = meta.errors();
     assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("connectionString")));

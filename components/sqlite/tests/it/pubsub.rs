@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_component_sqlite::{PubSubConfig, SqlitePubSub, SqlitePubSubFactory};
+use mecha_component_sqlite::{PUBSUB_SQLITE, PubSubConfig, SqlitePubSub};
 use mecha_core::{ComponentContext, Factory, MetadataReader, Properties};
 use mecha_pubsub::conformance::Harness;
 use mecha_pubsub::redelivery::Backoff;
@@ -158,7 +158,7 @@ fn metadata_keys() {
         .with("concurrencyMode", "sometimes")
         .with("processingTimeout", "0");
     let reader = MetadataReader::new(&bad);
-    let _ = SqlitePubSubFactory.configure("v1", &reader, &ComponentContext::default());
+    let _ = PUBSUB_SQLITE.configure("v1", &reader, &ComponentContext::default());
     let errors = reader.errors().join("\n");
     assert!(errors.contains("concurrencyMode"), "{errors}");
     assert!(errors.contains("processingTimeout"), "{errors}");

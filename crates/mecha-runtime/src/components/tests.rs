@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mecha_config::{MetadataItem, MetadataSource};
-use mecha_core::Factory;
+use mecha_core::{Builder, ComponentContext, Factory};
+use mecha_secrets::SecretStore;
 use mecha_state::*;
 
 use super::*;
@@ -121,8 +122,8 @@ impl Builder<dyn SecretStore> for FakeSecretsBuilder {
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.register_state(FakeFactory);
-    registry.register_secrets(FakeSecretsFactory);
+    registry.register::<StateBlock>(FakeFactory);
+    registry.register::<mecha_secrets::SecretsBlock>(FakeSecretsFactory);
     registry
 }
 
@@ -192,7 +193,12 @@ fn every_problem_is_reported_with_its_component() {
         ),
         component("pubsub", "pubsub.redis", &[]),
     ];
-    let (plan, report) = plan(&components, &registry(), &info());
+    let (plan, report) = plan(
+        &components,
+        &registry(),
+        &info(),
+        RuntimeSettings::default(),
+    );
     assert!(plan.is_empty());
     let messages: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
     let expect = [
@@ -234,7 +240,12 @@ fn only_one_actor_state_store() {
         component("a", "state.fake", &flag),
         component("b", "state.fake", &flag),
     ];
-    let (_, report) = plan(&components, &registry(), &info());
+    let (_, report) = plan(
+        &components,
+        &registry(),
+        &info(),
+        RuntimeSettings::default(),
+    );
     assert_eq!(report.errors.len(), 1);
     assert!(report.errors[0].to_string().contains("component 'b'"));
 }
@@ -265,7 +276,12 @@ async fn build_reports_failures_and_honours_ignore_errors() {
             &[("needed", value("x")), ("mode", value("hang"))],
         ),
     ];
-    let (plan, report) = plan(&components, &registry(), &info());
+    let (plan, report) = plan(
+        &components,
+        &registry(),
+        &info(),
+        RuntimeSettings::default(),
+    );
     assert!(report.is_ok(), "{report:?}");
     let errors = plan.build().await.err().expect("two components fail");
     assert_eq!(errors.len(), 2, "{errors:?}");
@@ -285,12 +301,17 @@ async fn build_reports_failures_and_honours_ignore_errors() {
         "state.fake",
         &[("needed", value("x")), ("actorStateStore", value("yes"))],
     )];
-    let store = super::plan(&components, &registry(), &info())
-        .0
-        .build()
-        .await
-        .unwrap();
-    let entry = store.state("good").unwrap();
+    let store = super::plan(
+        &components,
+        &registry(),
+        &info(),
+        RuntimeSettings::default(),
+    )
+    .0
+    .build()
+    .await
+    .unwrap();
+    let entry = store.get::<StateBlock>("good").unwrap();
     assert!(entry.actor_state_store);
     assert_eq!(
         store.infos()[0].capabilities,
@@ -322,13 +343,18 @@ async fn secret_key_refs_are_resolved_from_their_store_first() {
                 &[("value", super::tests::value(value))],
             ),
         ];
-        let (plan, report) = plan(&components, &registry(), &info());
+        let (plan, report) = plan(
+            &components,
+            &registry(),
+            &info(),
+            RuntimeSettings::default(),
+        );
         assert!(report.is_ok(), "{report:?}");
         let built = plan.build().await;
         match (fails, built) {
             (false, Ok(store)) => {
-                assert!(store.state("uses").is_some());
-                assert!(store.secret_store("vault").is_some());
+                assert!(store.get::<StateBlock>("uses").is_some());
+                assert!(store.get::<mecha_secrets::SecretsBlock>("vault").is_some());
             }
             (true, Err(errors)) => assert!(errors[0].contains("backend refused"), "{errors:?}"),
             (_, other) => panic!("{value}: {:?}", other.err()),
@@ -343,19 +369,29 @@ async fn secret_key_refs_are_resolved_from_their_store_first() {
             &[("value", super::tests::value("v"))],
         ),
     ];
-    let errors = plan(&components, &registry(), &info())
-        .0
-        .build()
-        .await
-        .err()
-        .unwrap();
+    let errors = plan(
+        &components,
+        &registry(),
+        &info(),
+        RuntimeSettings::default(),
+    )
+    .0
+    .build()
+    .await
+    .err()
+    .unwrap();
     assert!(
         errors[0].contains("cannot read secretKeyRef 'missing'") && errors[0].contains("'vault'"),
         "{errors:?}"
     );
     // A store that is not defined is a planning error.
     let components = vec![using("orphan", "s", "k")];
-    let (_, report) = plan(&components, &registry(), &info());
+    let (_, report) = plan(
+        &components,
+        &registry(),
+        &info(),
+        RuntimeSettings::default(),
+    );
     assert!(
         report
             .errors
