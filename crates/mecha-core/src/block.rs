@@ -21,6 +21,8 @@ pub type SendFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Block: 'static {
     /// The block as type names say it: `state` in `state.redis`.
     const KIND: &'static str;
+    /// What one of its components is called in messages ("state store").
+    const NOUN: &'static str = Self::KIND;
     /// Whether its components come from resource files (name resolution
     /// comes from the `Configuration` instead).
     const FROM_RESOURCES: bool = true;
@@ -108,6 +110,7 @@ impl std::fmt::Debug for RuntimeSettings {
 #[derive(Clone, Copy, Debug)]
 pub struct BlockInfo {
     pub kind: &'static str,
+    pub noun: &'static str,
     pub from_resources: bool,
     pub secret_stores: bool,
     pub exclusive_flag: Option<&'static str>,
@@ -118,6 +121,7 @@ impl BlockInfo {
     pub fn of<B: Block>() -> Self {
         Self {
             kind: B::KIND,
+            noun: B::NOUN,
             from_resources: B::FROM_RESOURCES,
             secret_stores: B::SECRET_STORES,
             exclusive_flag: B::EXCLUSIVE_FLAG,

@@ -44,13 +44,32 @@ pub fn plan_name_resolution(
         .factory::<NameResolutionBlock>(&component)
         .or_else(|| registry.factory::<NameResolutionBlock>(&format!("{KIND}.{component}")));
     let Some(factory) = factory else {
-        if spec.is_some() {
+        let stub = [component.clone(), format!("{KIND}.{component}")]
+            .into_iter()
+            .find_map(|name| {
+                registry
+                    .get(&name)
+                    .and_then(|t| t.compiled_out.map(|f| (t.type_name, f)))
+            });
+        if let (Some(_), Some((type_name, feature))) = (spec, stub) {
+            report.error(
+                &file,
+                label,
+                format!("{type_name} is not compiled into this binary; build mecha with the cargo feature '{feature}'"),
+            );
+        } else if spec.is_some() {
             report.error(
                 &file,
                 label,
                 format!(
                     "unknown name resolution component; known: {}",
-                    registry.types_of(KIND).join(", ")
+                    registry
+                        .types()
+                        .iter()
+                        .filter(|t| t.block == KIND && t.compiled_out.is_none())
+                        .map(|t| t.type_name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }

@@ -25,6 +25,7 @@ pub struct StateEntry {
 
 impl Block for StateBlock {
     const KIND: &'static str = "state";
+    const NOUN: &'static str = "state store";
     const EXCLUSIVE_FLAG: Option<&'static str> = Some("actorStateStore");
     type Component = dyn StateStore;
     type Settings = StateSettings;

@@ -203,8 +203,8 @@ fn check_exclusive_flags(plan: &Plan, report: &mut Report) {
                 &planned.component.file,
                 Some(planned.component.label()),
                 format!(
-                    "only one {} component may set {flag}, and '{}' already does",
-                    planned.block.kind, owner.name
+                    "only one {} may set {flag}, and '{}' already does",
+                    planned.block.noun, owner.name
                 ),
             ),
             None => {
