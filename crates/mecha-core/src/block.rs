@@ -222,22 +222,7 @@ impl<B: Block> Configured for TypedConfigured<B> {
     }
 }
 
-/// A type this binary was built without: configuring it is an error that
-/// names the cargo feature that builds it.
-struct CompiledOut {
-    type_name: &'static str,
-    feature: &'static str,
-}
-
-impl CompiledOut {
-    fn problem(&self) -> String {
-        format!(
-            "{} is not compiled into this binary; build mecha with the cargo feature '{}'",
-            self.type_name, self.feature
-        )
-    }
-}
-
+/// What configuring a type compiled out of this binary answers.
 struct NeverBuilt(String);
 
 impl Configured for NeverBuilt {
@@ -272,7 +257,6 @@ impl std::fmt::Debug for TypeEntry {
 #[derive(Clone, Default)]
 pub struct Registry {
     types: BTreeMap<&'static str, TypeEntry>,
-    blocks: BTreeMap<&'static str, BlockInfo>,
 }
 
 impl Registry {
@@ -286,7 +270,6 @@ impl Registry {
     /// When the type is registered twice: the registry is a fixed list, so
     /// a duplicate is a programming error.
     pub fn register<B: Block>(&mut self, factory: impl Factory<B::Component> + 'static) {
-        self.blocks.insert(B::KIND, BlockInfo::of::<B>());
         let type_name = factory.type_name();
         self.insert(TypeEntry {
             type_name,
@@ -314,7 +297,6 @@ impl Registry {
     /// # Panics
     /// When a type is in both.
     pub fn merge(&mut self, other: Registry) {
-        self.blocks.extend(other.blocks);
         for entry in other.types.into_values() {
             self.insert(entry);
         }
@@ -342,21 +324,15 @@ impl Registry {
     /// What the registry knows of the block a type names, when a type of
     /// it is compiled in.
     pub fn block(&self, kind: &str) -> Option<BlockInfo> {
-        self.blocks.get(kind).copied()
+        self.types
+            .values()
+            .filter(|t| t.block == kind)
+            .find_map(TypeEntry::block_info)
     }
 
     /// Every registered type with its block, sorted by type.
     pub fn types(&self) -> Vec<TypeEntry> {
         self.types.values().cloned().collect()
-    }
-
-    /// The types of the block named `kind`, sorted.
-    pub fn types_of(&self, kind: &str) -> Vec<&'static str> {
-        self.types
-            .values()
-            .filter(|t| t.block == kind)
-            .map(|t| t.type_name)
-            .collect()
     }
 
     /// Every type loadable from resource files, sorted.
@@ -383,6 +359,17 @@ impl TypeEntry {
         }
     }
 
+    /// For a type compiled out of this binary: the error that names the
+    /// cargo feature that builds it.
+    pub fn compiled_out_problem(&self) -> Option<String> {
+        self.compiled_out.map(|feature| {
+            format!(
+                "{} is not compiled into this binary; build mecha with the cargo feature '{feature}'",
+                self.type_name
+            )
+        })
+    }
+
     /// Configures a component of this type (pure; problems go to the
     /// reader, including that the type is compiled out).
     pub fn configure(
@@ -390,15 +377,12 @@ impl TypeEntry {
         metadata: &MetadataReader<'_>,
         spec: &ComponentSpec,
     ) -> Box<dyn Configured> {
-        match (&self.component, self.compiled_out) {
+        match (&self.component, self.compiled_out_problem()) {
             (Some(component), _) => component.configure(metadata, spec),
-            (None, feature) => {
-                let stub = CompiledOut {
-                    type_name: self.type_name,
-                    feature: feature.unwrap_or("?"),
-                };
-                metadata.error(stub.problem());
-                Box::new(NeverBuilt(stub.problem()))
+            (None, problem) => {
+                let problem = problem.unwrap_or_default();
+                metadata.error(problem.clone());
+                Box::new(NeverBuilt(problem))
             }
         }
     }
@@ -471,17 +455,6 @@ impl ComponentStore {
             .entry(live.block)
             .or_default()
             .insert(name.to_owned(), live.handle);
-    }
-
-    /// Adds a component of block `B` directly (tests, embedders).
-    pub fn insert<B: Block>(&mut self, name: &str, type_name: &str, handle: B::Handle) {
-        let live = LiveComponent {
-            block: TypeId::of::<B>(),
-            capabilities: B::capabilities(&handle),
-            secret_source: B::secret_source(&handle),
-            handle: Box::new(handle),
-        };
-        self.install(name, type_name, "v1", live);
     }
 }
 
@@ -636,7 +609,14 @@ mod tests {
             registry.known_types(),
             vec!["greetings.alias", "greetings.far", "greetings.hello"]
         );
-        assert_eq!(registry.types_of("greetings").len(), 3);
+        assert_eq!(
+            registry
+                .types()
+                .iter()
+                .filter(|t| t.block == "greetings")
+                .count(),
+            3
+        );
     }
 
     #[test]

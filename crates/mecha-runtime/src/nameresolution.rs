@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use mecha_config::{NameResolutionSpec, Report};
-use mecha_core::{Builder, ComponentContext, MetadataReader, Properties};
+use mecha_core::{Builder, MetadataReader, Properties};
 use mecha_nameresolution::{NameResolutionBlock, NameResolver};
 
 use crate::{Registry, RuntimeInfo};
@@ -40,38 +40,28 @@ pub fn plan_name_resolution(
     };
     let label = Some(format!("nameResolution '{component}'"));
     // By `nameresolution.x`, or by the short name `Configuration` uses.
-    let factory = registry
-        .factory::<NameResolutionBlock>(&component)
-        .or_else(|| registry.factory::<NameResolutionBlock>(&format!("{KIND}.{component}")));
+    let entry = [component.clone(), format!("{KIND}.{component}")]
+        .iter()
+        .find_map(|name| registry.get(name))
+        .filter(|entry| entry.block == KIND);
+    let factory = entry.and_then(|e| registry.factory::<NameResolutionBlock>(e.type_name));
     let Some(factory) = factory else {
-        let stub = [component.clone(), format!("{KIND}.{component}")]
-            .into_iter()
-            .find_map(|name| {
-                registry
-                    .get(&name)
-                    .and_then(|t| t.compiled_out.map(|f| (t.type_name, f)))
-            });
-        if let (Some(_), Some((type_name, feature))) = (spec, stub) {
-            report.error(
-                &file,
-                label,
-                format!("{type_name} is not compiled into this binary; build mecha with the cargo feature '{feature}'"),
-            );
-        } else if spec.is_some() {
-            report.error(
-                &file,
-                label,
-                format!(
-                    "unknown name resolution component; known: {}",
-                    registry
+        if spec.is_some() {
+            let problem = entry
+                .and_then(|e| e.compiled_out_problem())
+                .unwrap_or_else(|| {
+                    let known: Vec<&str> = registry
                         .types()
                         .iter()
                         .filter(|t| t.block == KIND && t.compiled_out.is_none())
                         .map(|t| t.type_name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+                        .collect();
+                    format!(
+                        "unknown name resolution component; known: {}",
+                        known.join(", ")
+                    )
+                });
+            report.error(&file, label, problem);
         }
         return (None, report);
     };
@@ -80,12 +70,7 @@ pub fn plan_name_resolution(
         .filter(|v| !v.is_empty())
         .unwrap_or("v1");
     let reader = MetadataReader::new(&properties);
-    let ctx = ComponentContext {
-        name: component.clone(),
-        app_id: info.app_id.clone(),
-        namespace: info.namespace.clone(),
-        data_dir: info.data_dir.clone(),
-    };
+    let ctx = info.component_context(&component);
     let builder = factory.configure(version, &reader, &ctx);
     for error in reader.errors() {
         report.error(&file, label.clone(), error);

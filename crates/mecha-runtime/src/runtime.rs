@@ -52,6 +52,18 @@ pub struct RuntimeInfo {
     pub max_body_size: usize,
 }
 
+impl RuntimeInfo {
+    /// Where the component named `name` is built.
+    pub fn component_context(&self, name: &str) -> mecha_core::ComponentContext {
+        mecha_core::ComponentContext {
+            name: name.to_owned(),
+            app_id: self.app_id.clone(),
+            namespace: self.namespace.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
 /// The runtime's shared state.
 pub struct Runtime {
     pub info: RuntimeInfo,

@@ -114,12 +114,7 @@ pub fn plan(
             continue;
         }
         let spec = ComponentSpec {
-            ctx: mecha_core::ComponentContext {
-                name: component.name.clone(),
-                app_id: info.app_id.clone(),
-                namespace: info.namespace.clone(),
-                data_dir: info.data_dir.clone(),
-            },
+            ctx: info.component_context(&component.name),
             type_name: component.type_name.clone(),
             version: component.version.clone(),
             namespaced: component.metadata.iter().any(|item| {
