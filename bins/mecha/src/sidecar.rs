@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mecha_api::Api;
-use mecha_api_grpc::{PeerClient, ProxyLayer, Side};
+use mecha_api_grpc::{CallLayer, PeerClient, Side};
 use mecha_channel::{Channel, ChannelConfig, HealthCheck, Protocol};
 use mecha_config::{LoadOptions, Report};
 use mecha_core::units::parse_quantity;
@@ -211,16 +211,16 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
 
     // Listen first, so health checks answer (500) while components start.
     let mut servers = JoinSet::new();
-    let http = mecha_api_http::router(api.clone(), max_body);
-    let grpc = mecha_api_grpc::routes(api.clone(), max_body);
+    let http = mecha_api_http::router(api.clone());
+    let grpc = mecha_api_grpc::routes(api.clone());
     for ip in listen_ips(&args)? {
         let listener = bind(ip, args.dapr_http_port, "HTTP API").await?;
         servers.spawn(serve_http(listener, http.clone(), runtime.clone()));
         let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
         let (routes, rt) = (grpc.clone(), runtime.clone());
         servers.spawn(async move {
-            let proxy = ProxyLayer::new(Api::new(rt.clone()), Side::Caller);
-            mecha_api_grpc::serve(listener, routes, proxy, async move {
+            let calls = CallLayer::new(Api::new(rt.clone()), Side::Caller);
+            mecha_api_grpc::serve(listener, routes, calls, async move {
                 rt.shutdown_requested().await
             })
             .await
@@ -265,9 +265,9 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     {
         let rt = runtime.clone();
         let routes = mecha_api_grpc::internal_routes(api.clone());
-        let proxy = ProxyLayer::new(api.clone(), Side::Callee);
+        let calls = CallLayer::new(api.clone(), Side::Callee);
         servers.spawn(async move {
-            mecha_api_grpc::serve(internal, routes, proxy, async move {
+            mecha_api_grpc::serve(internal, routes, calls, async move {
                 rt.shutdown_requested().await
             })
             .await

@@ -3,18 +3,11 @@
 //! next ones the changed items); the stream's end ends the subscription,
 //! and `UnsubscribeConfiguration` ends the stream.
 
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use async_trait::async_trait;
-use futures::Stream;
+use futures::StreamExt;
 use mecha_api::Api;
-use mecha_configuration::{Items, UpdateHandler};
+use mecha_configuration::Items;
 use mecha_proto::common as common_pb;
 use mecha_proto::runtime as pb;
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
@@ -48,100 +41,30 @@ pub async fn get(
     }))
 }
 
-/// Sends updates down the stream, once its first message (the id) is out.
-struct ToStream {
-    sender: mpsc::Sender<Result<pb::SubscribeConfigurationResponse, Status>>,
-    ready: watch::Receiver<bool>,
-    stop: CancellationToken,
-}
-
-#[async_trait]
-impl UpdateHandler for ToStream {
-    async fn update(&self, subscription_id: &str, items: Items) {
-        let mut ready = self.ready.clone();
-        if ready.wait_for(|ready| *ready).await.is_err() {
-            return;
-        }
-        let message = pb::SubscribeConfigurationResponse {
-            id: subscription_id.to_owned(),
-            items: items_pb(items),
-        };
-        if self.sender.send(Ok(message)).await.is_err() {
-            // The app went away: end the subscription.
-            self.stop.cancel();
-        }
-    }
-}
-
-/// The response stream; when the app closes it (drops it), the
-/// subscription ends.
-struct Subscription {
-    receiver: mpsc::Receiver<Result<pb::SubscribeConfigurationResponse, Status>>,
-    stop: CancellationToken,
-}
-
-impl Stream for Subscription {
-    type Item = Result<pb::SubscribeConfigurationResponse, Status>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // An ended subscription drops its handler, and with it the last
-        // sender: the stream then ends.
-        if self.stop.is_cancelled() {
-            return Poll::Ready(None);
-        }
-        self.receiver.poll_recv(cx)
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
 pub async fn subscribe(
     api: &Api,
     request: Request<pb::SubscribeConfigurationRequest>,
 ) -> Result<Response<BoxStream<pb::SubscribeConfigurationResponse>>, Status> {
     let req = request.into_inner();
-    let (sender, receiver) = mpsc::channel(64);
-    let (ready_tx, ready) = watch::channel(false);
-    let stop = CancellationToken::new();
-    let handler = Arc::new(ToStream {
-        sender: sender.clone(),
-        ready,
-        stop: stop.clone(),
-    });
-    let (id, subscription_stop) = api
-        .subscribe_configuration(
-            &req.store_name,
-            req.keys,
-            convert::metadata(req.metadata),
-            handler,
-        )
+    let updates = api
+        .subscribe_configuration(&req.store_name, req.keys, convert::metadata(req.metadata))
         .await
         .map_err(status_from)?;
-    // One token ends both: the stream's and the store's subscription.
-    {
-        let (stream_stop, subscription_stop) = (stop.clone(), subscription_stop.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stream_stop.cancelled() => subscription_stop.cancel(),
-                _ = subscription_stop.cancelled() => stream_stop.cancel(),
-            }
-        });
-    }
+    // The first message carries the id alone; the app reads it first.
+    let id = updates.id.clone();
     let first = pb::SubscribeConfigurationResponse {
-        id,
+        id: id.clone(),
         items: Default::default(),
     };
-    sender
-        .send(Ok(first))
-        .await
-        .map_err(|_| Status::internal("the subscription stream closed"))?;
-    let _ = ready_tx.send(true);
-    drop(sender);
-    Ok(Response::new(Box::pin(Subscription { receiver, stop })))
+    let changes = updates.map(move |items| {
+        Ok(pb::SubscribeConfigurationResponse {
+            id: id.clone(),
+            items: items_pb(items),
+        })
+    });
+    Ok(Response::new(Box::pin(
+        futures::stream::once(async { Ok(first) }).chain(changes),
+    )))
 }
 
 pub async fn unsubscribe(

@@ -30,32 +30,6 @@ pub fn status_from(err: ApiError) -> Status {
     <Status as StatusExt>::with_error_details(code(err.grpc_code), err.message, details)
 }
 
-/// A gRPC status for an HTTP status, as daprd builds it
-/// (`ErrorFromHTTPResponseCode`): the code daprd maps the status to, the
-/// status text as message and `ErrorInfo` reason, and `http.code` and
-/// `http.error_message` (the first 63 characters of `detail`) in its
-/// metadata.
-pub(crate) fn status_from_http(status: http::StatusCode, detail: &str) -> Status {
-    let reason = status.canonical_reason().unwrap_or("Unknown");
-    let excerpt: String = detail.chars().take(63).collect();
-    let mut details = ErrorDetails::new();
-    details.set_error_info(
-        reason,
-        ERROR_DOMAIN,
-        [
-            ("http.code".to_owned(), status.as_u16().to_string()),
-            ("http.error_message".to_owned(), excerpt),
-        ],
-    );
-    let grpc = mecha_invoke::status::grpc_code_for_http(status.as_u16());
-    <Status as StatusExt>::with_error_details(code(grpc), reason, details)
-}
-
-/// The answer to a call without the right `dapr-api-token`, as daprd's.
-pub fn unauthenticated(detail: &str) -> Status {
-    status_from_http(http::StatusCode::UNAUTHORIZED, detail)
-}
-
 fn code(code: GrpcCode) -> Code {
     Code::from_i32(code as i32)
 }

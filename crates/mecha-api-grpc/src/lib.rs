@@ -1,14 +1,15 @@
 //! The gRPC adapters: `dapr.proto.runtime.v1.Dapr` on the API port (plus
-//! gRPC health, reflection and transparent proxying), and Mecha's own
-//! runtime-to-runtime service on the internal port, with its client. No
-//! rules live here: every operation is the API layer's.
+//! gRPC health, reflection and transparent proxying, all behind the call
+//! pipeline of `mecha-api`), and Mecha's own runtime-to-runtime service on
+//! the internal port, with its client. No rules live here: every operation
+//! is the API layer's.
 
 mod configuration;
 mod convert;
 mod frames;
 mod internal;
 mod peers;
-mod proxy;
+mod pipeline;
 mod service;
 mod stream;
 
@@ -17,31 +18,19 @@ use mecha_proto::internal::v1::invocation_server::InvocationServer;
 use mecha_proto::runtime::dapr_server::DaprServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Status};
 
 pub use convert::status_from;
 pub use internal::InternalService;
 pub use peers::PeerClient;
-pub use proxy::{ProxyLayer, Side};
+pub use pipeline::{CallLayer, Side};
 pub use service::DaprService;
 
-/// The gRPC services of the Dapr API port: Dapr (behind the API token when
-/// one is set), health (always open) and reflection.
-pub fn routes(api: Api, max_message_size: usize) -> Routes {
+/// The gRPC services of the Dapr API port: Dapr, health and reflection
+/// (served behind [`CallLayer`], which checks the API token).
+pub fn routes(api: Api) -> Routes {
     let runtime = api.runtime().clone();
-    let auth_api = api.clone();
-    let check_token = move |request: Request<()>| -> Result<Request<()>, Status> {
-        let token = request
-            .metadata()
-            .get("dapr-api-token")
-            .map(|v| v.as_bytes());
-        match auth_api.token_refusal(token) {
-            None => Ok(request),
-            Some(detail) => Err(convert::unauthenticated(detail)),
-        }
-    };
+    let max_message_size = api.body_limit().bytes();
     let dapr = DaprServer::new(DaprService::new(api))
         .max_decoding_message_size(max_message_size)
         .max_encoding_message_size(usize::MAX);
@@ -71,10 +60,10 @@ pub fn routes(api: Api, max_message_size: usize) -> Routes {
         .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the committed descriptor set is valid");
-    Routes::new(InterceptedService::new(dapr, check_token.clone()))
+    Routes::new(dapr)
         .add_service(health)
-        .add_service(InterceptedService::new(reflection, check_token.clone()))
-        .add_service(InterceptedService::new(reflection_alpha, check_token))
+        .add_service(reflection)
+        .add_service(reflection_alpha)
 }
 
 /// The runtime-to-runtime service of the internal port.
@@ -87,11 +76,12 @@ pub fn internal_routes(api: Api) -> Routes {
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains.
-/// Calls carrying `dapr-app-id` for other services are proxied (`side`).
+/// Every call goes through `calls` (the pipeline on the API port, and
+/// proxying of calls for other services).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
-    proxy: ProxyLayer,
+    calls: CallLayer,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -99,7 +89,7 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(
             oversized_as_resource_exhausted,
         ))
-        .layer(proxy)
+        .layer(calls)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

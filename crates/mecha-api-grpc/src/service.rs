@@ -1,12 +1,13 @@
 //! The `Dapr` service: each method maps its message onto the API layer.
 
 use mecha_api::Api;
+use mecha_api::invoke::{ServiceCall, ServiceFailure};
 use mecha_api::pubsub::{BulkEntry, BulkPublish, Publish};
 use mecha_api::state::TransactionOperation;
-use mecha_invoke::InvokeRequest;
 use mecha_proto::runtime::{self as pb, dapr_server::Dapr};
 use mecha_state::DeleteRequest;
 use tonic::codegen::BoxStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, status_from};
@@ -23,15 +24,6 @@ impl DaprService {
 }
 
 type Answer<T> = Result<Response<T>, Status>;
-
-/// gRPC transport headers that are not the caller's metadata.
-const TRANSPORT_HEADERS: &[&str] = &[
-    "content-type",
-    "te",
-    "user-agent",
-    "content-length",
-    "accept-encoding",
-];
 
 fn verb_of(number: i32) -> http::Method {
     match number {
@@ -424,101 +416,44 @@ impl Dapr for DaprService {
             .ok_or_else(|| Status::invalid_argument("InvokeServiceRequest.message is required"))?;
         let extension = message.http_extension.unwrap_or_default();
         let data = message.data.unwrap_or_default();
-        let mut headers = metadata.into_headers();
-        for name in TRANSPORT_HEADERS {
-            headers.remove(*name);
-        }
-        let grpc_keys: Vec<_> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("grpc-"))
-            .cloned()
-            .collect();
-        for key in grpc_keys {
-            headers.remove(key);
-        }
-        let content_type = if message.content_type.is_empty() && !data.type_url.is_empty() {
-            "application/x-protobuf".to_owned()
-        } else {
-            message.content_type
-        };
-        mecha_invoke::headers::set(&mut headers, "content-type", &content_type);
-        // The length is known: HTTP apps get a Content-Length, not chunks.
-        mecha_invoke::headers::set(
-            &mut headers,
-            "content-length",
-            &data.value.len().to_string(),
-        );
-        let invocation = InvokeRequest {
+        let call = ServiceCall {
+            target: req.id,
             method: message.method,
             verb: verb_of(extension.verb),
             query: extension.querystring,
-            headers,
-            body: mecha_invoke::body::full(data.value),
-            caller: None,
-            any_type_url: Some(data.type_url).filter(|t| !t.is_empty()),
+            metadata: metadata.into_headers(),
+            data: data.value.into(),
+            content_type: message.content_type,
+            type_url: data.type_url,
         };
-        let response = self
-            .api
-            .invoke(&req.id, invocation)
-            .await
-            .map_err(status_from)?;
-        if let Some(app) = response.grpc_status {
+        match self.api.invoke_service(call).await {
+            Ok(answer) => {
+                let mut response = Response::new(mecha_proto::common::InvokeResponse {
+                    data: Some(prost_types::Any {
+                        type_url: String::new(),
+                        value: answer.data.to_vec(),
+                    }),
+                    content_type: answer.content_type,
+                });
+                *response.metadata_mut() = MetadataMap::from_headers(answer.metadata);
+                Ok(response)
+            }
+            Err(ServiceFailure::Error { error, metadata }) => {
+                let mut status = status_from(error);
+                *status.metadata_mut() = MetadataMap::from_headers(metadata);
+                Err(status)
+            }
             // A gRPC app's error goes to the caller whole, as daprd passes
             // it: code, message, details, and the app's metadata.
-            let mut headers = response.headers;
-            headers.remove(http::header::CONTENT_TYPE);
-            return Err(Status::with_details_and_metadata(
-                tonic::Code::from_i32(app.code),
-                app.message,
-                app.details,
-                tonic::metadata::MetadataMap::from_headers(
-                    mecha_invoke::headers::to_grpc_metadata(&headers),
-                ),
-            ));
+            Err(ServiceFailure::App { status, metadata }) => {
+                Err(Status::with_details_and_metadata(
+                    tonic::Code::from_i32(status.code),
+                    status.message,
+                    status.details,
+                    MetadataMap::from_headers(metadata),
+                ))
+            }
         }
-        let status = response.status;
-        let body =
-            mecha_invoke::body::collect(response.body, self.api.runtime().info.max_body_size)
-                .await
-                .map_err(|err| Status::internal(format!("reading the app's answer: {err}")))?;
-        let mut out = tonic::metadata::MetadataMap::from_headers(
-            mecha_invoke::headers::to_grpc_metadata(&response.headers),
-        );
-        out.insert(
-            mecha_invoke::headers::HTTP_STATUS,
-            status
-                .as_u16()
-                .to_string()
-                .parse()
-                .expect("digits are valid metadata"),
-        );
-        if !status.is_success() {
-            let mut error = convert::status_from_http(status, &String::from_utf8_lossy(&body));
-            error.metadata_mut().insert(
-                mecha_invoke::headers::HTTP_STATUS,
-                status
-                    .as_u16()
-                    .to_string()
-                    .parse()
-                    .expect("digits are valid metadata"),
-            );
-            return Err(error);
-        }
-        let content_type = response
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let mut answer = Response::new(mecha_proto::common::InvokeResponse {
-            data: Some(prost_types::Any {
-                type_url: String::new(),
-                value: body.to_vec(),
-            }),
-            content_type,
-        });
-        *answer.metadata_mut() = out;
-        Ok(answer)
     }
 
     async fn publish_event(&self, request: Request<pb::PublishEventRequest>) -> Answer<()> {

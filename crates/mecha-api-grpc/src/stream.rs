@@ -6,10 +6,9 @@
 //! reads that first message blindly). The subscription ends when the app
 //! closes its side or the runtime shuts down.
 
-use std::sync::Arc;
-
 use mecha_api::Api;
-use mecha_channel::StreamSink;
+use mecha_api::pubsub::Outcome;
+use mecha_channel::outcome_of_grpc_status;
 use mecha_proto::runtime as pb;
 use pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
 use pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Outgoing;
@@ -20,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, status_from};
 
-/// Events waiting to go out on one stream.
+/// Messages waiting to go out on one stream.
 const OUTGOING: usize = 64;
 
 pub(crate) async fn subscribe(
@@ -34,19 +33,18 @@ pub(crate) async fn subscribe(
         }) => initial,
         _ => return Err(Status::invalid_argument("initial request is required")),
     };
-    let (events, mut to_send) = mpsc::channel(OUTGOING);
-    let sink = Arc::new(StreamSink::new(events));
-    let id = api
+    let mut events = api
         .subscribe_stream(
             &initial.pubsub_name,
             &initial.topic,
             convert::metadata(initial.metadata),
             initial.dead_letter_topic,
-            sink.clone(),
         )
         .await
         .map_err(status_from)?;
+    let answers = events.answers();
     let (out, stream) = mpsc::channel(OUTGOING);
+    // The initial answer goes first, before any event.
     let _ = out
         .send(Ok(pb::SubscribeTopicEventsResponseAlpha1 {
             subscribe_topic_events_response_type: Some(Outgoing::InitialResponse(
@@ -54,24 +52,25 @@ pub(crate) async fn subscribe(
             )),
         }))
         .await;
-    sink.open();
-    let runtime = api.runtime().clone();
+    let forward_answers = answers.clone();
     let forward = tokio::spawn(async move {
-        loop {
-            let event = tokio::select! {
-                event = to_send.recv() => event,
-                () = runtime.shutdown_requested() => None,
+        while let Some(event) = events.next().await {
+            let message = match mecha_channel::topic_event_request(&event) {
+                Ok(message) => message,
+                Err(err) => {
+                    forward_answers.processed(event.id(), Outcome::Retry(err));
+                    continue;
+                }
             };
-            let Some(event) = event else { break };
             let message = pb::SubscribeTopicEventsResponseAlpha1 {
-                subscribe_topic_events_response_type: Some(Outgoing::EventMessage(event)),
+                subscribe_topic_events_response_type: Some(Outgoing::EventMessage(message)),
             };
             if out.send(Ok(message)).await.is_err() {
                 break;
             }
         }
+        // Dropping `events` ends the subscription.
     });
-    let api = api.clone();
     tokio::spawn(async move {
         loop {
             match inbound.message().await {
@@ -79,7 +78,7 @@ pub(crate) async fn subscribe(
                     subscribe_topic_events_request_type: Some(Incoming::EventProcessed(done)),
                 })) => {
                     let status = done.status.map(|s| s.status).unwrap_or_default();
-                    sink.processed(&done.id, status);
+                    answers.processed(&done.id, outcome_of_grpc_status(status));
                 }
                 Ok(Some(_)) => {
                     tracing::warn!(
@@ -90,9 +89,7 @@ pub(crate) async fn subscribe(
                 Ok(None) | Err(_) => break,
             }
         }
-        sink.close();
         forward.abort();
-        api.unsubscribe(id).await;
     });
     Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::Ctx;
 use crate::body::{self, Object, Text};
 use crate::error::{ErrorResponse, error_response};
+use mecha_api::Overflow;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -33,7 +34,10 @@ pub(crate) async fn invoke(
     request: Body,
 ) -> Result<Response, ErrorResponse> {
     let name = body::path(name)?;
-    let bytes = body::read(&headers, request, ctx.max_body).await?;
+    let bytes = ctx
+        .body_limit
+        .read(&headers, request, Overflow::Malformed)
+        .await?;
     let Object(invoke): Object<InvokeBody> = body::json(&bytes)?;
     // As daprd: `data` goes to the binding as JSON, a string with its quotes.
     let data = serde_json::to_vec(&invoke.data).expect("a JSON value serializes");

@@ -1,62 +1,8 @@
-//! Request bodies: read within `--max-body-size`, and decoded as JSON with
-//! Dapr's errors.
+//! Request bodies decoded as JSON, and path and query parameters, with
+//! Dapr's errors. Bodies are read within `mecha_api::BodyLimit`.
 
-use axum::body::Body;
-use axum::http::{HeaderMap, header};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use mecha_core::ApiError;
 use serde::Deserialize;
-
-/// Reads a whole body, refusing one over `max` bytes before reading it when
-/// its length is declared, and as soon as it passes `max` otherwise. Over
-/// the limit is daprd's answer for a body it decodes as it reads (state):
-/// `ERR_MALFORMED_REQUEST`.
-pub(crate) async fn read(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
-    read_within(headers, body, max, || {
-        ApiError::malformed_request(format!(
-            "failed deserializing HTTP body: stream too large: the request body exceeds the limit of {max} bytes (--max-body-size)"
-        ))
-    })
-    .await
-}
-
-/// [`read`] for the bodies daprd reads whole as bytes (lock, query,
-/// metadata): over the limit is `ERR_BODY_READ`.
-pub(crate) async fn read_bytes(
-    headers: &HeaderMap,
-    body: Body,
-    max: usize,
-) -> Result<Bytes, ApiError> {
-    read_within(headers, body, max, || {
-        ApiError::body_read(format!(
-            "failed to read request body: stream too large: the request body exceeds the limit of {max} bytes (--max-body-size)"
-        ))
-    })
-    .await
-}
-
-async fn read_within(
-    headers: &HeaderMap,
-    body: Body,
-    max: usize,
-    too_large: impl FnOnce() -> ApiError,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::body_read(format!(
-            "failed reading the request body: {err}"
-        ))),
-    }
-}
 
 /// `?metadata.k=v` parameters, without their prefix.
 pub(crate) fn query_metadata(

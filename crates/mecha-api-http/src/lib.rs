@@ -17,7 +17,7 @@ mod state;
 use std::net::SocketAddr;
 
 use axum::Router;
-use mecha_api::Api;
+use mecha_api::{Api, BodyLimit};
 use tokio::net::TcpListener;
 
 pub use error::error_response;
@@ -26,13 +26,14 @@ pub use error::error_response;
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub api: Api,
-    /// `--max-body-size`, in bytes.
-    pub max_body: usize,
+    /// `--max-body-size`, for the bodies the handlers read whole.
+    pub body_limit: BodyLimit,
 }
 
 /// Builds the router of the Dapr HTTP API.
-pub fn router(api: Api, max_body: usize) -> Router {
-    routes::build(Ctx { api, max_body })
+pub fn router(api: Api) -> Router {
+    let body_limit = api.body_limit();
+    routes::build(Ctx { api, body_limit })
 }
 
 /// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`

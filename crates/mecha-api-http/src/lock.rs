@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::Ctx;
 use crate::body::{self, Object};
 use crate::error::ErrorResponse;
+use mecha_api::Overflow;
 
 /// The request as daprd reads it (protojson): camelCase or snake_case
 /// names, the expiry as a number or a numeric string.
@@ -28,7 +29,10 @@ struct LockBody {
 }
 
 async fn read(ctx: &Ctx, headers: &HeaderMap, request: Body) -> Result<LockBody, ErrorResponse> {
-    let bytes = body::read_bytes(headers, request, ctx.max_body).await?;
+    let bytes = ctx
+        .body_limit
+        .read(headers, request, Overflow::BodyRead)
+        .await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(LockBody::default());
     }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ErrorResponse, error_response};
 use crate::{Ctx, body};
+use mecha_api::Overflow;
 
 pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
     let meta = ctx.api.metadata();
@@ -99,7 +100,10 @@ pub(crate) async fn set(
     request: Body,
 ) -> Result<StatusCode, ErrorResponse> {
     let key = body::path(key)?;
-    let bytes = body::read_bytes(&headers, request, ctx.max_body).await?;
+    let bytes = ctx
+        .body_limit
+        .read(&headers, request, Overflow::BodyRead)
+        .await?;
     let value = String::from_utf8_lossy(&bytes).into_owned();
     ctx.api.set_metadata(&key, value)?;
     Ok(StatusCode::NO_CONTENT)

@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mecha_api::pubsub::{
-    BulkEntry, BulkPublish, BulkPublishError, Publish, bulk_body_error, bulk_entry_from_json,
-    unreadable_publish,
+    BulkEntry, BulkPublish, BulkPublishError, Publish, bulk_body_error, bulk_entry_error,
+    json_field, unreadable_publish,
 };
 use mecha_core::ApiError;
 use serde_json::{Value, json};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::Ctx;
 use crate::body::{self, query_metadata};
 use crate::error::ErrorResponse;
+use mecha_api::Overflow;
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -29,7 +30,9 @@ pub(crate) async fn publish(
     let (pubsub, topic) = body::path(path)?;
     let params = body::query(params)?;
     let metadata = query_metadata(&params);
-    let data = body::read(&headers, request, ctx.max_body)
+    let data = ctx
+        .body_limit
+        .read(&headers, request, Overflow::Malformed)
         .await
         .map_err(|err| {
             let err = unreadable_publish(&pubsub, &topic, err);
@@ -83,8 +86,49 @@ fn parse_bulk(pubsub: &str, topic: &str, bytes: &[u8]) -> Result<Vec<BulkEntry>,
     };
     entries
         .iter()
-        .map(|entry| bulk_entry_from_json(pubsub, topic, entry))
+        .map(|entry| bulk_entry(pubsub, topic, entry))
         .collect()
+}
+
+/// One entry of a bulk publish body: `entryId` (or the JS SDK's
+/// `entryID`: keys match case-insensitively, as Go's JSON decoding does),
+/// `event`, `contentType` and `metadata`.
+fn bulk_entry(pubsub: &str, topic: &str, entry: &Value) -> Result<BulkEntry, ApiError> {
+    let Value::Object(object) = entry else {
+        return Err(bulk_entry_error(
+            pubsub,
+            topic,
+            "an entry is not a JSON object",
+        ));
+    };
+    let text = |name: &str| {
+        json_field(object, name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let metadata = match json_field(object, "metadata") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), value)
+            })
+            .collect(),
+        _ => Default::default(),
+    };
+    let event = json_field(object, "event").unwrap_or(&Value::Null);
+    BulkEntry::from_json_event(
+        pubsub,
+        topic,
+        text("entryId"),
+        event,
+        text("contentType"),
+        metadata,
+    )
 }
 
 /// `POST|PUT /v1.0/publish/bulk/{pubsub}/{topic...}` (and its
@@ -101,7 +145,9 @@ pub(crate) async fn bulk_publish(
     let params = body::query(params)?;
     let metadata = query_metadata(&params);
     let body_error = |err| ctx.api.publish_body_error(&pubsub, &topic, &metadata, err);
-    let bytes = body::read(&headers, request, ctx.max_body)
+    let bytes = ctx
+        .body_limit
+        .read(&headers, request, Overflow::Malformed)
         .await
         .map_err(|err| body_error(bulk_body_error(&pubsub, &topic, err.message)))?;
     let entries = parse_bulk(&pubsub, &topic, &bytes).map_err(body_error)?;
@@ -143,4 +189,33 @@ pub(crate) async fn bulk_publish(
         }
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_entries_are_json_objects() {
+        let entry = bulk_entry(
+            "p",
+            "t",
+            &json!({"entryID": "1", "event": "AAE=", "contentType": "application/octet-stream", "metadata": {"k": 1, "s": "v"}}),
+        )
+        .unwrap();
+        assert_eq!(entry.entry_id, "1", "the JS SDK's entryID is read");
+        assert_eq!(&entry.event[..], [0, 1]);
+        assert_eq!(
+            (&entry.metadata["k"][..], &entry.metadata["s"][..]),
+            ("1", "v")
+        );
+        let inferred = bulk_entry("p", "t", &json!({"entryId": "2", "event": {"a": 1}})).unwrap();
+        assert_eq!(inferred.content_type, "application/json");
+        let err = bulk_entry("p", "t", &json!("not an object")).unwrap_err();
+        assert_eq!((err.code, err.http_status), ("ERR_PUBSUB_EVENTS_SER", 400));
+        let entries = parse_bulk("p", "t", br#"[{"entryId":"1","event":"x"}]"#).unwrap();
+        assert_eq!(entries.len(), 1);
+        let err = parse_bulk("p", "t", br#"{"entryId":"1"}"#).unwrap_err();
+        assert_eq!(err.code, "ERR_PUBSUB_EVENTS_SER");
+    }
 }

@@ -1,11 +1,13 @@
-//! The route table (dapr-contract.md §1.1), auth, and the fallback.
+//! The route table (dapr-contract.md §1.1), the call pipeline, and the
+//! fallback.
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
+use mecha_api::{Refused, Transport};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
@@ -103,31 +105,37 @@ pub(crate) fn build(ctx: Ctx) -> Router {
     let router = router
         .fallback(fallback)
         .method_not_allowed_fallback(fallback);
-    let router = if ctx.api.runtime().info.api_token.is_some() {
-        router.layer(middleware::from_fn_with_state(ctx.clone(), require_token))
-    } else {
-        router
-    };
-    router.with_state(ctx)
+    router
+        .layer(middleware::from_fn_with_state(ctx.clone(), pipeline))
+        .with_state(ctx)
 }
 
-/// With `DAPR_API_TOKEN` set, every call but the health checks must carry
-/// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise.
-async fn require_token(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
-    let exempt = mecha_api::token_exempt(request.method(), request.uri().path());
-    let token = request
-        .headers()
-        .get("dapr-api-token")
-        .map(|v| v.as_bytes());
-    if exempt || ctx.api.authorized(token) {
-        return next.run(request).await;
+/// Every call enters `mecha-api`'s call pipeline: admitted (with
+/// `DAPR_API_TOKEN` set, every call but the health checks must carry
+/// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise),
+/// then run in its seam. The operation is the route's pattern; calls no
+/// route takes are service invocation.
+async fn pipeline(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
+    let operation = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("invoke", MatchedPath::as_str);
+    let admitted = ctx.api.admit(
+        Transport::Http,
+        request.method(),
+        request.uri().path(),
+        operation,
+        request.headers(),
+    );
+    match admitted {
+        Ok(call) => ctx.api.run(&call, next.run(request)).await,
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Refused::HTTP_BODY,
+        )
+            .into_response(),
     }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        mecha_api::INVALID_TOKEN_MESSAGE,
-    )
-        .into_response()
 }
 
 /// Any request no route takes is service invocation in daprd: with a

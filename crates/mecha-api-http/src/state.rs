@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use crate::body::{self, Object, Text, query_metadata};
 use crate::error::ErrorResponse;
 use crate::{Ctx, routes};
+use mecha_api::Overflow;
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -83,7 +84,8 @@ async fn state_body(
     headers: &HeaderMap,
     request: Body,
 ) -> Result<Bytes, ApiError> {
-    body::read(headers, request, ctx.max_body)
+    ctx.body_limit
+        .read(headers, request, Overflow::Malformed)
         .await
         .map_err(|err| ctx.api.state_body_error(store, transaction, err))
 }
@@ -340,7 +342,10 @@ pub(crate) async fn query(
 ) -> Result<Response, ErrorResponse> {
     let store = body::path(store)?;
     let params = body::query(params)?;
-    let bytes = body::read_bytes(&headers, request, ctx.max_body).await?;
+    let bytes = ctx
+        .body_limit
+        .read(&headers, request, Overflow::BodyRead)
+        .await?;
     // A body that is not UTF-8 cannot be JSON: the query parser says so.
     let text = String::from_utf8_lossy(&bytes);
     let response = ctx

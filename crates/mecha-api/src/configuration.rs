@@ -1,17 +1,21 @@
 //! The configuration API: get items, and subscribe to their changes. On
 //! HTTP the runtime pushes each change to the app (`POST
 //! /configuration/{store}/{key}`); on gRPC the subscription is the stream
-//! the app keeps open.
+//! the app keeps open ([`ConfigurationUpdates`]).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::Stream;
 use mecha_configuration::{
-    ConfigError, ConfigurationBlock, Configurations, Items, Metadata, UpdateHandler,
+    ConfigError, ConfigurationBlock, Configurations, Items, Metadata, Update, UpdateHandler,
 };
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::{AppChannel, InvokeRequest};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Api;
@@ -60,7 +64,7 @@ impl Api {
 
     /// Subscribes `handler` to changes of `keys`; the id and the token
     /// that ends the subscription.
-    pub async fn subscribe_configuration(
+    async fn subscribe_configuration_with(
         &self,
         store: &str,
         keys: Vec<String>,
@@ -81,6 +85,36 @@ impl Api {
                     err,
                 )
             })
+    }
+
+    /// A subscription whose changes stream to the caller (gRPC
+    /// `SubscribeConfiguration`).
+    pub async fn subscribe_configuration(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+        metadata: Metadata,
+    ) -> Result<ConfigurationUpdates, ApiError> {
+        let (sender, updates) = mpsc::channel(UPDATES_WAITING);
+        let stop = CancellationToken::new();
+        let handler = Arc::new(ToStream {
+            sender,
+            stop: stop.clone(),
+        });
+        let (id, subscription_stop) = self
+            .subscribe_configuration_with(store, keys, metadata, handler)
+            .await?;
+        // One token ends both: the stream's and the store's subscription.
+        {
+            let stream_stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stream_stop.cancelled() => subscription_stop.cancel(),
+                    _ = subscription_stop.cancelled() => stream_stop.cancel(),
+                }
+            });
+        }
+        Ok(ConfigurationUpdates { id, updates, stop })
     }
 
     /// An HTTP subscription: changes go to the app, one `POST
@@ -106,7 +140,7 @@ impl Api {
             store: store.to_owned(),
         });
         let (id, _stop) = self
-            .subscribe_configuration(store, keys, metadata, handler)
+            .subscribe_configuration_with(store, keys, metadata, handler)
             .await?;
         Ok(id)
     }
@@ -171,40 +205,14 @@ struct PushToApp {
     store: String,
 }
 
-/// The update's JSON: `{"id": ..., "items": {key: {value, version, metadata}}}`.
-pub fn update_json(id: &str, items: &Items) -> String {
-    serde_json::json!({"id": id, "items": items_json(items)}).to_string()
-}
-
-/// Items as daprd writes them in JSON: `{key: {value, version, metadata}}`,
-/// empty fields left out.
-pub fn items_json(items: &Items) -> serde_json::Value {
-    let items: serde_json::Map<String, serde_json::Value> = items
-        .iter()
-        .map(|(key, item)| {
-            let mut fields = serde_json::Map::new();
-            if !item.value.is_empty() {
-                fields.insert("value".into(), item.value.clone().into());
-            }
-            if !item.version.is_empty() {
-                fields.insert("version".into(), item.version.clone().into());
-            }
-            if !item.metadata.is_empty() {
-                fields.insert(
-                    "metadata".into(),
-                    serde_json::to_value(&item.metadata).expect("a map of strings"),
-                );
-            }
-            (key.clone(), serde_json::Value::Object(fields))
-        })
-        .collect();
-    serde_json::Value::Object(items)
-}
-
 #[async_trait]
 impl UpdateHandler for PushToApp {
     async fn update(&self, subscription_id: &str, items: Items) {
-        let body = Bytes::from(update_json(subscription_id, &items));
+        let update = Update {
+            id: subscription_id,
+            items: &items,
+        };
+        let body = Bytes::from(serde_json::to_vec(&update).expect("strings serialise"));
         for key in items.keys() {
             let mut req = InvokeRequest::new(
                 http::Method::POST,
@@ -227,6 +235,53 @@ impl UpdateHandler for PushToApp {
                     tracing::warn!(error = %err, store = %self.store, key, "cannot push a configuration update to the app")
                 }
             }
+        }
+    }
+}
+
+/// Changes waiting to go out on one subscription stream.
+const UPDATES_WAITING: usize = 64;
+
+/// A configuration subscription that streams to its caller: its id, then
+/// the items of each change. Dropping it ends the subscription; ending the
+/// subscription (`UnsubscribeConfiguration`, shutdown) ends the stream.
+pub struct ConfigurationUpdates {
+    pub id: String,
+    updates: mpsc::Receiver<Items>,
+    stop: CancellationToken,
+}
+
+impl Stream for ConfigurationUpdates {
+    type Item = Items;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Items>> {
+        // An ended subscription drops its handler, and with it the last
+        // sender: the stream then ends.
+        if self.stop.is_cancelled() {
+            return Poll::Ready(None);
+        }
+        self.updates.poll_recv(cx)
+    }
+}
+
+impl Drop for ConfigurationUpdates {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Queues a subscription's changes for its [`ConfigurationUpdates`].
+struct ToStream {
+    sender: mpsc::Sender<Items>,
+    stop: CancellationToken,
+}
+
+#[async_trait]
+impl UpdateHandler for ToStream {
+    async fn update(&self, _subscription_id: &str, items: Items) {
+        if self.sender.send(items).await.is_err() {
+            // The caller went away: end the subscription.
+            self.stop.cancel();
         }
     }
 }

@@ -6,19 +6,18 @@
 //! the local app channel or to the runtime serving the target. That runtime
 //! stamps the caller's identity and calls its app.
 
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
 use mecha_core::{ApiError, GrpcCode};
-use mecha_invoke::body::{self, Body};
-use mecha_invoke::headers::{self, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE};
-use mecha_invoke::{AppId, Caller, ChannelError, InvokeRequest, InvokeResponse, trace};
+use mecha_invoke::body::Body;
+use mecha_invoke::headers::{self, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, HTTP_STATUS};
+use mecha_invoke::{
+    AppId, Caller, ChannelError, GrpcStatus, InvokeRequest, InvokeResponse, status, trace,
+};
 
 use crate::Api;
 
 const CODE: &str = "ERR_DIRECT_INVOKE";
-
-/// How much of a refused body is read (and discarded) so its sender sees
-/// the answer.
-const DRAIN_CAP: usize = 32 * 1024 * 1024;
 
 /// An invocation error for target `id`, in daprd's words.
 fn invoke_error(
@@ -60,6 +59,87 @@ pub fn channel_error(id: &str, err: ChannelError) -> ApiError {
     }
 }
 
+/// An HTTP status as daprd turns it into an error for a gRPC caller
+/// (`ErrorFromHTTPResponseCode`): the code daprd maps the status to, the
+/// status text as message and `ErrorInfo` reason, and `http.code` and
+/// `http.error_message` (the first 63 characters of `detail`) in its
+/// metadata.
+pub fn app_http_error(status: StatusCode, detail: &str) -> ApiError {
+    let reason = status.canonical_reason().unwrap_or("Unknown");
+    let excerpt: String = detail.chars().take(63).collect();
+    let code = status.as_u16();
+    ApiError::new(CODE, code, status::grpc_code_for_http(code), reason)
+        .with_reason(reason)
+        .with_info_metadata("http.code", code.to_string())
+        .with_info_metadata("http.error_message", excerpt)
+}
+
+/// gRPC transport headers that are not the caller's metadata.
+const TRANSPORT_HEADERS: &[&str] = &[
+    "content-type",
+    "te",
+    "user-agent",
+    "content-length",
+    "accept-encoding",
+];
+
+/// A gRPC `InvokeService` call, in the API layer's terms.
+#[derive(Debug)]
+pub struct ServiceCall {
+    /// The target app (`app` or `app.namespace`).
+    pub target: String,
+    pub method: String,
+    pub verb: http::Method,
+    pub query: String,
+    /// The caller's gRPC metadata, as headers.
+    pub metadata: HeaderMap,
+    pub data: Bytes,
+    pub content_type: String,
+    /// The type URL of the `Any` the data came in.
+    pub type_url: String,
+}
+
+/// The app's answer to a [`ServiceCall`].
+#[derive(Debug)]
+pub struct ServiceAnswer {
+    pub data: Bytes,
+    pub content_type: String,
+    /// For the caller: the app's headers as gRPC metadata, and the HTTP
+    /// status of an HTTP app's answer (`dapr-http-status`).
+    pub metadata: HeaderMap,
+}
+
+/// A [`ServiceCall`] that failed.
+#[derive(Debug)]
+pub enum ServiceFailure {
+    /// The runtime's own error, or an HTTP app's non-2xx answer as daprd
+    /// turns it into an error ([`app_http_error`]); `metadata` goes with it.
+    Error {
+        error: ApiError,
+        metadata: HeaderMap,
+    },
+    /// A gRPC app's error status, passed on whole (code, message,
+    /// details), with the app's metadata, as daprd passes it.
+    App {
+        status: GrpcStatus,
+        metadata: HeaderMap,
+    },
+}
+
+impl From<ApiError> for ServiceFailure {
+    fn from(error: ApiError) -> Self {
+        Self::Error {
+            error,
+            metadata: HeaderMap::new(),
+        }
+    }
+}
+
+/// `dapr-http-status` metadata for an app's HTTP status.
+fn http_status_metadata(metadata: &mut HeaderMap, status: StatusCode) {
+    metadata.insert(HTTP_STATUS, http::HeaderValue::from(status.as_u16()));
+}
+
 impl Api {
     fn namespace(&self) -> Option<&str> {
         self.runtime().info.namespace.as_deref()
@@ -81,15 +161,13 @@ impl Api {
         // daprd answers an app id it cannot use as any failed invocation.
         let app = AppId::parse(target)
             .map_err(|err| invoke_error(target, 500, GrpcCode::Internal, err))?;
-        let max_body = self.runtime().info.max_body_size;
-        if declared_length(&req.headers).is_some_and(|len| len > max_body as u64) {
-            body::drain(req.body, DRAIN_CAP).await;
-            let err = body::TooLarge { limit: max_body };
-            return Err(invoke_error(target, 500, GrpcCode::Internal, err));
-        }
+        req.body = self
+            .body_limit()
+            .stream(&req.headers, req.body)
+            .await
+            .map_err(|err| invoke_error(target, 500, GrpcCode::Internal, err))?;
         headers::strip_for_forwarding(&mut req.headers);
         trace::next_hop(&mut req.headers);
-        req.body = body::limited(req.body, max_body);
         req.caller = Some(Caller {
             app_id: self.runtime().info.app_id.clone(),
             namespace: self.namespace().map(str::to_owned),
@@ -114,6 +192,75 @@ impl Api {
             }
         }
         result
+    }
+
+    /// gRPC `InvokeService`: the call as a gRPC caller makes it (whole data
+    /// in an `Any`, metadata for headers), the answer as it gets it.
+    pub async fn invoke_service(&self, call: ServiceCall) -> Result<ServiceAnswer, ServiceFailure> {
+        let mut headers = call.metadata;
+        for name in TRANSPORT_HEADERS {
+            headers.remove(*name);
+        }
+        let grpc_keys: Vec<_> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("grpc-"))
+            .cloned()
+            .collect();
+        for key in grpc_keys {
+            headers.remove(key);
+        }
+        let content_type = if call.content_type.is_empty() && !call.type_url.is_empty() {
+            "application/x-protobuf".to_owned()
+        } else {
+            call.content_type
+        };
+        headers::set(&mut headers, "content-type", &content_type);
+        // The length is known: HTTP apps get a Content-Length, not chunks.
+        headers::set(&mut headers, "content-length", &call.data.len().to_string());
+        let request = InvokeRequest {
+            method: call.method,
+            verb: call.verb,
+            query: call.query,
+            headers,
+            body: mecha_invoke::body::full(call.data),
+            caller: None,
+            any_type_url: Some(call.type_url).filter(|t| !t.is_empty()),
+        };
+        let response = self.invoke(&call.target, request).await?;
+        if let Some(status) = response.grpc_status {
+            let mut headers = response.headers;
+            headers.remove(http::header::CONTENT_TYPE);
+            return Err(ServiceFailure::App {
+                status,
+                metadata: headers::to_grpc_metadata(&headers),
+            });
+        }
+        let data = self
+            .body_limit()
+            .collect(response.body)
+            .await
+            .map_err(|err| ApiError::internal(format!("reading the app's answer: {err}")))?;
+        if !response.status.is_success() {
+            let mut metadata = HeaderMap::new();
+            http_status_metadata(&mut metadata, response.status);
+            return Err(ServiceFailure::Error {
+                error: app_http_error(response.status, &String::from_utf8_lossy(&data)),
+                metadata,
+            });
+        }
+        let content_type = response
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut metadata = headers::to_grpc_metadata(&response.headers);
+        http_status_metadata(&mut metadata, response.status);
+        Ok(ServiceAnswer {
+            data,
+            content_type,
+            metadata,
+        })
     }
 
     /// The address of the runtime serving `app`.
@@ -264,11 +411,4 @@ fn prepare_proxied(headers: &mut HeaderMap, app_id: &str, namespace: Option<&str
         headers::set(headers, CALLER_NAMESPACE, ns);
     }
     trace::next_hop(headers);
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }

@@ -3,7 +3,6 @@
 //! against the component's topic scopes and handed to the component.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -13,12 +12,16 @@ use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::trace;
 use mecha_pubsub::cloudevent::{self, Origin};
 use mecha_pubsub::{
-    Broker, Feature, Kind, Metadata, PubSubBlock, PublishError, PublishRequest, Sink,
-    SubscribeError, SubscriptionId, SubscriptionSpec,
+    Broker, Feature, Kind, Metadata, PubSubBlock, PublishError, PublishRequest, SubscribeError,
+    SubscriptionId, SubscriptionSpec,
 };
 use serde_json::Value;
 
 use crate::Api;
+use crate::topic_stream::StreamSink;
+pub use crate::topic_stream::{EventAnswers, TopicEvents};
+pub use mecha_pubsub::Outcome;
+pub use mecha_pubsub::subscription::field as json_field;
 
 /// A publish, as either transport carries it.
 #[derive(Clone, Debug, Default)]
@@ -427,16 +430,15 @@ impl Api {
         })
     }
 
-    /// `SubscribeTopicEventsAlpha1`: events of the topic go to `sink` until
-    /// [`Api::unsubscribe`].
+    /// `SubscribeTopicEventsAlpha1`: the topic's events, for the caller to
+    /// answer one by one.
     pub async fn subscribe_stream(
         &self,
         pubsub: &str,
         topic: &str,
         metadata: Metadata,
         dead_letter_topic: Option<String>,
-        sink: Arc<dyn Sink>,
-    ) -> Result<SubscriptionId, ApiError> {
+    ) -> Result<TopicEvents, ApiError> {
         if pubsub.is_empty() {
             return Err(ApiError::bad_request("pubsubName is required"));
         }
@@ -450,9 +452,11 @@ impl Api {
         let mut spec = SubscriptionSpec::new(pubsub, topic, "/", Kind::Streaming);
         spec.metadata = metadata;
         spec.dead_letter_topic = dead_letter_topic.filter(|t| !t.is_empty());
-        self.runtime()
+        let (sink, events) = StreamSink::new();
+        let id = self
+            .runtime()
             .subscriptions()
-            .start(spec, broker, sink)
+            .start(spec, broker, sink.clone())
             .await
             .map_err(|err| match err {
                 SubscribeError::Forbidden { .. } => pubsub_error(
@@ -466,11 +470,12 @@ impl Api {
                 SubscribeError::Failed(_) => {
                     ApiError::internal(format!("failed to create subscription for {pubsub}: {err}"))
                 }
-            })
+            })?;
+        Ok(sink.into_events(self.clone(), id, events))
     }
 
     /// Ends a streaming subscription, letting its deliveries in flight end.
-    pub async fn unsubscribe(&self, id: SubscriptionId) {
+    pub(crate) async fn unsubscribe(&self, id: SubscriptionId) {
         self.runtime()
             .subscriptions()
             .stop(id, Duration::from_secs(5))
@@ -478,81 +483,61 @@ impl Api {
     }
 }
 
-/// Reads one entry of an HTTP bulk publish body (`entryId` or the JS SDK's
-/// `entryID`, `event`, `contentType`, `metadata`): JSON content types take
-/// any JSON, text types a string, and binary types a base64 string.
-pub fn bulk_entry_from_json(
-    pubsub: &str,
-    topic: &str,
-    entry: &Value,
-) -> Result<BulkEntry, ApiError> {
-    let mismatch = |detail: &str| {
-        events_error(
-            "DAPR_PUBSUB_MARSHAL_ENVELOPE",
-            pubsub,
-            format!(
-                "error when marshalling cloud event envelope for topic {topic} pubsub {pubsub}: error: {detail}"
-            ),
-        )
-    };
-    let Value::Object(object) = entry else {
-        return Err(mismatch("an entry is not a JSON object"));
-    };
-    let text = |name: &str| {
-        mecha_pubsub::subscription::field(object, name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let event = mecha_pubsub::subscription::field(object, "event")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mut content_type = text("contentType");
-    if content_type.is_empty() {
-        content_type = if event.is_string() {
-            "text/plain".into()
-        } else {
-            "application/json".into()
+impl BulkEntry {
+    /// An entry whose event is given as JSON: JSON content types take any
+    /// JSON, text types a string, and binary types a base64 string; without
+    /// a content type, a string is text and anything else JSON.
+    pub fn from_json_event(
+        pubsub: &str,
+        topic: &str,
+        entry_id: String,
+        event: &Value,
+        content_type: String,
+        metadata: Metadata,
+    ) -> Result<Self, ApiError> {
+        let mismatch = |detail: &str| bulk_entry_error(pubsub, topic, detail);
+        let content_type = match content_type {
+            given if !given.is_empty() => given,
+            _ if event.is_string() => "text/plain".into(),
+            _ => "application/json".into(),
         };
+        let bytes = if cloudevent::is_json(&content_type) {
+            serde_json::to_vec(event).expect("JSON values serialise")
+        } else if cloudevent::is_text(&content_type) {
+            match event {
+                Value::String(text) => text.as_bytes().to_vec(),
+                _ => return Err(mismatch("mismatch between contentType and event")),
+            }
+        } else {
+            match event {
+                Value::String(encoded) => base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|err| {
+                        mismatch(&format!(
+                            "unable to decode base64 {content_type} data: {err}"
+                        ))
+                    })?,
+                _ => return Err(mismatch("mismatch between contentType and event")),
+            }
+        };
+        Ok(BulkEntry {
+            entry_id,
+            event: Bytes::from(bytes),
+            content_type,
+            metadata,
+        })
     }
-    let bytes = if cloudevent::is_json(&content_type) {
-        serde_json::to_vec(&event).expect("JSON values serialise")
-    } else if cloudevent::is_text(&content_type) {
-        match &event {
-            Value::String(text) => text.as_bytes().to_vec(),
-            _ => return Err(mismatch("mismatch between contentType and event")),
-        }
-    } else {
-        match &event {
-            Value::String(encoded) => base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|err| {
-                    mismatch(&format!(
-                        "unable to decode base64 {content_type} data: {err}"
-                    ))
-                })?,
-            _ => return Err(mismatch("mismatch between contentType and event")),
-        }
-    };
-    let metadata = match mecha_pubsub::subscription::field(object, "metadata") {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| {
-                let value = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), value)
-            })
-            .collect(),
-        _ => Metadata::new(),
-    };
-    Ok(BulkEntry {
-        entry_id: text("entryId"),
-        event: Bytes::from(bytes),
-        content_type,
-        metadata,
-    })
+}
+
+/// A bulk publish entry that cannot be read, as daprd answers it.
+pub fn bulk_entry_error(pubsub: &str, topic: &str, detail: &str) -> ApiError {
+    events_error(
+        "DAPR_PUBSUB_MARSHAL_ENVELOPE",
+        pubsub,
+        format!(
+            "error when marshalling cloud event envelope for topic {topic} pubsub {pubsub}: error: {detail}"
+        ),
+    )
 }
 
 /// A bulk publish with entries that failed, as daprd answers it: the call
@@ -584,39 +569,32 @@ mod tests {
 
     #[test]
     fn bulk_entries_by_content_type() {
-        let json = bulk_entry_from_json(
-            "p",
-            "t",
-            &serde_json::json!({"entryID": "1", "event": {"a": 1}, "contentType": "application/json"}),
-        )
-        .unwrap();
-        assert_eq!(json.entry_id, "1", "the JS SDK's entryID is read");
+        let entry = |event: Value, content_type: &str| {
+            BulkEntry::from_json_event(
+                "p",
+                "t",
+                "1".into(),
+                &event,
+                content_type.into(),
+                Metadata::new(),
+            )
+        };
+        let json = entry(serde_json::json!({"a": 1}), "application/json").unwrap();
         assert_eq!(&json.event[..], br#"{"a":1}"#);
-        let text = bulk_entry_from_json(
-            "p",
-            "t",
-            &serde_json::json!({"entryId": "2", "event": "hi", "contentType": "text/plain"}),
-        )
-        .unwrap();
+        let text = entry(serde_json::json!("hi"), "text/plain").unwrap();
         assert_eq!(&text.event[..], b"hi");
-        let binary = bulk_entry_from_json(
-            "p",
-            "t",
-            &serde_json::json!({"entryId": "3", "event": "AAE=", "contentType": "application/octet-stream", "metadata": {"k": 1}}),
-        )
-        .unwrap();
+        let binary = entry(serde_json::json!("AAE="), "application/octet-stream").unwrap();
         assert_eq!(&binary.event[..], [0, 1]);
-        assert_eq!(binary.metadata["k"], "1");
-        let inferred =
-            bulk_entry_from_json("p", "t", &serde_json::json!({"entryId": "4", "event": "x"}))
-                .unwrap();
+        let inferred = entry(serde_json::json!("x"), "").unwrap();
         assert_eq!(inferred.content_type, "text/plain");
-        for bad in [
-            serde_json::json!({"entryId": "5", "event": {"a": 1}, "contentType": "text/plain"}),
-            serde_json::json!({"entryId": "6", "event": "***", "contentType": "application/octet-stream"}),
-            serde_json::json!("not an object"),
+        let inferred = entry(serde_json::json!([1]), "").unwrap();
+        assert_eq!(inferred.content_type, "application/json");
+        for (bad, content_type) in [
+            (serde_json::json!({"a": 1}), "text/plain"),
+            (serde_json::json!("***"), "application/octet-stream"),
+            (serde_json::json!(7), "application/octet-stream"),
         ] {
-            let err = bulk_entry_from_json("p", "t", &bad).unwrap_err();
+            let err = entry(bad.clone(), content_type).unwrap_err();
             assert_eq!(err.code, "ERR_PUBSUB_EVENTS_SER", "{bad}");
             assert_eq!(err.http_status, 400);
         }

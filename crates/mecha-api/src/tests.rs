@@ -208,11 +208,48 @@ async fn bulk_get_keeps_order_and_reports_missing_items() {
 #[tokio::test]
 async fn tokens_health_and_metadata() {
     let api = api_with(&["s"], Some("secret")).await;
-    assert!(api.authorized(Some(b"secret")));
-    assert!(!api.authorized(Some(b"secreT")));
-    assert!(!api.authorized(Some(b"secret-longer")));
-    assert!(!api.authorized(None));
-    assert!(api_with(&[], None).await.authorized(None));
+    let admit = |api: &Api, method: http::Method, path: &str, token: Option<&'static str>| {
+        let mut headers = http::HeaderMap::new();
+        if let Some(token) = token {
+            headers.insert("dapr-api-token", http::HeaderValue::from_static(token));
+        }
+        api.admit(Transport::Http, &method, path, path, &headers)
+            .map(|call| call.admission)
+            .map_err(|refused| refused.detail)
+    };
+    let get = http::Method::GET;
+    assert_eq!(
+        admit(&api, get.clone(), "/v1.0/metadata", Some("secret")),
+        Ok(Admission::Token)
+    );
+    for wrong in ["secreT", "secret-longer", ""] {
+        assert_eq!(
+            admit(&api, get.clone(), "/v1.0/metadata", Some(wrong)),
+            Err("authentication error: api token mismatch"),
+            "{wrong}"
+        );
+    }
+    assert_eq!(
+        admit(&api, get.clone(), "/v1.0/metadata", None),
+        Err("missing api token in request metadata")
+    );
+    assert_eq!(
+        admit(&api, get.clone(), "/v1.0/healthz", None),
+        Ok(Admission::Exempt)
+    );
+    assert_eq!(
+        admit(&api_with(&[], None).await, get, "/v1.0/metadata", None),
+        Ok(Admission::Open)
+    );
+    let refused = Refused {
+        detail: "missing api token in request metadata",
+    }
+    .error();
+    assert_eq!(
+        (refused.http_status, refused.grpc_code),
+        (401, GrpcCode::Unauthenticated)
+    );
+    assert_eq!(refused.message, "Unauthorized");
 
     assert_eq!(
         api.outbound_healthz().unwrap_err().code,

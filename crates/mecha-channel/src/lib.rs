@@ -13,7 +13,6 @@ mod grpc;
 mod health;
 mod limit;
 mod pubsub;
-mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +25,7 @@ use mecha_invoke::{AppChannel, ChannelError, InvokeRequest, InvokeResponse};
 
 pub use client::Protocol;
 pub use health::HealthCheck;
-pub use pubsub::{proto_struct, topic_event_request};
-pub use stream::StreamSink;
+pub use pubsub::{outcome_of_grpc_status, proto_struct, topic_event_request};
 
 /// How to reach the app.
 #[derive(Clone, Debug)]

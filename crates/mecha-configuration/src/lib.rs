@@ -25,16 +25,28 @@ pub use block::ConfigurationBlock;
 /// Request metadata (`metadata.*` on HTTP).
 pub type Metadata = BTreeMap<String, String>;
 
-/// One configuration item.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One configuration item. In JSON (daprd's shape, for HTTP callers and
+/// apps) empty fields are left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Item {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub value: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
 }
 
 /// Items by key.
 pub type Items = BTreeMap<String, Item>;
+
+/// A change, as a subscriber gets it: the subscription's id and the items
+/// that changed (`{"id", "items"}` in JSON).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Update<'a> {
+    pub id: &'a str,
+    pub items: &'a Items,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
