@@ -2,11 +2,14 @@
 
 mod defaults;
 mod flags;
+mod listeners;
 mod logging;
 mod metrics;
+mod nameresolution;
 mod planning;
 mod run;
 mod sidecar;
+mod subscriptions;
 mod validate;
 
 use std::path::PathBuf;

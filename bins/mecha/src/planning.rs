@@ -12,7 +12,10 @@ use mecha_config::{
 };
 use mecha_core::{Builder, RuntimeSettings};
 use mecha_nameresolution::NameResolver;
-use mecha_runtime::{Plan, RuntimeInfo, check_subscriptions, plan, plan_name_resolution};
+use mecha_runtime::{Plan, RuntimeInfo, plan};
+
+use crate::nameresolution::plan_name_resolution;
+use crate::subscriptions::check_subscriptions;
 use mecha_secrets::SecretScopes;
 
 /// What the runtime reads from disk, checked on its own: resources and the

@@ -1,28 +1,28 @@
 //! `mecha sidecar`: load and check resources, listen, build components, serve
 //! until asked to stop, then drain.
 
-use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use mecha_api::Api;
-use mecha_api_grpc::{CallLayer, PeerClient, Side};
+use async_trait::async_trait;
+use mecha_api::{Api, Handles};
+use mecha_api_grpc::PeerClient;
+use mecha_bindings::InputBindings;
 use mecha_channel::{Channel, ChannelConfig, HealthCheck, Protocol};
 use mecha_config::{LoadOptions, Report};
 use mecha_core::units::parse_quantity;
-use mecha_nameresolution::{Registration, Resolver};
-use mecha_runtime::{
-    AppConnection, AppHealthCheck, Runtime, RuntimeInfo, declarative_spec, start_subscriptions,
-    stop_pubsub,
-};
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use mecha_core::{HostStatus, Service};
+use mecha_nameresolution::{Registered, Registration, Resolver};
+use mecha_pubsub::{AppSubscriptions, Subscriptions};
+use mecha_runtime::{AppConnection, AppHealthCheck, Components, Host, Runtime, RuntimeInfo};
 
 use crate::flags::SidecarArgs;
+use crate::listeners::Listeners;
+use crate::logging;
 use crate::planning::{Inputs, Planned, Source};
-use crate::{logging, metrics};
+use crate::subscriptions::declarative_spec;
 
 pub fn main(args: SidecarArgs) -> ExitCode {
     let started = Instant::now();
@@ -74,35 +74,6 @@ fn max_body_size(args: &SidecarArgs) -> anyhow::Result<usize> {
     let bytes = parse_quantity(&args.max_body_size)
         .map_err(|err| anyhow::anyhow!("--max-body-size: {err}"))?;
     Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
-}
-
-fn listen_ips(args: &SidecarArgs) -> anyhow::Result<Vec<IpAddr>> {
-    let Some(list) = args
-        .dapr_listen_addresses
-        .as_deref()
-        .filter(|l| !l.trim().is_empty())
-    else {
-        return Ok(vec![IpAddr::from([0, 0, 0, 0])]);
-    };
-    list.split(',')
-        .map(|addr| {
-            let addr = addr.trim();
-            let addr = if addr == "localhost" {
-                "127.0.0.1"
-            } else {
-                addr
-            };
-            addr.parse::<IpAddr>()
-                .with_context(|| format!("--dapr-listen-addresses: '{addr}' is not an IP address"))
-        })
-        .collect()
-}
-
-async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
-    let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for the {what} on {addr}"))
 }
 
 fn report_problems(report: &Report) -> anyhow::Result<()> {
@@ -203,39 +174,10 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         report,
     } = inputs.plan(&info);
     report_problems(&report)?;
+    let declarative = subscriptions.iter().map(declarative_spec).collect();
 
     let runtime = Runtime::new(info);
-    runtime.set_declarative_subscriptions(subscriptions.iter().map(declarative_spec).collect());
-    let api = Api::new(runtime.clone());
-    let app_channel = start_app_channel(&args, &runtime, max_body);
-
-    // Listen first, so health checks answer (500) while components start.
-    let mut servers = JoinSet::new();
-    let http = mecha_api_http::router(api.clone());
-    let grpc = mecha_api_grpc::routes(api.clone());
-    for ip in listen_ips(&args)? {
-        let listener = bind(ip, args.dapr_http_port, "HTTP API").await?;
-        servers.spawn(serve_http(listener, http.clone(), runtime.clone()));
-        let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
-        let (routes, rt) = (grpc.clone(), runtime.clone());
-        servers.spawn(async move {
-            let calls = CallLayer::new(Api::new(rt.clone()), Side::Caller);
-            mecha_api_grpc::serve(listener, routes, calls, async move {
-                rt.shutdown_requested().await
-            })
-            .await
-            .map_err(anyhow::Error::from)
-        });
-    }
-    // The app may come up while name resolution starts.
-    if let Some(channel) = app_channel {
-        let rt = runtime.clone();
-        tokio::spawn(async move {
-            channel.wait_for_app().await;
-            tracing::info!("the app is listening");
-            rt.set_app_ready();
-        });
-    }
+    let app = start_app_channel(&args, &runtime, max_body);
     let resolver = match name_resolution {
         Some(builder) => Some(
             builder
@@ -245,125 +187,76 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    // The runtime-to-runtime port (an OS-chosen port unless given). Until
-    // callers are authenticated (mTLS), it is reachable from this host
-    // only when every peer is on this host.
-    let internal_ip: IpAddr = match &args.dapr_internal_grpc_listen_address {
-        Some(address) => address
-            .parse()
-            .context("--dapr-internal-grpc-listen-address is not an IP address")?,
-        None if resolver.as_ref().is_none_or(|r| r.host_local()) => IpAddr::from([127, 0, 0, 1]),
-        None => IpAddr::from([0, 0, 0, 0]),
-    };
-    let internal = bind(
-        internal_ip,
-        args.dapr_internal_grpc_port.unwrap_or(0),
-        "internal gRPC",
-    )
-    .await?;
-    let internal_port = internal.local_addr()?.port();
-    {
-        let rt = runtime.clone();
-        let routes = mecha_api_grpc::internal_routes(api.clone());
-        let calls = CallLayer::new(api.clone(), Side::Callee);
-        servers.spawn(async move {
-            mecha_api_grpc::serve(internal, routes, calls, async move {
-                rt.shutdown_requested().await
-            })
-            .await
-            .map_err(anyhow::Error::from)
+    let subscriptions = Arc::new(Subscriptions::new());
+    let api = Api::new(
+        runtime.clone(),
+        Handles {
+            app_channel: app.clone().map(|app| app as _),
+            resolver: resolver.clone().map(|r| Arc::new(Resolver::new(r))),
+            peers: resolver
+                .is_some()
+                .then(|| Arc::new(PeerClient::default()) as _),
+            subscriptions: subscriptions.clone(),
+        },
+    );
+    // Listen first, so health checks answer (500) while components start.
+    let listeners = Listeners::bind(&args, &api, resolver.as_deref()).await?;
+    let internal_port = listeners.internal_port();
+
+    // The services, in start order; they drain in the reverse order.
+    let status: Arc<dyn HostStatus> = runtime.clone();
+    let mut host = Host::new(runtime.clone());
+    host.add(listeners);
+    if let Some(app) = &app {
+        host.add(AppListening {
+            app: app.clone(),
+            runtime: runtime.clone(),
         });
     }
-    if args.enable_metrics {
-        let ip: IpAddr = args
-            .metrics_listen_address
-            .parse()
-            .context("--metrics-listen-address is not an IP address")?;
-        let listener = bind(ip, args.metrics_port, "metrics").await?;
-        servers.spawn(serve_http(
-            listener,
-            metrics::router(runtime.clone()),
-            runtime.clone(),
-        ));
+    if let Some(resolver) = resolver {
+        let registration = (!args.app_id.is_empty()).then(|| Registration {
+            app_id: args.app_id.clone(),
+            namespace: runtime.info.namespace.clone(),
+            host: None,
+            port: internal_port,
+        });
+        host.add(Registered::new(resolver, registration));
     }
-    runtime.set_api_ready();
-    tracing::info!(
-        app_id = %args.app_id,
-        http_port = args.dapr_http_port,
-        grpc_port = args.dapr_grpc_port,
-        internal_grpc_port = internal_port,
-        internal_grpc_address = %internal_ip,
-        "API listening"
-    );
-    if let Some(resolver) = &resolver {
-        let peers: Arc<dyn mecha_invoke::Peers> = Arc::new(PeerClient::default());
-        runtime.set_invocation(Arc::new(Resolver::new(resolver.clone())), peers);
-        if !args.app_id.is_empty() {
-            let registration = Registration {
-                app_id: args.app_id.clone(),
-                namespace: runtime.info.namespace.clone(),
-                host: None,
-                port: internal_port,
-            };
-            resolver
-                .register(&registration)
-                .await
-                .context("registering with name resolution")?;
-        }
+    host.add(Components::new(runtime.clone(), plan));
+    host.add(AppSubscriptions::new(
+        status.clone(),
+        subscriptions,
+        app.clone().map(|app| app as _),
+        declarative,
+    ));
+    host.add(InputBindings::new(status, app.map(|app| app as _)));
+    tracing::debug!(services = ?host.names(), "starting");
+    let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
+    host.run(started, stop_signal(runtime), grace).await
+}
+
+/// Marks the runtime's app as ready once it listens on its port (the app
+/// may come up while the rest starts).
+struct AppListening {
+    app: Arc<Channel>,
+    runtime: Arc<Runtime>,
+}
+
+#[async_trait]
+impl Service for AppListening {
+    fn name(&self) -> &'static str {
+        "app channel"
     }
 
-    // Input bindings read until shutdown.
-    let inputs_stop = tokio_util::sync::CancellationToken::new();
-    // Build (connect) the components.
-    tokio::select! {
-        built = plan.build() => match built {
-            Ok(store) => {
-                runtime.set_components(store);
-                let (rt, inputs) = (runtime.clone(), inputs_stop.clone());
-                tokio::spawn(async move {
-                    rt.wait_ready().await;
-                    if !rt.is_shutting_down() {
-                        start_subscriptions(&rt).await;
-                        mecha_runtime::start_input_bindings(&rt, inputs).await;
-                    }
-                });
-            }
-            Err(errors) => {
-                for error in &errors {
-                    tracing::error!("{error}");
-                }
-                runtime.request_shutdown();
-                drain(&mut servers, Duration::from_secs(args.dapr_graceful_shutdown_seconds)).await;
-                bail!("{} component(s) failed to initialise", errors.len());
-            }
-        },
-        () = stop_signal(runtime.clone()) => {}
+    async fn start(&self) -> anyhow::Result<()> {
+        let (app, runtime) = (self.app.clone(), self.runtime.clone());
+        tokio::spawn(async move {
+            app.wait_for_app().await;
+            tracing::info!("the app is listening");
+            runtime.set_app_ready();
+        });
+        Ok(())
     }
-    if !runtime.is_shutting_down() {
-        tracing::info!(
-            startup_ms = started.elapsed().as_millis() as u64,
-            components = runtime.components().infos().len(),
-            "mecha is up and running"
-        );
-        stop_signal(runtime.clone()).await;
-    }
-    tracing::info!("shutting down: draining in-flight requests");
-    let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
-    // Stop taking messages first, and let deliveries in flight settle.
-    inputs_stop.cancel();
-    stop_pubsub(&runtime, grace).await;
-    if let Some(resolver) = &resolver
-        && let Err(err) = resolver.close().await
-    {
-        tracing::warn!("leaving name resolution: {err:#}");
-    }
-    drain(
-        &mut servers,
-        Duration::from_secs(args.dapr_graceful_shutdown_seconds),
-    )
-    .await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Starts the app channel when there is an app (`--app-port`).
@@ -389,23 +282,7 @@ fn start_app_channel(
         }),
         max_body,
     };
-    let channel = Channel::start(config);
-    runtime.set_app_channel(channel.clone());
-    runtime.set_app_subscriber(channel.clone());
-    runtime.set_app_bindings(channel.clone());
-    Some(channel)
-}
-
-async fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    runtime: Arc<Runtime>,
-) -> anyhow::Result<()> {
-    mecha_api_http::serve(listener, router, async move {
-        runtime.shutdown_requested().await
-    })
-    .await
-    .map_err(anyhow::Error::from)
+    Some(Channel::start(config))
 }
 
 /// Resolves on SIGTERM, SIGINT or a shutdown requested through the API, and
@@ -425,21 +302,4 @@ async fn stop_signal(runtime: Arc<Runtime>) {
         () = terminate => tracing::info!("terminated"),
     }
     runtime.request_shutdown();
-}
-
-/// Waits for the servers to finish their in-flight requests, up to `grace`.
-async fn drain(servers: &mut JoinSet<anyhow::Result<()>>, grace: Duration) {
-    let all = async {
-        while let Some(result) = servers.join_next().await {
-            if let Ok(Err(err)) = result {
-                tracing::warn!("server stopped with an error: {err:#}");
-            }
-        }
-    };
-    if tokio::time::timeout(grace, all).await.is_err() {
-        tracing::warn!(
-            ?grace,
-            "in-flight requests did not finish within the grace period"
-        );
-    }
 }

@@ -1,6 +1,7 @@
 //! The output bindings API: one operation on a binding component, with
 //! daprd's error code. Input bindings are driven by the runtime
-//! (`mecha_runtime::start_input_bindings`), not by an API call.
+//! (`mecha_bindings::InputBindings`, a service of the runtime), not by an
+//! API call.
 
 use http::HeaderMap;
 use mecha_bindings::{BindingError, BindingsBlock, InvokeRequest, InvokeResponse, Metadata};

@@ -127,7 +127,7 @@ impl Api {
     ) -> Result<String, ApiError> {
         // The store first, as daprd checks.
         self.configuration_store(store)?;
-        let Some(channel) = self.runtime().app_channel().cloned() else {
+        let Some(channel) = self.app_channel().cloned() else {
             return Err(ApiError::new(
                 "ERR_APP_CHANNEL_NIL",
                 500,

@@ -176,7 +176,7 @@ impl Api {
             return self.invoke_local(req).await;
         }
         let address = self.resolve(&app).await?;
-        let peers = self.runtime().peers().ok_or_else(|| {
+        let peers = self.peers().ok_or_else(|| {
             invoke_error(
                 target,
                 500,
@@ -187,7 +187,7 @@ impl Api {
         let result = peers.invoke(&address, &app.id, req).await;
         if result.is_err() {
             // The runtime we found may be gone: ask again next time.
-            if let Some(resolver) = self.runtime().resolver() {
+            if let Some(resolver) = self.resolver() {
                 resolver.invalidate(&app.id, app.namespace_or(self.namespace()));
             }
         }
@@ -266,7 +266,7 @@ impl Api {
     /// The address of the runtime serving `app`.
     async fn resolve(&self, app: &AppId) -> Result<String, ApiError> {
         let target = app.to_string();
-        let resolver = self.runtime().resolver().ok_or_else(|| {
+        let resolver = self.resolver().ok_or_else(|| {
             invoke_error(
                 &target,
                 500,
@@ -299,7 +299,6 @@ impl Api {
     pub async fn invoke_local(&self, mut req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
         let own = &self.runtime().info.app_id;
         let channel = self
-            .runtime()
             .app_channel()
             .ok_or_else(|| channel_error(own, ChannelError::NoApp))?;
         headers::strip_for_forwarding(&mut req.headers);
@@ -352,7 +351,7 @@ impl Api {
             .resolve(&app)
             .await
             .map_err(|err| with_grpc_code(err, GrpcCode::Unknown))?;
-        let peers = self.runtime().peers().ok_or_else(|| {
+        let peers = self.peers().ok_or_else(|| {
             invoke_error(
                 &target,
                 500,
@@ -365,7 +364,7 @@ impl Api {
             .await
             .map_err(|err| with_grpc_code(err, GrpcCode::Unavailable));
         if result.is_err()
-            && let Some(resolver) = self.runtime().resolver()
+            && let Some(resolver) = self.resolver()
         {
             resolver.invalidate(&app.id, app.namespace_or(self.namespace()));
         }
@@ -379,7 +378,6 @@ impl Api {
     ) -> Result<http::Response<Body>, ApiError> {
         let own = &self.runtime().info.app_id;
         let channel = self
-            .runtime()
             .app_channel()
             .ok_or_else(|| channel_error(own, ChannelError::NoApp))?;
         headers::set(request.headers_mut(), CALLEE_APP_ID, own);

@@ -19,24 +19,61 @@ mod topic_stream;
 use std::sync::Arc;
 
 pub use mecha_core::ApiError;
+use mecha_invoke::{AppChannel, Peers};
+use mecha_nameresolution::Resolver;
+use mecha_pubsub::Subscriptions;
 use mecha_runtime::Runtime;
 
 pub use call::{Admission, BodyLimit, Call, Overflow, Refused, Transport, token_exempt};
 pub use metadata::{AppConnectionInfo, MetadataSnapshot};
 
+/// What the operations reach beyond the runtime's components, given when
+/// the API is made.
+#[derive(Clone, Default)]
+pub struct Handles {
+    /// The runtime's app; `None` without one (`--app-port`).
+    pub app_channel: Option<Arc<dyn AppChannel>>,
+    /// Name resolution, with its cache; `None` when this build has none.
+    pub resolver: Option<Arc<Resolver>>,
+    /// The client of other runtimes.
+    pub peers: Option<Arc<dyn Peers>>,
+    /// The running subscriptions (the app's and streaming ones).
+    pub subscriptions: Arc<Subscriptions>,
+}
+
 /// The operations, over one runtime.
 #[derive(Clone)]
 pub struct Api {
     runtime: Arc<Runtime>,
+    handles: Arc<Handles>,
 }
 
 impl Api {
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime }
+    pub fn new(runtime: Arc<Runtime>, handles: Handles) -> Self {
+        Self {
+            runtime,
+            handles: Arc::new(handles),
+        }
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    fn app_channel(&self) -> Option<&Arc<dyn AppChannel>> {
+        self.handles.app_channel.as_ref()
+    }
+
+    fn resolver(&self) -> Option<&Arc<Resolver>> {
+        self.handles.resolver.as_ref()
+    }
+
+    fn peers(&self) -> Option<&Arc<dyn Peers>> {
+        self.handles.peers.as_ref()
+    }
+
+    fn subscriptions(&self) -> &Subscriptions {
+        &self.handles.subscriptions
     }
 
     /// `POST /v1.0/shutdown`, gRPC `Shutdown`: stop taking work and drain.

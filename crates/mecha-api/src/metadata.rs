@@ -56,7 +56,7 @@ impl Api {
             enabled_features: info.enabled_features.clone(),
             components: rt.components().infos().to_vec(),
             extended,
-            subscriptions: rt.subscriptions().list(),
+            subscriptions: self.subscriptions().list(),
             app_connection,
             actor_runtime_status: "DISABLED",
             placement: if info.placement_addresses.is_empty() {

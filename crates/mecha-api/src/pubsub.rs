@@ -454,7 +454,6 @@ impl Api {
         spec.dead_letter_topic = dead_letter_topic.filter(|t| !t.is_empty());
         let (sink, events) = StreamSink::new();
         let id = self
-            .runtime()
             .subscriptions()
             .start(spec, broker, sink.clone())
             .await
@@ -476,10 +475,7 @@ impl Api {
 
     /// Ends a streaming subscription, letting its deliveries in flight end.
     pub(crate) async fn unsubscribe(&self, id: SubscriptionId) {
-        self.runtime()
-            .subscriptions()
-            .stop(id, Duration::from_secs(5))
-            .await;
+        self.subscriptions().stop(id, Duration::from_secs(5)).await;
     }
 }
 

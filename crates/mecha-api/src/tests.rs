@@ -39,7 +39,7 @@ async fn api_with(stores: &[&str], token: Option<&str>) -> Api {
     assert!(report.is_ok());
     let runtime = Runtime::new(info);
     runtime.set_components(plan.build().await.unwrap());
-    Api::new(runtime)
+    Api::new(runtime, Handles::default())
 }
 
 #[tokio::test]

@@ -18,11 +18,13 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 mod block;
+mod inputs;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use block::{BindingEntry, BindingSettings, BindingsBlock};
+pub use inputs::InputBindings;
 pub mod sql;
 
 /// Request and event metadata.

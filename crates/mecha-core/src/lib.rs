@@ -5,6 +5,7 @@ pub mod address;
 pub mod block;
 pub mod component;
 pub mod error;
+pub mod host;
 pub mod metadata;
 pub mod testing;
 pub mod units;
@@ -15,4 +16,5 @@ pub use block::{
 };
 pub use component::{BuildFuture, Builder, ComponentContext, ComponentFactory, Factory};
 pub use error::{ApiError, GrpcCode};
+pub use host::{HostStatus, Service};
 pub use metadata::{MetadataReader, Properties};

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 mod block;
+mod service;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use block::NameResolutionBlock;
+pub use service::Registered;
 
 /// This runtime, as others find it.
 #[derive(Clone, Debug, PartialEq, Eq)]

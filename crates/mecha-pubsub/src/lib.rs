@@ -12,6 +12,7 @@
 //! - `conformance` (feature `conformance`) is the suite every component must
 //!   pass, expanded into one test per case by [`pubsub_conformance!`].
 
+mod app;
 mod block;
 mod broker;
 mod bulk;
@@ -28,6 +29,7 @@ pub mod subscription;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use app::AppSubscriptions;
 pub use block::{PubSubBlock, PubSubSettings};
 pub use broker::{Broker, PublishError, SubscribeError};
 pub use component::*;

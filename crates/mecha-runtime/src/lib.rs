@@ -1,16 +1,13 @@
-//! The runtime's services beside the API spine: the two-phase loading of
-//! components (a pure plan, then an async build) into the component store,
-//! name resolution, subscriptions, input bindings, and the runtime's status.
+//! The runtime: its identity and status, the host that starts its services
+//! in order and drains them in reverse, and the two-phase loading of
+//! components (a pure plan, then an async build) into the component store.
+//! It knows no building block: each brings its own services.
 
-mod bindings;
 mod components;
-mod nameresolution;
-mod pubsub;
+mod host;
 mod runtime;
 
-pub use bindings::start_input_bindings;
 pub use components::{Plan, plan};
-pub use mecha_core::{ComponentInfo, ComponentStore, Registry, TypeEntry};
-pub use nameresolution::{DEFAULT_REGISTRY_FILE, plan_name_resolution};
-pub use pubsub::{check_subscriptions, declarative_spec, start_subscriptions, stop_pubsub};
+pub use host::{Components, Host};
+pub use mecha_core::{ComponentInfo, ComponentStore, HostStatus, Registry, Service, TypeEntry};
 pub use runtime::{AppConnection, AppHealthCheck, Runtime, RuntimeInfo};

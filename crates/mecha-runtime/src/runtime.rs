@@ -1,19 +1,15 @@
 //! The runtime's identity, status and shutdown signal, shared by the API
-//! layer and the process lifecycle.
+//! layer, the services and the process lifecycle.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use mecha_invoke::{AppChannel, Peers};
-use mecha_nameresolution::Resolver;
-use mecha_pubsub::subscription::SubscriptionSpec;
-use mecha_pubsub::{AppSubscriber, Subscriptions};
+use async_trait::async_trait;
+use mecha_core::{ComponentStore, HostStatus};
 use tokio::sync::watch;
-
-use mecha_core::ComponentStore;
 
 /// How the runtime reaches its app (`--app-*` flags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,13 +68,6 @@ pub struct Runtime {
     api_ready: AtomicBool,
     /// True once the app listens (at once when there is no app).
     app_ready: AtomicBool,
-    app_channel: OnceLock<Arc<dyn AppChannel>>,
-    app_subscriber: OnceLock<Arc<dyn AppSubscriber>>,
-    app_bindings: OnceLock<Arc<dyn mecha_bindings::AppBindings>>,
-    declarative: RwLock<Vec<SubscriptionSpec>>,
-    subscriptions: Subscriptions,
-    resolver: OnceLock<Arc<Resolver>>,
-    peers: OnceLock<Arc<dyn Peers>>,
     extended: RwLock<BTreeMap<String, String>>,
     /// True once components are ready and the API listens.
     ready: watch::Sender<bool>,
@@ -94,13 +83,6 @@ impl Runtime {
             components_ready: AtomicBool::new(false),
             api_ready: AtomicBool::new(false),
             app_ready: AtomicBool::new(!has_app),
-            app_channel: OnceLock::new(),
-            app_subscriber: OnceLock::new(),
-            app_bindings: OnceLock::new(),
-            declarative: RwLock::default(),
-            subscriptions: Subscriptions::new(),
-            resolver: OnceLock::new(),
-            peers: OnceLock::new(),
             extended: RwLock::default(),
             ready: watch::channel(false).0,
             shutdown: watch::channel(false).0,
@@ -132,64 +114,6 @@ impl Runtime {
 
     pub fn app_ready(&self) -> bool {
         self.app_ready.load(Ordering::Acquire)
-    }
-
-    /// Installs the app channel (once, at start).
-    pub fn set_app_channel(&self, channel: Arc<dyn AppChannel>) {
-        let _ = self.app_channel.set(channel);
-    }
-
-    /// The app channel; `None` when the runtime has no app.
-    pub fn app_channel(&self) -> Option<&Arc<dyn AppChannel>> {
-        self.app_channel.get()
-    }
-
-    /// Installs the app as the receiver of input bindings (once, at start).
-    pub fn set_app_bindings(&self, app: Arc<dyn mecha_bindings::AppBindings>) {
-        let _ = self.app_bindings.set(app);
-    }
-
-    /// The app as the receiver of input bindings; `None` without an app.
-    pub fn app_bindings(&self) -> Option<&Arc<dyn mecha_bindings::AppBindings>> {
-        self.app_bindings.get()
-    }
-
-    /// Installs the app as a subscriber (once, at start).
-    pub fn set_app_subscriber(&self, app: Arc<dyn AppSubscriber>) {
-        let _ = self.app_subscriber.set(app);
-    }
-
-    /// The app as a subscriber; `None` when the runtime has no app.
-    pub fn app_subscriber(&self) -> Option<&Arc<dyn AppSubscriber>> {
-        self.app_subscriber.get()
-    }
-
-    /// The `Subscription` resources loaded for this app.
-    pub fn set_declarative_subscriptions(&self, specs: Vec<SubscriptionSpec>) {
-        *self.declarative.write().expect("lock") = specs;
-    }
-
-    pub fn declarative_subscriptions(&self) -> Vec<SubscriptionSpec> {
-        self.declarative.read().expect("lock").clone()
-    }
-
-    /// The running subscriptions.
-    pub fn subscriptions(&self) -> &Subscriptions {
-        &self.subscriptions
-    }
-
-    /// Installs name resolution and the client of other runtimes.
-    pub fn set_invocation(&self, resolver: Arc<Resolver>, peers: Arc<dyn Peers>) {
-        let _ = self.resolver.set(resolver);
-        let _ = self.peers.set(peers);
-    }
-
-    pub fn resolver(&self) -> Option<&Arc<Resolver>> {
-        self.resolver.get()
-    }
-
-    pub fn peers(&self) -> Option<&Arc<dyn Peers>> {
-        self.peers.get()
     }
 
     /// Resolves once every component is ready, the API listens and the app
@@ -235,5 +159,20 @@ impl Runtime {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+}
+
+#[async_trait]
+impl HostStatus for Runtime {
+    fn components(&self) -> Arc<ComponentStore> {
+        Runtime::components(self)
+    }
+
+    async fn wait_ready(&self) {
+        Runtime::wait_ready(self).await
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        Runtime::is_shutting_down(self)
     }
 }

@@ -103,6 +103,28 @@ fn layers_depend_downwards_only() {
             &forbidden_for_blocks
         } else if name.starts_with("mecha-component-") {
             &forbidden_for_components
+        } else if name == "mecha-runtime" {
+            // Each block brings its own services to the host: the runtime
+            // knows none of them.
+            let rules: Vec<&str> = blocks
+                .iter()
+                .filter(|b| !LIBRARIES.contains(&b.as_str()))
+                .map(String::as_str)
+                .chain(
+                    forbidden_for_blocks
+                        .iter()
+                        .copied()
+                        .filter(|d| *d != "mecha-runtime"),
+                )
+                .collect();
+            for dep in deps {
+                assert!(
+                    !rules.contains(&dep.as_str()),
+                    "{name} must not depend on {dep}"
+                );
+            }
+            checked += 1;
+            continue;
         } else if name == "mecha-api" {
             &[
                 "axum",

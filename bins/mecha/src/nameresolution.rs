@@ -10,7 +10,7 @@ use mecha_config::{NameResolutionSpec, Report};
 use mecha_core::{Builder, MetadataReader, Properties};
 use mecha_nameresolution::{NameResolutionBlock, NameResolver};
 
-use crate::{Registry, RuntimeInfo};
+use mecha_runtime::{Registry, RuntimeInfo};
 
 const KIND: &str = <NameResolutionBlock as mecha_core::Block>::KIND;
 

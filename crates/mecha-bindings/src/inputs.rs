@@ -1,34 +1,72 @@
-//! Input bindings at run time: once the app is ready, each binding whose
-//! events the app takes starts reading, and delivers to the app; what a
-//! gRPC app answers may go on to output bindings (`to`), as in daprd.
+//! Input bindings as a service of the runtime: once the runtime is ready,
+//! each binding whose events the app takes starts reading, and delivers to
+//! the app; what a gRPC app answers may go on to output bindings (`to`), as
+//! in daprd. Draining stops them all.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mecha_bindings::{
-    AppBindings, BindingsBlock, InputEvent, InputHandler, InvokeRequest, Refused,
-};
+use mecha_core::{HostStatus, Service};
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Runtime;
+use crate::{AppBindings, BindingsBlock, InputEvent, InputHandler, InvokeRequest, Refused};
+
+/// The input bindings the app takes.
+pub struct InputBindings {
+    host: Arc<dyn HostStatus>,
+    /// The app; `None` when the runtime has none (`--app-port`).
+    app: Option<Arc<dyn AppBindings>>,
+    stop: CancellationToken,
+}
+
+impl InputBindings {
+    pub fn new(host: Arc<dyn HostStatus>, app: Option<Arc<dyn AppBindings>>) -> Self {
+        Self {
+            host,
+            app,
+            stop: CancellationToken::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Service for InputBindings {
+    fn name(&self) -> &'static str {
+        "input bindings"
+    }
+
+    async fn start(&self) -> anyhow::Result<()> {
+        let (host, app, stop) = (self.host.clone(), self.app.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            host.wait_ready().await;
+            if !host.is_shutting_down() {
+                start_input_bindings(&host, app, stop).await;
+            }
+        });
+        Ok(())
+    }
+
+    async fn drain(&self, _grace: Duration) {
+        self.stop.cancel();
+    }
+}
 
 /// Delivers one binding's events to the app.
 struct ToApp {
     app: Arc<dyn AppBindings>,
     name: String,
     route: String,
-    runtime: Weak<Runtime>,
+    host: Arc<dyn HostStatus>,
 }
 
 #[async_trait]
 impl InputHandler for ToApp {
     async fn handle(&self, event: InputEvent) -> Result<Bytes, Refused> {
         let answer = self.app.deliver(&self.name, &self.route, &event).await?;
-        if !answer.to.is_empty()
-            && let Some(runtime) = self.runtime.upgrade()
-        {
-            forward(&runtime, &answer.to, &answer.data, answer.parallel).await;
+        if !answer.to.is_empty() {
+            forward(&*self.host, &answer.to, &answer.data, answer.parallel).await;
         }
         Ok(answer.data)
     }
@@ -37,8 +75,8 @@ impl InputHandler for ToApp {
 /// Sends what the app answered to the output bindings it named, with the
 /// operation `create`: one after another (stopping at a failure), or all at
 /// once.
-async fn forward(runtime: &Runtime, to: &[String], data: &Bytes, parallel: bool) {
-    let components = runtime.components();
+async fn forward(host: &dyn HostStatus, to: &[String], data: &Bytes, parallel: bool) {
+    let components = host.components();
     let send = |name: &String| {
         let binding = components
             .get::<BindingsBlock>(name)
@@ -71,8 +109,12 @@ async fn forward(runtime: &Runtime, to: &[String], data: &Bytes, parallel: bool)
 }
 
 /// Starts the input bindings the app takes. `stop` ends them all.
-pub async fn start_input_bindings(runtime: &Arc<Runtime>, stop: CancellationToken) {
-    let components = runtime.components();
+async fn start_input_bindings(
+    host: &Arc<dyn HostStatus>,
+    app: Option<Arc<dyn AppBindings>>,
+    stop: CancellationToken,
+) {
+    let components = host.components();
     let inputs: Vec<_> = components
         .all::<BindingsBlock>()
         .filter(|b| b.input.is_some())
@@ -81,7 +123,7 @@ pub async fn start_input_bindings(runtime: &Arc<Runtime>, stop: CancellationToke
     if inputs.is_empty() {
         return;
     }
-    let Some(app) = runtime.app_bindings().cloned() else {
+    let Some(app) = app else {
         tracing::warn!(
             count = inputs.len(),
             "input bindings are loaded, but there is no app (--app-port) to deliver to; not reading"
@@ -98,7 +140,7 @@ pub async fn start_input_bindings(runtime: &Arc<Runtime>, stop: CancellationToke
             app: app.clone(),
             name: binding.name.clone(),
             route: binding.route.clone(),
-            runtime: Arc::downgrade(runtime),
+            host: host.clone(),
         });
         let input = binding.input.clone().expect("an input binding");
         match input.read(handler, stop.child_token()).await {

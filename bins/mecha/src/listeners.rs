@@ -1,0 +1,214 @@
+//! The listeners as the first service of the runtime: the API ports (HTTP
+//! and gRPC on each listen address), the runtime-to-runtime port and the
+//! metrics port. They are bound when made, so a port in use stops the
+//! runtime before anything starts; they serve from the start, and drain
+//! last, letting requests in flight finish within the grace period.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use mecha_api::Api;
+use mecha_api_grpc::{CallLayer, Side};
+use mecha_core::Service;
+use mecha_nameresolution::NameResolver;
+use mecha_runtime::Runtime;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::flags::SidecarArgs;
+use crate::metrics;
+
+type Server = BoxFuture<'static, anyhow::Result<()>>;
+
+pub struct Listeners {
+    runtime: Arc<Runtime>,
+    /// Bound, not serving yet.
+    bound: Mutex<Vec<Server>>,
+    serving: tokio::sync::Mutex<JoinSet<anyhow::Result<()>>>,
+    app_id: String,
+    http_port: u16,
+    grpc_port: u16,
+    internal_port: u16,
+    internal_ip: IpAddr,
+}
+
+impl Listeners {
+    /// Binds every port. The runtime-to-runtime port is an OS-chosen one
+    /// unless given; until callers are authenticated (mTLS), it is
+    /// reachable from this host only when every peer is on this host.
+    pub async fn bind(
+        args: &SidecarArgs,
+        api: &Api,
+        resolver: Option<&dyn NameResolver>,
+    ) -> anyhow::Result<Self> {
+        let runtime = api.runtime().clone();
+        let mut bound: Vec<Server> = Vec::new();
+        let http = mecha_api_http::router(api.clone());
+        let grpc = mecha_api_grpc::routes(api.clone());
+        for ip in listen_ips(args)? {
+            let listener = bind(ip, args.dapr_http_port, "HTTP API").await?;
+            bound.push(Box::pin(serve_http(
+                listener,
+                http.clone(),
+                runtime.clone(),
+            )));
+            let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
+            let calls = CallLayer::new(api.clone(), Side::Caller);
+            bound.push(Box::pin(serve_grpc(
+                listener,
+                grpc.clone(),
+                calls,
+                runtime.clone(),
+            )));
+        }
+        let internal_ip: IpAddr = match &args.dapr_internal_grpc_listen_address {
+            Some(address) => address
+                .parse()
+                .context("--dapr-internal-grpc-listen-address is not an IP address")?,
+            None if resolver.is_none_or(|r| r.host_local()) => IpAddr::from([127, 0, 0, 1]),
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let internal = bind(
+            internal_ip,
+            args.dapr_internal_grpc_port.unwrap_or(0),
+            "internal gRPC",
+        )
+        .await?;
+        let internal_port = internal.local_addr()?.port();
+        bound.push(Box::pin(serve_grpc(
+            internal,
+            mecha_api_grpc::internal_routes(api.clone()),
+            CallLayer::new(api.clone(), Side::Callee),
+            runtime.clone(),
+        )));
+        if args.enable_metrics {
+            let ip: IpAddr = args
+                .metrics_listen_address
+                .parse()
+                .context("--metrics-listen-address is not an IP address")?;
+            let listener = bind(ip, args.metrics_port, "metrics").await?;
+            bound.push(Box::pin(serve_http(
+                listener,
+                metrics::router(runtime.clone()),
+                runtime.clone(),
+            )));
+        }
+        Ok(Self {
+            runtime,
+            bound: Mutex::new(bound),
+            serving: tokio::sync::Mutex::new(JoinSet::new()),
+            app_id: args.app_id.clone(),
+            http_port: args.dapr_http_port,
+            grpc_port: args.dapr_grpc_port,
+            internal_port,
+            internal_ip,
+        })
+    }
+
+    /// The runtime-to-runtime port, as bound.
+    pub fn internal_port(&self) -> u16 {
+        self.internal_port
+    }
+}
+
+#[async_trait]
+impl Service for Listeners {
+    fn name(&self) -> &'static str {
+        "listeners"
+    }
+
+    async fn start(&self) -> anyhow::Result<()> {
+        let bound = std::mem::take(&mut *self.bound.lock().expect("lock"));
+        let mut serving = self.serving.lock().await;
+        for server in bound {
+            serving.spawn(server);
+        }
+        self.runtime.set_api_ready();
+        tracing::info!(
+            app_id = %self.app_id,
+            http_port = self.http_port,
+            grpc_port = self.grpc_port,
+            internal_grpc_port = self.internal_port,
+            internal_grpc_address = %self.internal_ip,
+            "API listening"
+        );
+        Ok(())
+    }
+
+    /// Waits for the servers (told to stop by the runtime's shutdown) to
+    /// finish their in-flight requests, up to `grace`.
+    async fn drain(&self, grace: Duration) {
+        let mut serving = self.serving.lock().await;
+        let all = async {
+            while let Some(result) = serving.join_next().await {
+                if let Ok(Err(err)) = result {
+                    tracing::warn!("server stopped with an error: {err:#}");
+                }
+            }
+        };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "in-flight requests did not finish within the grace period"
+            );
+        }
+    }
+}
+
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<()> {
+    mecha_api_http::serve(listener, router, async move {
+        runtime.shutdown_requested().await
+    })
+    .await
+    .map_err(anyhow::Error::from)
+}
+
+async fn serve_grpc(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    calls: CallLayer,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<()> {
+    mecha_api_grpc::serve(listener, routes, calls, async move {
+        runtime.shutdown_requested().await
+    })
+    .await
+    .map_err(anyhow::Error::from)
+}
+
+fn listen_ips(args: &SidecarArgs) -> anyhow::Result<Vec<IpAddr>> {
+    let Some(list) = args
+        .dapr_listen_addresses
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+    else {
+        return Ok(vec![IpAddr::from([0, 0, 0, 0])]);
+    };
+    list.split(',')
+        .map(|addr| {
+            let addr = addr.trim();
+            let addr = if addr == "localhost" {
+                "127.0.0.1"
+            } else {
+                addr
+            };
+            addr.parse::<IpAddr>()
+                .with_context(|| format!("--dapr-listen-addresses: '{addr}' is not an IP address"))
+        })
+        .collect()
+}
+
+async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for the {what} on {addr}"))
+}
