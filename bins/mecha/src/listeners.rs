@@ -12,7 +12,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use mecha_api::Api;
-use mecha_api_grpc::{CallLayer, Side};
+use mecha_api_grpc::CallLayer;
 use mecha_core::Service;
 use mecha_nameresolution::NameResolver;
 use mecha_runtime::Runtime;
@@ -57,7 +57,7 @@ impl Listeners {
                 runtime.clone(),
             )));
             let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
-            let calls = CallLayer::new(api.clone(), Side::Caller);
+            let calls = CallLayer::new(api.clone());
             bound.push(Box::pin(serve_grpc(
                 listener,
                 grpc.clone(),
@@ -79,10 +79,9 @@ impl Listeners {
         )
         .await?;
         let internal_port = internal.local_addr()?.port();
-        bound.push(Box::pin(serve_grpc(
+        bound.push(Box::pin(serve_peers(
             internal,
-            mecha_api_grpc::internal_routes(api.clone()),
-            CallLayer::new(api.clone(), Side::Callee),
+            api.clone(),
             runtime.clone(),
         )));
         if args.enable_metrics {
@@ -180,6 +179,16 @@ async fn serve_grpc(
     mecha_api_grpc::serve(listener, routes, calls, async move {
         runtime.shutdown_requested().await
     })
+    .await
+    .map_err(anyhow::Error::from)
+}
+
+async fn serve_peers(listener: TcpListener, api: Api, runtime: Arc<Runtime>) -> anyhow::Result<()> {
+    mecha_peers::serve(
+        listener,
+        api,
+        async move { runtime.shutdown_requested().await },
+    )
     .await
     .map_err(anyhow::Error::from)
 }

@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 use mecha_api::Api;
-use mecha_configuration::Items;
+use mecha_api::configuration::Items;
 use mecha_proto::common as common_pb;
 use mecha_proto::runtime as pb;
 use tonic::codegen::BoxStream;

@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 
+use mecha_api::state::{Concurrency, Consistency, Metadata, SetRequest};
 use mecha_core::error::ERROR_DOMAIN;
 use mecha_core::{ApiError, GrpcCode};
 use mecha_proto::common::{StateItem, StateOptions, state_options};
-use mecha_state::{Concurrency, Consistency, Metadata, SetRequest};
+use mecha_proto::runtime as pb;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -70,5 +71,21 @@ pub(crate) fn set_request(item: StateItem) -> SetRequest {
         consistency,
         ttl: None,
         metadata: metadata(item.metadata),
+    }
+}
+
+/// An event as a streaming subscriber receives it.
+pub(crate) fn topic_event(fields: mecha_api::pubsub::EventFields) -> pb::TopicEventRequest {
+    pb::TopicEventRequest {
+        id: fields.id,
+        source: fields.source,
+        r#type: fields.kind,
+        spec_version: fields.spec_version,
+        data_content_type: fields.data_content_type,
+        data: fields.data,
+        topic: fields.topic,
+        pubsub_name: fields.pubsub_name,
+        path: fields.path,
+        extensions: Some(mecha_proto::wkt::json_struct(&fields.extensions)),
     }
 }

@@ -1,29 +1,23 @@
-//! The gRPC adapters: `dapr.proto.runtime.v1.Dapr` on the API port (plus
-//! gRPC health, reflection and transparent proxying, all behind the call
-//! pipeline of `mecha-api`), and Mecha's own runtime-to-runtime service on
-//! the internal port, with its client. No rules live here: every operation
-//! is the API layer's.
+//! The gRPC adapter: `dapr.proto.runtime.v1.Dapr` on the API port, plus
+//! gRPC health, reflection and transparent proxying (the caller side), all
+//! behind the call pipeline of `mecha-api`. No rules live here: every
+//! operation is the API layer's. (Runtime-to-runtime calls are
+//! `mecha-peers`'.)
 
 mod configuration;
 mod convert;
-mod frames;
-mod internal;
-mod peers;
 mod pipeline;
 mod service;
 mod stream;
 
 use mecha_api::Api;
-use mecha_proto::internal::v1::invocation_server::InvocationServer;
 use mecha_proto::runtime::dapr_server::DaprServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 pub use convert::status_from;
-pub use internal::InternalService;
-pub use peers::PeerClient;
-pub use pipeline::{CallLayer, Side};
+pub use pipeline::CallLayer;
 pub use service::DaprService;
 
 /// The gRPC services of the Dapr API port: Dapr, health and reflection
@@ -66,18 +60,9 @@ pub fn routes(api: Api) -> Routes {
         .add_service(reflection_alpha)
 }
 
-/// The runtime-to-runtime service of the internal port.
-pub fn internal_routes(api: Api) -> Routes {
-    Routes::new(
-        InvocationServer::new(InternalService::new(api))
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX),
-    )
-}
-
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains.
-/// Every call goes through `calls` (the pipeline on the API port, and
-/// proxying of calls for other services).
+/// Every call goes through `calls` (the call pipeline, and proxying of
+/// calls for other services).
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,

@@ -3,9 +3,9 @@
 use mecha_api::Api;
 use mecha_api::invoke::{ServiceCall, ServiceFailure};
 use mecha_api::pubsub::{BulkEntry, BulkPublish, Publish};
+use mecha_api::state::DeleteRequest;
 use mecha_api::state::TransactionOperation;
 use mecha_proto::runtime::{self as pb, dapr_server::Dapr};
-use mecha_state::DeleteRequest;
 use tonic::codegen::BoxStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -99,7 +99,7 @@ impl Dapr for DaprService {
         request: Request<pb::InvokeBindingRequest>,
     ) -> Answer<pb::InvokeBindingResponse> {
         let (metadata, _, req) = request.into_parts();
-        let invoke = mecha_bindings::InvokeRequest {
+        let invoke = mecha_api::bindings::InvokeRequest {
             operation: req.operation,
             data: req.data,
             metadata: convert::metadata(req.metadata),
@@ -525,7 +525,7 @@ impl Dapr for DaprService {
 /// cannot be metadata keys are left out; they are in the answer's body).
 fn binding_headers(
     headers: &mut tonic::metadata::MetadataMap,
-    metadata: &mecha_bindings::Metadata,
+    metadata: &mecha_api::bindings::Metadata,
 ) {
     for (key, value) in metadata {
         let key = format!("metadata.{}", key.to_ascii_lowercase());

@@ -7,8 +7,7 @@
 //! closes its side or the runtime shuts down.
 
 use mecha_api::Api;
-use mecha_api::pubsub::Outcome;
-use mecha_channel::outcome_of_grpc_status;
+use mecha_api::pubsub::{Outcome, outcome_of_status_code};
 use mecha_proto::runtime as pb;
 use pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
 use pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Outgoing;
@@ -55,8 +54,8 @@ pub(crate) async fn subscribe(
     let forward_answers = answers.clone();
     let forward = tokio::spawn(async move {
         while let Some(event) = events.next().await {
-            let message = match mecha_channel::topic_event_request(&event) {
-                Ok(message) => message,
+            let message = match event.fields() {
+                Ok(fields) => convert::topic_event(fields),
                 Err(err) => {
                     forward_answers.processed(event.id(), Outcome::Retry(err));
                     continue;
@@ -78,7 +77,7 @@ pub(crate) async fn subscribe(
                     subscribe_topic_events_request_type: Some(Incoming::EventProcessed(done)),
                 })) => {
                     let status = done.status.map(|s| s.status).unwrap_or_default();
-                    answers.processed(&done.id, outcome_of_grpc_status(status));
+                    answers.processed(&done.id, outcome_of_status_code(status));
                 }
                 Ok(Some(_)) => {
                     tracing::warn!(

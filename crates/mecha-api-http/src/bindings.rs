@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mecha_api::bindings::BindingFailure;
-use mecha_bindings::{InvokeRequest, Metadata};
+use mecha_api::bindings::{InvokeRequest, Metadata};
 use serde::Deserialize;
 
 use crate::Ctx;

@@ -4,7 +4,7 @@
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use mecha_invoke::{InvokeRequest, body};
+use mecha_api::invoke::{InvokeRequest, body};
 
 use crate::Ctx;
 use crate::error::error_response;
@@ -38,7 +38,9 @@ pub(crate) async fn by_path(State(ctx): State<Ctx>, request: Request) -> Respons
 /// Any other path, addressed by `dapr-app-id` (or Basic auth): the whole
 /// path is the method.
 pub(crate) async fn by_header(ctx: &Ctx, target: String, mut request: Request) -> Response {
-    request.headers_mut().remove(mecha_invoke::headers::APP_ID);
+    request
+        .headers_mut()
+        .remove(mecha_api::invoke::headers::APP_ID);
     if request
         .headers()
         .get(http_auth())

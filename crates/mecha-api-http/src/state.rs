@@ -12,8 +12,8 @@ use mecha_api::state::{
     BulkStateItem, OptionsOf, TransactionOperation, parse_concurrency, parse_consistency,
     read_consistency,
 };
+use mecha_api::state::{DeleteRequest, Metadata, SetRequest};
 use mecha_core::ApiError;
-use mecha_state::{DeleteRequest, Metadata, SetRequest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -364,7 +364,7 @@ pub(crate) async fn query(
 
 /// A query answer as daprd writes it: each `data` is the stored JSON
 /// embedded as is (only JSON values are ever results).
-fn query_response_json(response: &mecha_state::QueryResponse) -> String {
+fn query_response_json(response: &mecha_api::state::QueryResponse) -> String {
     let mut out = String::from("{\"results\":[");
     for (i, item) in response.results.iter().enumerate() {
         if i > 0 {
@@ -411,7 +411,10 @@ mod tests {
         assert_eq!(reqs[0].value, &br#"{"b":1,"a":[1.50,"x"]}"#[..]);
         assert_eq!(reqs[0].etag.as_deref(), Some("7"));
         assert_eq!(reqs[0].metadata["ttlInSeconds"], "60");
-        assert_eq!(reqs[0].concurrency, mecha_state::Concurrency::FirstWrite);
+        assert_eq!(
+            reqs[0].concurrency,
+            mecha_api::state::Concurrency::FirstWrite
+        );
         let missing_value = parse_save(br#"[{"key":"k"}]"#).unwrap();
         assert_eq!(missing_value[0].value, &b"null"[..]);
     }

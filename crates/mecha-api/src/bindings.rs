@@ -4,7 +4,8 @@
 //! API call.
 
 use http::HeaderMap;
-use mecha_bindings::{BindingError, BindingsBlock, InvokeRequest, InvokeResponse, Metadata};
+use mecha_bindings::{BindingError, BindingsBlock, InvokeResponse};
+pub use mecha_bindings::{InvokeRequest, Metadata};
 use mecha_core::{ApiError, GrpcCode};
 
 use crate::Api;

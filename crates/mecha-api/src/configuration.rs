@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 use mecha_configuration::{
-    ConfigError, ConfigurationBlock, Configurations, Items, Metadata, Update, UpdateHandler,
+    ConfigError, ConfigurationBlock, Configurations, Metadata, Update, UpdateHandler,
 };
+pub use mecha_configuration::{Item, Items};
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::{AppChannel, InvokeRequest};
 use tokio::sync::mpsc;

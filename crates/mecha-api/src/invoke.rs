@@ -10,10 +10,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::body::Body;
-use mecha_invoke::headers::{self, CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, HTTP_STATUS};
-use mecha_invoke::{
-    AppId, Caller, ChannelError, GrpcStatus, InvokeRequest, InvokeResponse, status, trace,
-};
+use mecha_invoke::headers::{CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, HTTP_STATUS};
+use mecha_invoke::{AppId, Caller, ChannelError, GrpcStatus, InvokeResponse, status, trace};
+pub use mecha_invoke::{InvokeRequest, body, headers};
 
 use crate::Api;
 

@@ -20,8 +20,9 @@ use serde_json::Value;
 use crate::Api;
 use crate::topic_stream::StreamSink;
 pub use crate::topic_stream::{EventAnswers, TopicEvents};
-pub use mecha_pubsub::Outcome;
+pub use mecha_pubsub::sink::outcome_of_status_code;
 pub use mecha_pubsub::subscription::field as json_field;
+pub use mecha_pubsub::{Event, EventFields, Outcome};
 
 /// A publish, as either transport carries it.
 #[derive(Clone, Debug, Default)]

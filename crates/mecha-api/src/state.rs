@@ -8,10 +8,10 @@ use bytes::Bytes;
 use mecha_core::ComponentStore;
 use mecha_core::{ApiError, GrpcCode};
 use mecha_state::StateBlock;
-use mecha_state::{
-    Concurrency, Consistency, DeleteRequest, Feature, GetRequest, GetResponse, Metadata, Operation,
-    QueryResponse, SetRequest, StateError, Store,
+pub use mecha_state::{
+    Concurrency, Consistency, DeleteRequest, Metadata, QueryResponse, SetRequest,
 };
+use mecha_state::{Feature, GetRequest, GetResponse, Operation, StateError, Store};
 
 use crate::Api;
 

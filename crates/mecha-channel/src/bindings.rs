@@ -28,7 +28,7 @@ fn route(path: &str) -> String {
 }
 
 impl Channel {
-    async fn subscribes_http(&self, route_path: &str) -> bool {
+    pub(crate) async fn subscribes_http(&self, route_path: &str) -> bool {
         let Ok(uri) = self.uri(&route(route_path)) else {
             return false;
         };
@@ -48,7 +48,7 @@ impl Channel {
         }
     }
 
-    async fn subscribes_grpc(&self, name: &str) -> bool {
+    pub(crate) async fn subscribes_grpc(&self, name: &str) -> bool {
         let mut client = AppCallbackClient::new(self.grpc_service());
         let listed = client.list_input_bindings(self.binding_grpc_request(()));
         match tokio::time::timeout(PROBE_TIMEOUT, listed).await {
@@ -70,7 +70,7 @@ impl Channel {
         request
     }
 
-    async fn deliver_binding_http(
+    pub(crate) async fn deliver_binding_http(
         &self,
         route_path: &str,
         event: &InputEvent,
@@ -117,7 +117,7 @@ impl Channel {
         }
     }
 
-    async fn deliver_binding_grpc(
+    pub(crate) async fn deliver_binding_grpc(
         &self,
         name: &str,
         event: &InputEvent,
@@ -158,11 +158,7 @@ impl Channel {
 impl AppBindings for Channel {
     async fn subscribes(&self, name: &str, route_path: &str) -> bool {
         self.wait_healthy().await;
-        if self.config.protocol.is_grpc() {
-            self.subscribes_grpc(name).await
-        } else {
-            self.subscribes_http(route_path).await
-        }
+        self.speaks.takes_binding(self, name, route_path).await
     }
 
     async fn deliver(
@@ -172,10 +168,8 @@ impl AppBindings for Channel {
         event: &InputEvent,
     ) -> Result<AppAnswer, Refused> {
         self.wait_healthy().await;
-        if self.config.protocol.is_grpc() {
-            self.deliver_binding_grpc(name, event).await
-        } else {
-            self.deliver_binding_http(route_path, event).await
-        }
+        self.speaks
+            .deliver_binding(self, name, route_path, event)
+            .await
     }
 }

@@ -60,7 +60,7 @@ pub fn spawn(channel: Weak<Channel>, check: HealthCheck) {
             let Some(strong) = channel.upgrade() else {
                 break;
             };
-            let ok = tokio::time::timeout(check.timeout, probe(&strong, &check.path))
+            let ok = tokio::time::timeout(check.timeout, strong.speaks.probe(&strong, &check.path))
                 .await
                 .unwrap_or(false);
             if ok {
@@ -78,10 +78,8 @@ pub fn spawn(channel: Weak<Channel>, check: HealthCheck) {
     });
 }
 
-async fn probe(channel: &Channel, path: &str) -> bool {
-    if channel.config.protocol.is_grpc() {
-        return channel.grpc_health_check().await;
-    }
+/// One probe of an HTTP app: a GET of its health path.
+pub(crate) async fn probe_http(channel: &Channel, path: &str) -> bool {
     let path = if path.starts_with('/') {
         path.to_owned()
     } else {

@@ -12,6 +12,7 @@ mod client;
 mod grpc;
 mod health;
 mod limit;
+mod protocol;
 mod pubsub;
 
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use mecha_invoke::{AppChannel, ChannelError, InvokeRequest, InvokeResponse};
 
 pub use client::Protocol;
 pub use health::HealthCheck;
-pub use pubsub::{outcome_of_grpc_status, proto_struct, topic_event_request};
 
 /// How to reach the app.
 #[derive(Clone, Debug)]
@@ -46,6 +46,8 @@ pub struct ChannelConfig {
 /// The app channel of one app.
 pub struct Channel {
     config: ChannelConfig,
+    /// How it speaks to the app: HTTP or gRPC.
+    speaks: &'static dyn protocol::AppProtocol,
     client: client::Client,
     base: String,
     limit: limit::Limiter,
@@ -68,6 +70,7 @@ impl Channel {
         };
         let base = format!("{scheme}://{host}:{}", config.port);
         let channel = Arc::new(Self {
+            speaks: protocol::of(config.protocol),
             limit: limit::Limiter::new(config.max_concurrency),
             health: health::Health::new(config.health.is_some()),
             client,
@@ -100,7 +103,7 @@ impl Channel {
         self.health.is_healthy()
     }
 
-    fn uri(&self, path_and_query: &str) -> Result<Uri, ChannelError> {
+    pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, ChannelError> {
         format!("{}{path_and_query}", self.base)
             .parse()
             .map_err(|err| ChannelError::Unreachable(format!("invalid request path: {err}")))
@@ -119,7 +122,10 @@ impl Channel {
 
     /// Sends a request to the app, within the concurrency limit; the permit
     /// is held until the response body is done.
-    async fn send(&self, mut request: Request<Body>) -> Result<Response<Body>, ChannelError> {
+    pub(crate) async fn send(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, ChannelError> {
         if !self.health.is_healthy() {
             return Err(ChannelError::Unhealthy);
         }
@@ -133,7 +139,10 @@ impl Channel {
         Ok(response.map(|body| limit::hold(body::boxed(body), permit)))
     }
 
-    async fn invoke_http(&self, req: InvokeRequest) -> Result<InvokeResponse, ChannelError> {
+    pub(crate) async fn invoke_http(
+        &self,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ChannelError> {
         let path = if req.query.is_empty() {
             format!("/{}", req.method)
         } else {
@@ -173,19 +182,10 @@ impl Channel {
 #[async_trait]
 impl AppChannel for Channel {
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, ChannelError> {
-        if self.config.protocol.is_grpc() {
-            grpc::invoke(self, req).await
-        } else {
-            self.invoke_http(req).await
-        }
+        self.speaks.invoke(self, req).await
     }
 
     async fn forward_grpc(&self, request: Request<Body>) -> Result<Response<Body>, ChannelError> {
-        if !self.config.protocol.is_grpc() {
-            return Err(ChannelError::NotGrpc(self.config.protocol.to_string()));
-        }
-        let (mut parts, body) = request.into_parts();
-        parts.uri = self.uri(&mecha_invoke::path_and_query(&parts.uri))?;
-        self.send(Request::from_parts(parts, body)).await
+        self.speaks.forward_grpc(self, request).await
     }
 }

@@ -17,12 +17,12 @@ use mecha_pubsub::cloudevent::{self, CloudEvent};
 use mecha_pubsub::routing::Rule;
 use mecha_pubsub::sink::{
     BulkPayload, bulk_http_body, bulk_outcome_of_http_body, outcome_of_http_body,
+    outcome_of_status_code,
 };
 use mecha_pubsub::subscription::{
     BulkSettings, Kind, SubscriptionSpec, parse_programmatic, rules_from,
 };
 use mecha_pubsub::{AppSubscriber, BulkEvent, BulkOutcome, Event, Metadata, Outcome, Sink};
-use serde_json::Value;
 
 use crate::Channel;
 
@@ -83,58 +83,20 @@ fn route(path: &str) -> String {
     }
 }
 
-/// A JSON value as a protobuf `Value`.
-pub fn proto_value(value: &Value) -> prost_types::Value {
-    use prost_types::value::Kind as K;
-    let kind = match value {
-        Value::Null => K::NullValue(0),
-        Value::Bool(b) => K::BoolValue(*b),
-        Value::Number(n) => K::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => K::StringValue(s.clone()),
-        Value::Array(items) => K::ListValue(prost_types::ListValue {
-            values: items.iter().map(proto_value).collect(),
-        }),
-        Value::Object(map) => K::StructValue(proto_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-pub fn proto_struct(map: &serde_json::Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: map
-            .iter()
-            .map(|(key, value)| (key.clone(), proto_value(value)))
-            .collect(),
-    }
-}
-
-/// What a `TopicEventResponse` status means.
-pub fn outcome_of_grpc_status(status: i32) -> Outcome {
-    match status {
-        0 => Outcome::Success,
-        2 => Outcome::Drop("the app answered DROP".into()),
-        1 => Outcome::Retry("the app answered RETRY".into()),
-        other => Outcome::Retry(format!("the app answered the unknown status {other}")),
-    }
-}
-
-/// An event as gRPC apps receive it (`OnTopicEvent`, streaming
-/// subscriptions): the CloudEvent's fields, its data as bytes, and the
-/// other attributes as `extensions`.
-pub fn topic_event_request(event: &Event) -> Result<pb::TopicEventRequest, String> {
-    let data = cloudevent::data_bytes(&event.event)?;
-    let attribute = |name| cloudevent::attribute(&event.event, name).to_owned();
+/// An event as gRPC apps receive it in `OnTopicEvent`.
+fn topic_event_request(event: &Event) -> Result<pb::TopicEventRequest, String> {
+    let fields = event.fields()?;
     Ok(pb::TopicEventRequest {
-        id: attribute("id"),
-        source: attribute("source"),
-        r#type: attribute("type"),
-        spec_version: attribute("specversion"),
-        data_content_type: attribute("datacontenttype"),
-        data: data.into(),
-        topic: event.topic.clone(),
-        pubsub_name: event.pubsub.clone(),
-        path: event.path.clone(),
-        extensions: Some(proto_struct(&cloudevent::extensions(&event.event))),
+        id: fields.id,
+        source: fields.source,
+        r#type: fields.kind,
+        spec_version: fields.spec_version,
+        data_content_type: fields.data_content_type,
+        data: fields.data,
+        topic: fields.topic,
+        pubsub_name: fields.pubsub_name,
+        path: fields.path,
+        extensions: Some(mecha_proto::wkt::json_struct(&fields.extensions)),
     })
 }
 
@@ -174,7 +136,7 @@ impl Channel {
         Ok((status, answer))
     }
 
-    async fn deliver_http(&self, event: &Event) -> Outcome {
+    pub(crate) async fn deliver_http(&self, event: &Event) -> Outcome {
         let answer = self
             .post(
                 &event.path,
@@ -194,7 +156,7 @@ impl Channel {
         }
     }
 
-    async fn deliver_bulk_http(&self, event: &BulkEvent) -> BulkOutcome {
+    pub(crate) async fn deliver_bulk_http(&self, event: &BulkEvent) -> BulkOutcome {
         let body = Bytes::from(bulk_http_body(event));
         let answer = self
             .post(&event.path, "application/json", body, &event.metadata, None)
@@ -228,7 +190,7 @@ impl Channel {
         request
     }
 
-    async fn deliver_grpc(&self, event: &Event) -> Outcome {
+    pub(crate) async fn deliver_grpc(&self, event: &Event) -> Outcome {
         let message = match topic_event_request(event) {
             Ok(message) => message,
             Err(err) => return Outcome::Retry(err),
@@ -240,7 +202,7 @@ impl Channel {
         let request = self.grpc_request(message, &event.metadata, Some(&event.event));
         let mut client = AppCallbackClient::new(self.grpc_service());
         match client.on_topic_event(request).await {
-            Ok(answer) => outcome_of_grpc_status(answer.into_inner().status),
+            Ok(answer) => outcome_of_status_code(answer.into_inner().status),
             Err(status) if grpc_unavailable(&status) => Outcome::Discard(format!(
                 "the app does not handle topic {} ({})",
                 event.topic,
@@ -254,7 +216,7 @@ impl Channel {
         }
     }
 
-    async fn deliver_bulk_grpc(&self, event: &BulkEvent) -> BulkOutcome {
+    pub(crate) async fn deliver_bulk_grpc(&self, event: &BulkEvent) -> BulkOutcome {
         let mut entries = Vec::with_capacity(event.entries.len());
         for entry in &event.entries {
             let payload = match &entry.payload {
@@ -274,7 +236,9 @@ impl Channel {
                         spec_version: attribute("specversion"),
                         data_content_type: attribute("datacontenttype"),
                         data: data.into(),
-                        extensions: Some(proto_struct(&cloudevent::extensions(ce))),
+                        extensions: Some(mecha_proto::wkt::json_struct(&cloudevent::extensions(
+                            ce,
+                        ))),
                     })
                 }
             };
@@ -319,7 +283,7 @@ impl Channel {
                     .into_inner()
                     .statuses
                     .into_iter()
-                    .map(|s| (s.entry_id, outcome_of_grpc_status(s.status)))
+                    .map(|s| (s.entry_id, outcome_of_status_code(s.status)))
                     .collect(),
             ),
             Err(status) if grpc_unavailable(&status) => {
@@ -336,7 +300,7 @@ impl Channel {
         }
     }
 
-    async fn subscriptions_http(&self) -> Result<Vec<SubscriptionSpec>, String> {
+    pub(crate) async fn subscriptions_http(&self) -> Result<Vec<SubscriptionSpec>, String> {
         let uri = self.uri("/dapr/subscribe").map_err(|err| err.to_string())?;
         let mut request = Request::get(uri)
             .body(body::empty())
@@ -362,7 +326,7 @@ impl Channel {
         }
     }
 
-    async fn subscriptions_grpc(&self) -> Result<Vec<SubscriptionSpec>, String> {
+    pub(crate) async fn subscriptions_grpc(&self) -> Result<Vec<SubscriptionSpec>, String> {
         let mut client = AppCallbackClient::new(self.grpc_service());
         let request = self.grpc_request((), &Metadata::new(), None);
         let answer = match client.list_topic_subscriptions(request).await {
@@ -421,20 +385,12 @@ impl Channel {
 impl Sink for Channel {
     async fn deliver(&self, event: &Event) -> Outcome {
         self.wait_healthy().await;
-        if self.config.protocol.is_grpc() {
-            self.deliver_grpc(event).await
-        } else {
-            self.deliver_http(event).await
-        }
+        self.speaks.deliver(self, event).await
     }
 
     async fn deliver_bulk(&self, event: &BulkEvent) -> BulkOutcome {
         self.wait_healthy().await;
-        if self.config.protocol.is_grpc() {
-            self.deliver_bulk_grpc(event).await
-        } else {
-            self.deliver_bulk_http(event).await
-        }
+        self.speaks.deliver_bulk(self, event).await
     }
 }
 
@@ -444,11 +400,7 @@ impl AppSubscriber for Channel {
         let mut waits = SUBSCRIPTIONS_RETRIES.iter();
         loop {
             self.wait_healthy().await;
-            let outcome = if self.config.protocol.is_grpc() {
-                self.subscriptions_grpc().await
-            } else {
-                self.subscriptions_http().await
-            };
+            let outcome = self.speaks.subscriptions(self).await;
             match (outcome, waits.next()) {
                 (Err(err), Some(wait)) => {
                     tracing::warn!("reading the app's subscriptions failed ({err}); trying again");
@@ -481,17 +433,6 @@ mod tests {
         assert_eq!(headers["dapr-grpc-timeout"], "1s");
         assert!(!headers.contains_key("content-type"));
         assert_eq!(headers.len(), 2);
-    }
-
-    #[test]
-    fn json_becomes_a_protobuf_struct() {
-        let json = serde_json::json!({"a": [1, "x", null], "b": {"c": true}});
-        let proto = proto_struct(json.as_object().unwrap());
-        assert_eq!(proto.fields.len(), 2);
-        assert!(matches!(
-            proto.fields["b"].kind,
-            Some(prost_types::value::Kind::StructValue(_))
-        ));
     }
 
     #[test]

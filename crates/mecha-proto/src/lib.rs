@@ -1,8 +1,10 @@
 //! Dapr's gRPC wire types and services, generated from the descriptors of the
-//! official `dapr` Python SDK wheel (see `scripts/extract-dapr-protos.py`).
-//! Nothing but generated code lives here, so the rest of the workspace never
-//! waits on code generation.
+//! official `dapr` Python SDK wheel (see `scripts/extract-dapr-protos.py`),
+//! and JSON as protobuf's well-known types ([`wkt`]). It depends on no
+//! workspace crate, so a change elsewhere never reruns code generation.
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+pub mod wkt;
 
 /// The encoded `FileDescriptorSet`, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("../proto/dapr.fds.bin");

@@ -36,5 +36,5 @@ pub use component::*;
 pub use delivery::PUBSUB_NAME_KEY;
 pub use scopes::{ScopeSettings, TopicScopes};
 pub use set::{SubscriptionId, Subscriptions};
-pub use sink::{AppSubscriber, BulkEvent, BulkOutcome, Event, Outcome, Sink};
+pub use sink::{AppSubscriber, BulkEvent, BulkOutcome, Event, EventFields, Outcome, Sink};
 pub use subscription::{BulkSettings, Kind, SubscriptionSpec};

@@ -31,6 +31,42 @@ impl Event {
     pub fn id(&self) -> &str {
         cloudevent::attribute(&self.event, "id")
     }
+
+    /// The event field by field, as gRPC apps receive it (`OnTopicEvent`,
+    /// streaming subscriptions); an error when its data cannot be read.
+    pub fn fields(&self) -> Result<EventFields, String> {
+        let data = cloudevent::data_bytes(&self.event)?;
+        let attribute = |name| cloudevent::attribute(&self.event, name).to_owned();
+        Ok(EventFields {
+            id: attribute("id"),
+            source: attribute("source"),
+            kind: attribute("type"),
+            spec_version: attribute("specversion"),
+            data_content_type: attribute("datacontenttype"),
+            data: data.into(),
+            topic: self.topic.clone(),
+            pubsub_name: self.pubsub.clone(),
+            path: self.path.clone(),
+            extensions: cloudevent::extensions(&self.event),
+        })
+    }
+}
+
+/// An event field by field: the CloudEvent's core attributes, its data as
+/// bytes, and the other attributes as `extensions`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventFields {
+    pub id: String,
+    pub source: String,
+    /// The CloudEvent `type`.
+    pub kind: String,
+    pub spec_version: String,
+    pub data_content_type: String,
+    pub data: Bytes,
+    pub topic: String,
+    pub pubsub_name: String,
+    pub path: String,
+    pub extensions: CloudEvent,
 }
 
 /// What became of a delivery.
@@ -45,6 +81,17 @@ pub enum Outcome {
     /// The app has no handler for it (gRPC `Unimplemented`): acknowledged,
     /// not dead-lettered, as in daprd.
     Discard(String),
+}
+
+/// The status a gRPC app answers an event with (`TopicEventResponse`:
+/// `SUCCESS` 0, `RETRY` 1, `DROP` 2).
+pub fn outcome_of_status_code(status: i32) -> Outcome {
+    match status {
+        0 => Outcome::Success,
+        2 => Outcome::Drop("the app answered DROP".into()),
+        1 => Outcome::Retry("the app answered RETRY".into()),
+        other => Outcome::Retry(format!("the app answered the unknown status {other}")),
+    }
 }
 
 /// The app's status word, on HTTP (`{"status": ...}`) and in bulk answers.

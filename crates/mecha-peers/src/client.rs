@@ -17,7 +17,7 @@ use mecha_proto::internal::v1::{InvokeFrame, RequestHead, invoke_frame::Frame};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::frames;
-use crate::internal::{headers_from, headers_to};
+use crate::server::{headers_from, headers_to};
 
 /// Connections to other runtimes, pooled by address.
 pub struct PeerClient {
