@@ -322,7 +322,7 @@ async fn run_broker(mecha: &Path, name: &str, args: &PubSubArgs) -> anyhow::Resu
     let dir_text = dir.path().to_string_lossy().into_owned();
 
     // In process: the component alone, publishing and subscribing.
-    let registry = mecha_registry::registry();
+    let registry = mecha_catalog::registry();
     let factory = registry
         .factory::<mecha_pubsub::PubSubBlock>(type_name)
         .ok_or_else(|| anyhow::anyhow!("{type_name} is not compiled in"))?;

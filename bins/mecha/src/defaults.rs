@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mecha_config::{Component, MetadataItem, MetadataSource};
+use mecha_resources::{Component, MetadataItem, MetadataSource};
 
 /// Where the embedded components come from, in messages.
 pub const EMBEDDED: &str = "<embedded defaults>";

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 /// `mecha components`: one line per component type, `type block`, and the
 /// cargo feature that builds a type compiled out.
 fn components() -> ExitCode {
-    for entry in mecha_registry::registry().types() {
+    for entry in mecha_catalog::registry().types() {
         match entry.compiled_out {
             None => println!("{}\t{}", entry.type_name, entry.block),
             Some(feature) => println!(

@@ -1,21 +1,21 @@
 //! Choosing and checking the name resolver: `spec.nameResolution` of the
-//! Configuration, or by default a registry in the data directory
+//! Configuration, or by default an address book in the data directory
 //! (`nameresolution.sqlite`), reliable for every runtime on one host. This
 //! default is a deliberate difference from daprd, whose self-hosted default
 //! is mDNS.
 
 use std::path::PathBuf;
 
-use mecha_config::{NameResolutionSpec, Report};
 use mecha_core::{Builder, MetadataReader, Properties};
 use mecha_nameresolution::{NameResolutionBlock, NameResolver};
+use mecha_resources::{NameResolutionSpec, Report};
 
 use mecha_runtime::{Registry, RuntimeInfo};
 
 const KIND: &str = <NameResolutionBlock as mecha_core::Block>::KIND;
 
-/// The file name of the default registry in the data directory.
-pub const DEFAULT_REGISTRY_FILE: &str = "nameresolution.db";
+/// The file name of the default address book in the data directory.
+pub const DEFAULT_ADDRESS_BOOK_FILE: &str = "nameresolution.db";
 
 /// Validates the name resolution settings; `None` (with no error) when this
 /// build has no resolver at all.
@@ -33,7 +33,7 @@ pub fn plan_name_resolution(
             Properties(spec.configuration.clone()),
         ),
         None => {
-            let db = info.data_dir.join(DEFAULT_REGISTRY_FILE);
+            let db = info.data_dir.join(DEFAULT_ADDRESS_BOOK_FILE);
             let properties = Properties::new().with("connectionString", &db.to_string_lossy());
             ("sqlite".to_owned(), properties)
         }

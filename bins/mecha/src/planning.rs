@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use mecha_config::{
+use mecha_core::{Builder, RuntimeSettings};
+use mecha_nameresolution::NameResolver;
+use mecha_resources::{
     Configuration, LoadOptions, Report, SkippedResource, Subscription, load_configuration,
     load_resources,
 };
-use mecha_core::{Builder, RuntimeSettings};
-use mecha_nameresolution::NameResolver;
 use mecha_runtime::{Plan, RuntimeInfo, plan};
 
 use crate::nameresolution::plan_name_resolution;
@@ -21,7 +21,7 @@ use mecha_secrets::SecretScopes;
 /// What the runtime reads from disk, checked on its own: resources and the
 /// Configuration (before the runtime's description, which needs it).
 pub struct Inputs {
-    components: Vec<mecha_config::Component>,
+    components: Vec<mecha_resources::Component>,
     pub subscriptions: Vec<Subscription>,
     pub skipped: Vec<SkippedResource>,
     pub configuration: Configuration,
@@ -77,7 +77,7 @@ impl Inputs {
     /// name resolution for the runtime `info` describes.
     pub fn plan(self, info: &RuntimeInfo) -> Planned {
         let mut report = self.report;
-        let registry = mecha_registry::registry();
+        let registry = mecha_catalog::registry();
         let mut settings = RuntimeSettings::default();
         settings.insert(SecretScopes(
             self.configuration

@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use mecha_api::{Api, Handles};
 use mecha_bindings::InputBindings;
 use mecha_channel::{Channel, ChannelConfig, HealthCheck, Protocol};
-use mecha_config::{LoadOptions, Report};
 use mecha_core::units::parse_quantity;
 use mecha_core::{HostStatus, Service};
 use mecha_nameresolution::{Registered, Registration, Resolver};
 use mecha_peers::PeerClient;
 use mecha_pubsub::{AppSubscriptions, Subscriptions};
+use mecha_resources::{LoadOptions, Report};
 use mecha_runtime::{AppConnection, AppHealthCheck, Components, Host, Runtime, RuntimeInfo};
 
 use crate::flags::SidecarArgs;

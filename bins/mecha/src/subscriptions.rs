@@ -1,12 +1,12 @@
 //! `Subscription` resources as the pub/sub block takes them, and their
 //! checks.
 
-use mecha_config::Report;
 use mecha_pubsub::routing::{Routes, Rule};
 use mecha_pubsub::subscription::{BulkSettings, Kind, SubscriptionSpec, rules_from};
+use mecha_resources::Report;
 
 /// A `Subscription` resource as the pub/sub block takes it.
-pub fn declarative_spec(resource: &mecha_config::Subscription) -> SubscriptionSpec {
+pub fn declarative_spec(resource: &mecha_resources::Subscription) -> SubscriptionSpec {
     let rules = resource
         .rules
         .iter()
@@ -35,8 +35,8 @@ pub fn declarative_spec(resource: &mecha_config::Subscription) -> SubscriptionSp
 /// must compile and their metadata parse; one naming a pubsub that no
 /// component defines is a warning.
 pub fn check_subscriptions(
-    subscriptions: &[mecha_config::Subscription],
-    components: &[mecha_config::Component],
+    subscriptions: &[mecha_resources::Subscription],
+    components: &[mecha_resources::Component],
 ) -> Report {
     let mut report = Report::default();
     for resource in subscriptions {

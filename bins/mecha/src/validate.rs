@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use mecha_config::LoadOptions;
+use mecha_resources::LoadOptions;
 use mecha_runtime::RuntimeInfo;
 
 use crate::planning::{Inputs, Source};

@@ -1,7 +1,7 @@
 //! `nameresolution.kubernetes`: in a cluster every runtime is reached
 //! through the headless Service `{app-id}-dapr` of its namespace, on the
 //! internal port all runtimes share (50002 with Dapr's injector). Nothing is
-//! registered: the cluster's DNS is the registry.
+//! registered: the cluster's DNS is the address book.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,4 +1,4 @@
-//! `nameresolution.sqlite`: a registry of runtimes in a SQLite file, for
+//! `nameresolution.sqlite`: an address book of runtimes in a SQLite file, for
 //! runtimes on one host (Mecha's self-hosted default, in the data
 //! directory). Each runtime keeps a row fresh with heartbeats; a lookup
 //! returns the runtimes whose row is fresh.
@@ -47,7 +47,7 @@ impl NameResolutionConfig {
         } else {
             "cleanupIntervalInSeconds"
         };
-        // daprd's metadata table is accepted; this registry needs none.
+        // daprd's metadata table is accepted; this address book needs none.
         let _ = meta.string("metadataTableName");
         let config = Self {
             connection_string: meta.required("connectionString"),

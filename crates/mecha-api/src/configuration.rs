@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 use mecha_configuration::{
-    ConfigError, ConfigurationBlock, Configurations, Metadata, Update, UpdateHandler,
+    ConfigError, ConfigurationBlock, ConfigurationHandle, Metadata, Update, UpdateHandler,
 };
 pub use mecha_configuration::{Item, Items};
 use mecha_core::{ApiError, GrpcCode};
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Api;
 
 impl Api {
-    fn configuration_store(&self, store: &str) -> Result<Configurations, ApiError> {
+    fn configuration_store(&self, store: &str) -> Result<ConfigurationHandle, ApiError> {
         let components = self.runtime().components();
         if !components.has::<ConfigurationBlock>() {
             return Err(ApiError::new(

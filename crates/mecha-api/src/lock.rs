@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mecha_core::{ApiError, GrpcCode};
-use mecha_lock::{LockBlock, LockError, Locks, UnlockStatus};
+use mecha_lock::{LockBlock, LockError, LockHandle, UnlockStatus};
 
 use crate::Api;
 
@@ -32,7 +32,12 @@ impl Call {
 }
 
 impl Api {
-    fn lock_store(&self, store: &str, resource_id: &str, owner: &str) -> Result<Locks, ApiError> {
+    fn lock_store(
+        &self,
+        store: &str,
+        resource_id: &str,
+        owner: &str,
+    ) -> Result<LockHandle, ApiError> {
         let components = self.runtime().components();
         if !components.has::<LockBlock>() {
             return Err(ApiError::new(

@@ -12,8 +12,8 @@ use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::trace;
 use mecha_pubsub::cloudevent::{self, Origin};
 use mecha_pubsub::{
-    Broker, Feature, Kind, Metadata, PubSubBlock, PublishError, PublishRequest, SubscribeError,
-    SubscriptionId, SubscriptionSpec,
+    Feature, Kind, Metadata, PubSubBlock, PubSubHandle, PublishError, PublishRequest,
+    SubscribeError, SubscriptionId, SubscriptionSpec,
 };
 use serde_json::Value;
 
@@ -224,7 +224,7 @@ pub(crate) fn trace_context(caller: &HeaderMap) -> (String, String) {
 
 impl Api {
     /// Finds a pub/sub component by name, with daprd's errors.
-    fn broker(&self, name: &str) -> Result<Broker, ApiError> {
+    fn broker(&self, name: &str) -> Result<PubSubHandle, ApiError> {
         let components = self.runtime().components();
         // daprd always has its pub/sub registry, so no pub/sub at all is
         // an unknown one (404), never "not configured".
@@ -248,7 +248,7 @@ impl Api {
     #[allow(clippy::too_many_arguments)]
     fn event_bytes(
         &self,
-        broker: &Broker,
+        broker: &PubSubHandle,
         topic: &str,
         data: &[u8],
         content_type: Option<&str>,

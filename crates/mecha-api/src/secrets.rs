@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use mecha_core::{ApiError, GrpcCode};
-use mecha_secrets::{AccessError, Metadata, Secret, SecretError, Secrets, SecretsBlock};
+use mecha_secrets::{AccessError, Metadata, Secret, SecretError, SecretsBlock, SecretsHandle};
 
 use crate::Api;
 
 impl Api {
-    fn secrets(&self, store: &str) -> Result<Secrets, ApiError> {
+    fn secrets(&self, store: &str) -> Result<SecretsHandle, ApiError> {
         let components = self.runtime().components();
         if !components.has::<SecretsBlock>() {
             return Err(ApiError::new(

@@ -1,6 +1,6 @@
 //! The state API: get, bulk get, save, delete, bulk delete, transactions,
 //! query.
-//! Keys here are the app's keys; the block's [`Store`] applies prefixes.
+//! Keys here are the app's keys; the block's [`KeyedStateStore`] applies prefixes.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use mecha_state::StateBlock;
 pub use mecha_state::{
     Concurrency, Consistency, DeleteRequest, Metadata, QueryResponse, SetRequest,
 };
-use mecha_state::{Feature, GetRequest, GetResponse, Operation, StateError, Store};
+use mecha_state::{Feature, GetRequest, GetResponse, KeyedStateStore, Operation, StateError};
 
 use crate::Api;
 
@@ -115,7 +115,11 @@ pub fn read_consistency(value: &str) -> Consistency {
 
 impl Api {
     /// Finds a state store by name, with Dapr's errors when there is none.
-    fn state_store(&self, components: &Arc<ComponentStore>, name: &str) -> Result<Store, ApiError> {
+    fn state_store(
+        &self,
+        components: &Arc<ComponentStore>,
+        name: &str,
+    ) -> Result<KeyedStateStore, ApiError> {
         if let Some(entry) = components.get::<StateBlock>(name) {
             return Ok(entry.store.clone());
         }
@@ -144,12 +148,12 @@ impl Api {
         })
     }
 
-    fn store(&self, name: &str) -> Result<Store, ApiError> {
+    fn store(&self, name: &str) -> Result<KeyedStateStore, ApiError> {
         self.state_store(&self.runtime().components(), name)
     }
 
     /// A store that takes transactions, with daprd's errors otherwise.
-    fn transactional_store(&self, name: &str) -> Result<Store, ApiError> {
+    fn transactional_store(&self, name: &str) -> Result<KeyedStateStore, ApiError> {
         let store = self.store(name)?;
         if !store.features().contains(&Feature::Transactional) {
             return Err(state_error(

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use mecha_component_memory::STATE_IN_MEMORY;
-use mecha_config::Component;
 use mecha_core::GrpcCode;
+use mecha_resources::Component;
 use mecha_runtime::{Registry, Runtime, RuntimeInfo, plan};
 use mecha_state::{DeleteRequest, Metadata, SetRequest};
 

@@ -17,7 +17,7 @@ pub struct BindingSettings {
 
 /// A live binding: its directions, as its `direction` metadata limits them.
 #[derive(Clone)]
-pub struct BindingEntry {
+pub struct BindingHandle {
     pub name: String,
     pub input: Option<Arc<dyn InputBinding>>,
     pub output: Option<Arc<dyn OutputBinding>>,
@@ -32,7 +32,7 @@ impl Block for BindingsBlock {
     const KIND: &'static str = "bindings";
     type Component = dyn Binding;
     type Settings = BindingSettings;
-    type Handle = BindingEntry;
+    type Handle = BindingHandle;
 
     fn settings(metadata: &MetadataReader<'_>, spec: &ComponentSpec) -> BindingSettings {
         let directions =
@@ -57,10 +57,10 @@ impl Block for BindingsBlock {
         component: Arc<dyn Binding>,
         settings: BindingSettings,
         spec: &ComponentSpec,
-    ) -> BindingEntry {
+    ) -> BindingHandle {
         let BindingSettings { directions, route } = settings;
         let wants = |input: bool| directions.is_none_or(|d| if input { d.input } else { d.output });
-        BindingEntry {
+        BindingHandle {
             input: component.clone().input().filter(|_| wants(true)),
             output: component.output().filter(|_| wants(false)),
             name: spec.ctx.name.clone(),
@@ -69,7 +69,7 @@ impl Block for BindingsBlock {
         }
     }
 
-    fn capabilities(entry: &BindingEntry) -> Vec<String> {
+    fn capabilities(entry: &BindingHandle) -> Vec<String> {
         let mut capabilities = Vec::new();
         if entry.input.is_some() {
             capabilities.push("INPUT_BINDING".to_owned());

@@ -23,7 +23,7 @@ mod inputs;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use block::{BindingEntry, BindingSettings, BindingsBlock};
+pub use block::{BindingHandle, BindingSettings, BindingsBlock};
 pub use inputs::InputBindings;
 pub mod sql;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mecha_core::{Block, ComponentSpec, MetadataReader};
 
-use crate::{ConfigurationStore, Configurations};
+use crate::{ConfigurationHandle, ConfigurationStore};
 
 /// The configuration building block.
 pub struct ConfigurationBlock;
@@ -13,7 +13,7 @@ impl Block for ConfigurationBlock {
     const KIND: &'static str = "configuration";
     type Component = dyn ConfigurationStore;
     type Settings = ();
-    type Handle = Configurations;
+    type Handle = ConfigurationHandle;
 
     fn settings(_metadata: &MetadataReader<'_>, _spec: &ComponentSpec) {}
 
@@ -21,7 +21,7 @@ impl Block for ConfigurationBlock {
         component: Arc<dyn ConfigurationStore>,
         _settings: (),
         spec: &ComponentSpec,
-    ) -> Configurations {
-        Configurations::new(spec.ctx.name.clone(), component)
+    ) -> ConfigurationHandle {
+        ConfigurationHandle::new(spec.ctx.name.clone(), component)
     }
 }

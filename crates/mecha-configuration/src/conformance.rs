@@ -151,7 +151,7 @@ pub async fn subscription_gets_changes(harness: &impl Harness) {
     let Some((store, writer, metadata)) = harness.component().await else {
         return;
     };
-    let configurations = Configurations::new("conformance", store);
+    let configurations = ConfigurationHandle::new("conformance", store);
     let (watched, other) = (key("watched"), key("other"));
     let recorder = Arc::new(Recorder::default());
     let (id, _stop) = configurations
@@ -182,7 +182,7 @@ pub async fn subscription_to_every_key(harness: &impl Harness) {
     let Some((store, writer, metadata)) = harness.component().await else {
         return;
     };
-    let configurations = Configurations::new("conformance", store);
+    let configurations = ConfigurationHandle::new("conformance", store);
     let recorder = Arc::new(Recorder::default());
     let (id, _stop) = configurations
         .subscribe(&[], &metadata, recorder.clone())
@@ -205,7 +205,7 @@ pub async fn unsubscribe_stops_updates(harness: &impl Harness) {
     let Some((store, writer, metadata)) = harness.component().await else {
         return;
     };
-    let configurations = Configurations::new("conformance", store);
+    let configurations = ConfigurationHandle::new("conformance", store);
     let k = key("stop");
     let (first, second) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let (first_id, _) = configurations

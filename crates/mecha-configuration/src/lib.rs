@@ -3,7 +3,7 @@
 //!
 //! - [`ConfigurationStore`] is the contract every store implements: `get`
 //!   and `watch` (a stream of changes for some keys, or all of them).
-//! - [`Configurations`] is the block's handle on one configured store: it
+//! - [`ConfigurationHandle`] is the block's handle on one configured store: it
 //!   keeps the subscriptions by id, so they can be ended by id
 //!   (unsubscribe) or all at once (shutdown).
 //! - `conformance` (feature `conformance`) is the suite every store must
@@ -88,21 +88,21 @@ pub trait ConfigurationStore: Send + Sync + 'static {
 
 /// A configured store and its live subscriptions.
 #[derive(Clone)]
-pub struct Configurations {
+pub struct ConfigurationHandle {
     name: String,
     component: Arc<dyn ConfigurationStore>,
     subscriptions: Arc<Mutex<HashMap<String, CancellationToken>>>,
 }
 
-impl std::fmt::Debug for Configurations {
+impl std::fmt::Debug for ConfigurationHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Configurations")
+        f.debug_struct("ConfigurationHandle")
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-impl Configurations {
+impl ConfigurationHandle {
     pub fn new(name: impl Into<String>, component: Arc<dyn ConfigurationStore>) -> Self {
         Self {
             name: name.into(),
@@ -120,7 +120,7 @@ impl Configurations {
     }
 
     /// Subscribes; returns the subscription's id and the token that ends
-    /// it (cancelled by [`Configurations::unsubscribe`] too).
+    /// it (cancelled by [`ConfigurationHandle::unsubscribe`] too).
     pub async fn subscribe(
         &self,
         keys: &[String],

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mecha_core::{Block, ComponentSpec, MetadataReader};
 
-use crate::{LockPrefix, LockStore, Locks};
+use crate::{LockHandle, LockPrefix, LockStore};
 
 /// The distributed lock building block.
 pub struct LockBlock;
@@ -13,7 +13,7 @@ impl Block for LockBlock {
     const KIND: &'static str = "lock";
     type Component = dyn LockStore;
     type Settings = LockPrefix;
-    type Handle = Locks;
+    type Handle = LockHandle;
 
     fn settings(metadata: &MetadataReader<'_>, _spec: &ComponentSpec) -> LockPrefix {
         LockPrefix::parse(metadata.string("keyPrefix").as_deref()).unwrap_or_else(|err| {
@@ -22,7 +22,11 @@ impl Block for LockBlock {
         })
     }
 
-    fn handle(component: Arc<dyn LockStore>, prefix: LockPrefix, spec: &ComponentSpec) -> Locks {
-        Locks::new(spec.ctx.name.clone(), component, &prefix, &spec.ctx.app_id)
+    fn handle(
+        component: Arc<dyn LockStore>,
+        prefix: LockPrefix,
+        spec: &ComponentSpec,
+    ) -> LockHandle {
+        LockHandle::new(spec.ctx.name.clone(), component, &prefix, &spec.ctx.app_id)
     }
 }

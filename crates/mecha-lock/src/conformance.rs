@@ -26,8 +26,8 @@ fn resource(name: &str) -> String {
     mecha_core::testing::unique(name)
 }
 
-fn locks(component: Arc<dyn LockStore>) -> Locks {
-    Locks::new(
+fn locks(component: Arc<dyn LockStore>) -> LockHandle {
+    LockHandle::new(
         "conformance",
         component,
         &LockPrefix::AppId,

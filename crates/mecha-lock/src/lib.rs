@@ -2,7 +2,7 @@
 //!
 //! - [`LockStore`] is the contract every lock component implements: take a
 //!   lock for an owner until it expires, and release it, only by its owner.
-//! - [`Locks`] is the block's handle on one configured component: it turns
+//! - [`LockHandle`] is the block's handle on one configured component: it turns
 //!   the app's resource id into Dapr's lock key (`lock||{appID}||{id}`, per
 //!   the component's `keyPrefix`) so every component gets the same keys.
 //! - `conformance` (feature `conformance`) is the suite every component
@@ -114,22 +114,22 @@ impl LockPrefix {
 
 /// A configured lock store: the component and its key prefix.
 #[derive(Clone)]
-pub struct Locks {
+pub struct LockHandle {
     name: String,
     component: Arc<dyn LockStore>,
     prefix: String,
 }
 
-impl std::fmt::Debug for Locks {
+impl std::fmt::Debug for LockHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Locks")
+        f.debug_struct("LockHandle")
             .field("name", &self.name)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
-impl Locks {
+impl LockHandle {
     pub fn new(
         name: impl Into<String>,
         component: Arc<dyn LockStore>,
@@ -200,7 +200,7 @@ mod tests {
     fn keys_follow_daprd() {
         let keys = |prefix: &str, app: &str| {
             let prefix = LockPrefix::parse(Some(prefix)).unwrap();
-            Locks::new("store", Arc::new(Never), &prefix, app)
+            LockHandle::new("store", Arc::new(Never), &prefix, app)
                 .key("r")
                 .unwrap()
         };
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(keys("none", "app"), "lock||r");
         assert_eq!(keys("MyPrefix", "app"), "lock||myprefix||r");
         assert!(LockPrefix::parse(Some("a||b")).is_err());
-        let locks = Locks::new("s", Arc::new(Never), &LockPrefix::AppId, "app");
+        let locks = LockHandle::new("s", Arc::new(Never), &LockPrefix::AppId, "app");
         assert!(matches!(locks.key("a||b"), Err(LockError::IllegalKey(_))));
     }
 }

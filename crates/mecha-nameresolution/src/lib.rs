@@ -25,7 +25,7 @@ pub struct Registration {
     pub app_id: String,
     pub namespace: Option<String>,
     /// The host others reach it on; `None` lets the resolver choose (such
-    /// as loopback for a registry on one host).
+    /// as loopback for an address book on one host).
     pub host: Option<String>,
     /// The internal gRPC port.
     pub port: u16,
@@ -44,7 +44,7 @@ pub trait NameResolver: Send + Sync + 'static {
     async fn close(&self) -> anyhow::Result<()>;
 
     /// True when every runtime this resolver finds runs on this host (a
-    /// registry in the data directory): the runtime-to-runtime port then
+    /// address book in the data directory): the runtime-to-runtime port then
     /// listens on loopback only. False (the default) when peers may be on
     /// other hosts.
     fn host_local(&self) -> bool {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mecha_core::{Block, ComponentSpec, MetadataReader, Properties};
 
-use crate::{Broker, PubSub, ScopeSettings, TopicScopes};
+use crate::{PubSub, PubSubHandle, ScopeSettings, TopicScopes};
 
 /// The pub/sub building block.
 pub struct PubSubBlock;
@@ -19,7 +19,7 @@ impl Block for PubSubBlock {
     const KIND: &'static str = "pubsub";
     type Component = dyn PubSub;
     type Settings = PubSubSettings;
-    type Handle = Broker;
+    type Handle = PubSubHandle;
 
     fn defaults(properties: &mut Properties, spec: &ComponentSpec) {
         // As daprd: the consumer group is the app id unless it is given.
@@ -56,14 +56,14 @@ impl Block for PubSubBlock {
         component: Arc<dyn PubSub>,
         settings: PubSubSettings,
         spec: &ComponentSpec,
-    ) -> Broker {
+    ) -> PubSubHandle {
         // As daprd: metadata naming `{namespace}` makes the topics of the
         // component the namespace's own.
         let topic_prefix = match (&spec.ctx.namespace, spec.namespaced) {
             (Some(namespace), true) => namespace.clone(),
             _ => String::new(),
         };
-        Broker::new(
+        PubSubHandle::new(
             spec.ctx.name.clone(),
             spec.ctx.app_id.clone(),
             component,
@@ -72,7 +72,7 @@ impl Block for PubSubBlock {
         .with_topic_prefix(topic_prefix)
     }
 
-    fn capabilities(broker: &Broker) -> Vec<String> {
+    fn capabilities(broker: &PubSubHandle) -> Vec<String> {
         broker
             .features()
             .iter()

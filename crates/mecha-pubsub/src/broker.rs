@@ -33,7 +33,7 @@ pub enum SubscribeError {
 /// A configured pub/sub component. Topics taken and given here are the
 /// app's topics.
 #[derive(Clone)]
-pub struct Broker {
+pub struct PubSubHandle {
     name: String,
     app_id: String,
     component: Arc<dyn PubSub>,
@@ -43,9 +43,9 @@ pub struct Broker {
     topic_prefix: String,
 }
 
-impl std::fmt::Debug for Broker {
+impl std::fmt::Debug for PubSubHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
+        f.debug_struct("PubSubHandle")
             .field("name", &self.name)
             .field("scopes", &self.scopes)
             .field("topic_prefix", &self.topic_prefix)
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-impl Broker {
+impl PubSubHandle {
     pub fn new(
         name: impl Into<String>,
         app_id: impl Into<String>,

@@ -2,7 +2,7 @@
 //! against its real broker. [`pubsub_conformance!`](crate::pubsub_conformance)
 //! expands it into one `#[tokio::test]` per case.
 //!
-//! The cases drive the component through the block itself (a [`Broker`],
+//! The cases drive the component through the block itself (a [`PubSubHandle`],
 //! [`Subscriptions`] and a recording [`Sink`] standing in for the app), so
 //! they prove the component under Dapr's delivery rules. Cases that need a
 //! broker shared between processes run only for components that declare
@@ -56,12 +56,12 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// How long a case watches for what must not happen.
 const QUIET: Duration = Duration::from_secs(3);
 
-fn broker(component: Arc<dyn PubSub>) -> Broker {
-    Broker::new(PUBSUB, APP, component, TopicScopes::default())
+fn broker(component: Arc<dyn PubSub>) -> PubSubHandle {
+    PubSubHandle::new(PUBSUB, APP, component, TopicScopes::default())
 }
 
 /// Publishes a CloudEvent whose data is `data` (JSON); returns its id.
-async fn publish(broker: &Broker, topic: &str, data: serde_json::Value) -> String {
+async fn publish(broker: &PubSubHandle, topic: &str, data: serde_json::Value) -> String {
     let event = envelope(topic, data, None, SystemTime::now());
     let id = cloudevent::attribute(&event, "id").to_owned();
     broker
@@ -213,7 +213,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 struct Setup {
-    broker: Broker,
+    broker: PubSubHandle,
     subscriptions: Subscriptions,
 }
 

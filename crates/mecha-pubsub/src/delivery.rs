@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, SubscribeError};
+use crate::broker::{PubSubHandle, SubscribeError};
 use crate::cloudevent::{self, CloudEvent};
 use crate::component::{Handler, Message, Metadata, PublishRequest, Redeliver};
 use crate::routing::Routes;
@@ -28,7 +28,7 @@ pub struct SubscriptionContext {
     pub spec: Arc<SubscriptionSpec>,
     routes: Routes,
     raw_payload: bool,
-    broker: Broker,
+    broker: PubSubHandle,
     stop: CancellationToken,
 }
 
@@ -54,7 +54,7 @@ pub(crate) enum Skip {
 impl SubscriptionContext {
     pub fn new(
         spec: SubscriptionSpec,
-        broker: Broker,
+        broker: PubSubHandle,
         stop: CancellationToken,
     ) -> Result<Self, SubscribeError> {
         let routes = Routes::compile(&spec.rules).map_err(SubscribeError::Invalid)?;

@@ -3,7 +3,7 @@
 //! - [`PubSub`] is the contract every pub/sub component implements: it
 //!   moves bytes through a broker, with consumer groups, acknowledgement and
 //!   redelivery.
-//! - [`Broker`] is the block's handle on one configured component: topic
+//! - [`PubSubHandle`] is the block's handle on one configured component: topic
 //!   scopes and topic prefixes, applied once for every component.
 //! - [`cloudevent`] builds and reads Dapr's CloudEvents; [`routing`] holds
 //!   the CEL routing rules; [`Subscriptions`] runs subscriptions, delivering
@@ -31,7 +31,7 @@ pub mod conformance;
 
 pub use app::AppSubscriptions;
 pub use block::{PubSubBlock, PubSubSettings};
-pub use broker::{Broker, PublishError, SubscribeError};
+pub use broker::{PubSubHandle, PublishError, SubscribeError};
 pub use component::*;
 pub use delivery::PUBSUB_NAME_KEY;
 pub use scopes::{ScopeSettings, TopicScopes};

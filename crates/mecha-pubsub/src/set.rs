@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, SubscribeError};
+use crate::broker::{PubSubHandle, SubscribeError};
 use crate::bulk::BulkDeliverer;
 use crate::component::{Handler, SubscribeRequest, Subscription};
 use crate::delivery::{Deliverer, SubscriptionContext};
@@ -41,7 +41,7 @@ impl Subscriptions {
     pub async fn start(
         &self,
         spec: SubscriptionSpec,
-        broker: &Broker,
+        broker: &PubSubHandle,
         sink: Arc<dyn Sink>,
     ) -> Result<SubscriptionId, SubscribeError> {
         let stop = CancellationToken::new();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mecha_core::block::SendFuture;
 use mecha_core::{Block, ComponentSpec, MetadataReader, SecretSource};
 
-use crate::{SecretScope, SecretStore, Secrets};
+use crate::{SecretScope, SecretStore, SecretsHandle};
 
 /// The secrets building block.
 pub struct SecretsBlock;
@@ -22,21 +22,25 @@ impl Block for SecretsBlock {
     const SECRET_STORES: bool = true;
     type Component = dyn SecretStore;
     type Settings = ();
-    type Handle = Secrets;
+    type Handle = SecretsHandle;
 
     fn settings(_metadata: &MetadataReader<'_>, _spec: &ComponentSpec) {}
 
-    fn handle(component: Arc<dyn SecretStore>, _settings: (), spec: &ComponentSpec) -> Secrets {
+    fn handle(
+        component: Arc<dyn SecretStore>,
+        _settings: (),
+        spec: &ComponentSpec,
+    ) -> SecretsHandle {
         let name = &spec.ctx.name;
         let scope = spec
             .settings
             .get::<SecretScopes>()
             .and_then(|scopes| scopes.0.get(name))
             .cloned();
-        Secrets::new(name.clone(), component).with_scope(scope)
+        SecretsHandle::new(name.clone(), component).with_scope(scope)
     }
 
-    fn capabilities(secrets: &Secrets) -> Vec<String> {
+    fn capabilities(secrets: &SecretsHandle) -> Vec<String> {
         secrets
             .features()
             .iter()
@@ -44,19 +48,19 @@ impl Block for SecretsBlock {
             .collect()
     }
 
-    fn secret_source(secrets: &Secrets) -> Option<Arc<dyn SecretSource>> {
+    fn secret_source(secrets: &SecretsHandle) -> Option<Arc<dyn SecretSource>> {
         Some(Arc::new(secrets.clone()))
     }
 }
 
-impl SecretSource for Secrets {
+impl SecretSource for SecretsHandle {
     fn resolve<'a>(
         &'a self,
         name: &'a str,
         key: &'a str,
     ) -> SendFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            Secrets::resolve(self, name, key)
+            SecretsHandle::resolve(self, name, key)
                 .await
                 .map_err(|err| err.to_string())
         })

@@ -87,7 +87,7 @@ pub async fn scopes_apply(harness: &impl Harness) {
         allowed: ["api_key".to_owned()].into(),
         denied: Default::default(),
     };
-    let secrets = Secrets::new("conformance", store).with_scope(Some(scope));
+    let secrets = SecretsHandle::new("conformance", store).with_scope(Some(scope));
     let err = secrets
         .get("db-password", &Metadata::new())
         .await
@@ -131,7 +131,7 @@ pub async fn multi_valued_secrets(harness: &impl Harness) {
     let all = store.bulk(&Metadata::new()).await.unwrap();
     assert_eq!(all.get("database"), Some(&expected));
     assert_eq!(all.get("plain"), Some(&single("plain", "v")));
-    let secrets = Secrets::new("conformance", store);
+    let secrets = SecretsHandle::new("conformance", store);
     assert_eq!(
         secrets.resolve("database", "password").await.unwrap(),
         "p@ss"

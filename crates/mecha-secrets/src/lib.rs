@@ -3,7 +3,7 @@
 //! - [`SecretStore`] is the contract every secret store implements.
 //! - [`SecretScope`] is a `Configuration`'s `spec.secrets.scopes` entry for
 //!   one store, with daprd's rule for which keys an app may read.
-//! - [`Secrets`] is the block's handle on one configured store: the
+//! - [`SecretsHandle`] is the block's handle on one configured store: the
 //!   component and its scope.
 //! - `conformance` (feature `conformance`) is the suite every store must
 //!   pass, one test per case through [`secrets_conformance!`].
@@ -100,22 +100,22 @@ pub enum AccessError {
 
 /// A configured secret store.
 #[derive(Clone)]
-pub struct Secrets {
+pub struct SecretsHandle {
     name: String,
     component: Arc<dyn SecretStore>,
     scope: Option<SecretScope>,
 }
 
-impl std::fmt::Debug for Secrets {
+impl std::fmt::Debug for SecretsHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secrets")
+        f.debug_struct("SecretsHandle")
             .field("name", &self.name)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
 
-impl Secrets {
+impl SecretsHandle {
     pub fn new(name: impl Into<String>, component: Arc<dyn SecretStore>) -> Self {
         Self {
             name: name.into(),

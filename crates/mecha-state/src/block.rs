@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mecha_core::{Block, ComponentSpec, MetadataReader};
 
-use crate::{Feature, KeyPrefix, KeyScheme, StateStore, Store};
+use crate::{Feature, KeyPrefix, KeyScheme, KeyedStateStore, StateStore};
 
 /// The state building block.
 pub struct StateBlock;
@@ -17,8 +17,8 @@ pub struct StateSettings {
 
 /// A live state store.
 #[derive(Clone, Debug)]
-pub struct StateEntry {
-    pub store: Store,
+pub struct StateHandle {
+    pub store: KeyedStateStore,
     /// `actorStateStore: "true"`: the store actors and workflows use.
     pub actor_state_store: bool,
 }
@@ -29,7 +29,7 @@ impl Block for StateBlock {
     const EXCLUSIVE_FLAG: Option<&'static str> = Some("actorStateStore");
     type Component = dyn StateStore;
     type Settings = StateSettings;
-    type Handle = StateEntry;
+    type Handle = StateHandle;
 
     fn settings(metadata: &MetadataReader<'_>, spec: &ComponentSpec) -> StateSettings {
         let key_prefix = metadata.string("keyPrefix");
@@ -52,14 +52,14 @@ impl Block for StateBlock {
         component: Arc<dyn StateStore>,
         settings: StateSettings,
         spec: &ComponentSpec,
-    ) -> StateEntry {
-        StateEntry {
-            store: Store::new(spec.ctx.name.clone(), component, settings.keys),
+    ) -> StateHandle {
+        StateHandle {
+            store: KeyedStateStore::new(spec.ctx.name.clone(), component, settings.keys),
             actor_state_store: settings.actor_state_store,
         }
     }
 
-    fn capabilities(entry: &StateEntry) -> Vec<String> {
+    fn capabilities(entry: &StateHandle) -> Vec<String> {
         let features = entry.store.features();
         let mut capabilities: Vec<String> =
             features.iter().map(|f| f.as_str().to_owned()).collect();

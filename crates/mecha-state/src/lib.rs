@@ -1,7 +1,7 @@
 //! The state building block.
 //!
 //! - [`StateStore`] is the contract every state component implements.
-//! - [`Store`] is the block's handle on one configured component: it applies
+//! - [`KeyedStateStore`] is the block's handle on one configured component: it applies
 //!   Dapr's rules shared by all stores (key prefixes, key validation, TTL
 //!   metadata, refusing what a store does not declare) so that the API layer
 //!   and every component get them once.
@@ -19,8 +19,8 @@ mod types;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use block::{StateBlock, StateEntry, StateSettings};
+pub use block::{StateBlock, StateHandle, StateSettings};
 pub use keys::{KeyPrefix, KeyScheme, SEPARATOR};
 pub use query::{Query, QueryItem, QueryRequest, QueryResponse};
-pub use store::{BulkGetItem, Store, parse_ttl};
+pub use store::{BulkGetItem, KeyedStateStore, parse_ttl};
 pub use types::*;

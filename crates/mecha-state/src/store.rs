@@ -17,22 +17,22 @@ pub struct BulkGetItem {
 /// A configured state store: the component plus the rules Dapr applies to
 /// every store. All keys taken and returned here are the app's keys.
 #[derive(Clone)]
-pub struct Store {
+pub struct KeyedStateStore {
     name: String,
     component: Arc<dyn StateStore>,
     keys: KeyScheme,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for KeyedStateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("KeyedStateStore")
             .field("name", &self.name)
             .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
 
-impl Store {
+impl KeyedStateStore {
     pub fn new(name: impl Into<String>, component: Arc<dyn StateStore>, keys: KeyScheme) -> Self {
         Self {
             name: name.into(),

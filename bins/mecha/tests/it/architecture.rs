@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The libraries every block builds on, held to the blocks' rules.
-const LIBRARIES: [&str; 3] = ["mecha-core", "mecha-config", "mecha-invoke"];
+const LIBRARIES: [&str; 3] = ["mecha-core", "mecha-resources", "mecha-invoke"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -171,7 +171,7 @@ fn layers_depend_downwards_only() {
         let names_components = deps.iter().any(|d| d.starts_with("mecha-component-"));
         if names_components {
             assert!(
-                name == "mecha-registry" || name == "mecha" || name.starts_with("mecha-bench"),
+                name == "mecha-catalog" || name == "mecha" || name.starts_with("mecha-bench"),
                 "{name} names a concrete component"
             );
         }

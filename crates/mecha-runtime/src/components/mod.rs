@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mecha_config::{Component, MetadataSource, Report};
 use mecha_core::block::{Configured, LiveComponent};
 use mecha_core::{
     BlockInfo, ComponentSpec, ComponentStore, MetadataReader, Properties, Registry,
     RuntimeSettings, TypeEntry,
 };
+use mecha_resources::{Component, MetadataSource, Report};
 
 use crate::runtime::RuntimeInfo;
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mecha_config::{MetadataItem, MetadataSource};
 use mecha_core::{Builder, ComponentContext, Factory};
+use mecha_resources::{MetadataItem, MetadataSource};
 use mecha_secrets::SecretStore;
 use mecha_state::*;
 

@@ -30,15 +30,15 @@ pub trait Harness: Send + Sync {
 use mecha_core::testing::unique;
 
 /// A store on a fresh component, with its own app id as key prefix.
-async fn store(harness: &impl Harness) -> Option<Store> {
+async fn store(harness: &impl Harness) -> Option<KeyedStateStore> {
     let component = harness.component().await?;
     let keys = KeyPrefix::AppId.scheme(&unique("app"), "conformance", None);
-    Some(Store::new("conformance", component, keys))
+    Some(KeyedStateStore::new("conformance", component, keys))
 }
 
 /// Asserts that `got` is the value written: byte for byte, or as JSON for
 /// a store that re-formats JSON values.
-fn assert_data(store: &Store, got: &Bytes, written: &Bytes) {
+fn assert_data(store: &KeyedStateStore, got: &Bytes, written: &Bytes) {
     if store.component().reformats_json()
         && let (Ok(a), Ok(b)) = (
             serde_json::from_slice::<serde_json::Value>(got),
@@ -51,7 +51,7 @@ fn assert_data(store: &Store, got: &Bytes, written: &Bytes) {
     assert_eq!(got, written, "the value written is read back");
 }
 
-async fn get(store: &Store, key: &str) -> Option<GetResponse> {
+async fn get(store: &KeyedStateStore, key: &str) -> Option<GetResponse> {
     store
         .get(GetRequest {
             key: key.to_owned(),
@@ -61,7 +61,7 @@ async fn get(store: &Store, key: &str) -> Option<GetResponse> {
         .expect("get succeeds")
 }
 
-async fn etag_of(store: &Store, key: &str) -> String {
+async fn etag_of(store: &KeyedStateStore, key: &str) -> String {
     get(store, key)
         .await
         .expect("item exists")
@@ -591,7 +591,7 @@ pub async fn key_prefixes(harness: &impl Harness) {
         let scheme = KeyPrefix::parse(Some(strategy))
             .unwrap()
             .scheme(&app, &store_name, namespace);
-        let store = Store::new(store_name.clone(), component.clone(), scheme);
+        let store = KeyedStateStore::new(store_name.clone(), component.clone(), scheme);
         store
             .save(vec![SetRequest::new(key.clone(), value(strategy))])
             .await
@@ -608,7 +608,7 @@ pub async fn key_prefixes(harness: &impl Harness) {
         assert_eq!(get(&store, &key).await.unwrap().data, value(strategy));
         store.delete(DeleteRequest::new(key.clone())).await.unwrap();
     }
-    let store = Store::new("s", component, KeyPrefix::AppId.scheme(&app, "s", None));
+    let store = KeyedStateStore::new("s", component, KeyPrefix::AppId.scheme(&app, "s", None));
     let err = store
         .save(vec![SetRequest::new("a||b", value("1"))])
         .await

@@ -38,7 +38,7 @@ const DOCS: &[(&str, &str)] = &[
 /// not JSON (neither may ever be a result); `None` when the case is over,
 /// either skipped or after checking that a store without the capability
 /// refuses queries.
-async fn seeded(harness: &impl Harness) -> Option<Store> {
+async fn seeded(harness: &impl Harness) -> Option<KeyedStateStore> {
     let store = store(harness).await?;
     if !store.has(Feature::QueryApi) {
         let err = store.query("{}", Metadata::new()).await.unwrap_err();
@@ -58,14 +58,14 @@ async fn seeded(harness: &impl Harness) -> Option<Store> {
     Some(store)
 }
 
-async fn run(store: &Store, query: &str) -> QueryResponse {
+async fn run(store: &KeyedStateStore, query: &str) -> QueryResponse {
     store
         .query(query, Metadata::new())
         .await
         .unwrap_or_else(|err| panic!("{query}: {err}"))
 }
 
-async fn keys(store: &Store, query: &str) -> Vec<String> {
+async fn keys(store: &KeyedStateStore, query: &str) -> Vec<String> {
     let page = run(store, query).await;
     assert_eq!(page.token, None, "{query}: one page holds every result");
     page.results.into_iter().map(|item| item.key).collect()
@@ -247,7 +247,7 @@ pub async fn query_scope(harness: &impl Harness) {
     let Some(store) = seeded(harness).await else {
         return;
     };
-    let other = Store::new(
+    let other = KeyedStateStore::new(
         "conformance",
         store.component().clone(),
         KeyPrefix::AppId.scheme(&unique("other-app"), "conformance", None),
