@@ -199,7 +199,9 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             subscriptions: subscriptions.clone(),
         },
     );
-    // Listen first, so health checks answer (500) while components start.
+    // The listeners start first, so health checks answer (500) while the
+    // components are built. (Name resolution is built before they open:
+    // the API is made with it.)
     let listeners = Listeners::bind(&args, &api, resolver.as_deref()).await?;
     let internal_port = listeners.internal_port();
 

@@ -186,7 +186,7 @@ impl PgConfigurationStore {
             "{schema}{}",
             sql_name(&["mecha_config_notify", bare, channel])
         );
-        let trigger = sql_name(&["mecha_resources", channel]);
+        let trigger = sql_name(&["mecha_config", channel]);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('mecha-configuration-triggers'))")
             .execute(&mut *tx)

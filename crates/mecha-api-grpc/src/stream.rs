@@ -52,6 +52,9 @@ pub(crate) async fn subscribe(
         }))
         .await;
     let forward_answers = answers.clone();
+    // The forward task hands the subscription back when it ends (at
+    // shutdown, or when the app's side is gone): it lives on, and answers
+    // for the deliveries in flight are taken, until the app's stream ends.
     let forward = tokio::spawn(async move {
         while let Some(event) = events.next().await {
             let message = match event.fields() {
@@ -68,7 +71,8 @@ pub(crate) async fn subscribe(
                 break;
             }
         }
-        // Dropping `events` ends the subscription.
+        events.close_queue();
+        events
     });
     tokio::spawn(async move {
         loop {
@@ -88,7 +92,10 @@ pub(crate) async fn subscribe(
                 Ok(None) | Err(_) => break,
             }
         }
+        // Dropping the subscription (in the task, or handed back by it)
+        // ends it.
         forward.abort();
+        drop(forward.await);
     });
     Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
 }

@@ -6,8 +6,9 @@
 //!    only exemption list ([`token_exempt`]).
 //! 2. It runs the operation inside [`Api::run`], the one seam where spans,
 //!    metrics and resiliency policies attach.
-//! 3. Bodies are read within the call's [`BodyLimit`], the one place
-//!    `--max-body-size` is applied.
+//! 3. Bodies are read within the call's [`BodyLimit`], the one place the
+//!    API applies `--max-body-size` (the app channel bounds what it reads
+//!    whole from the app by the same value, given when it is made).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -141,6 +142,10 @@ impl Api {
             "call",
             transport = ?call.transport,
             operation = %call.operation,
+            admission = ?call.admission,
+            traceparent = ?call.traceparent,
+            deadline = ?call.deadline,
+            body_limit = call.body_limit.bytes(),
         );
         work.instrument(span)
     }

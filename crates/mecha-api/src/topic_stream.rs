@@ -51,6 +51,13 @@ impl TopicEvents {
         }
     }
 
+    /// Takes no more events: a delivery not yet queued fails at once (and
+    /// is retried); those waiting for the app's answer still take it,
+    /// until this is dropped.
+    pub fn close_queue(&mut self) {
+        self.events.close();
+    }
+
     /// Where the app's answers go (usable while events are awaited).
     pub fn answers(&self) -> EventAnswers {
         self.answers.clone()

@@ -3,7 +3,7 @@
 //! the app; what a gRPC app answers may go on to output bindings (`to`), as
 //! in daprd. Draining stops them all.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,15 +58,17 @@ struct ToApp {
     app: Arc<dyn AppBindings>,
     name: String,
     route: String,
-    host: Arc<dyn HostStatus>,
+    host: Weak<dyn HostStatus>,
 }
 
 #[async_trait]
 impl InputHandler for ToApp {
     async fn handle(&self, event: InputEvent) -> Result<Bytes, Refused> {
         let answer = self.app.deliver(&self.name, &self.route, &event).await?;
-        if !answer.to.is_empty() {
-            forward(&*self.host, &answer.to, &answer.data, answer.parallel).await;
+        if !answer.to.is_empty()
+            && let Some(host) = self.host.upgrade()
+        {
+            forward(&*host, &answer.to, &answer.data, answer.parallel).await;
         }
         Ok(answer.data)
     }
@@ -140,7 +142,7 @@ async fn start_input_bindings(
             app: app.clone(),
             name: binding.name.clone(),
             route: binding.route.clone(),
-            host: host.clone(),
+            host: Arc::downgrade(host),
         });
         let input = binding.input.clone().expect("an input binding");
         match input.read(handler, stop.child_token()).await {

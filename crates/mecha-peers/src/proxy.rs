@@ -18,8 +18,15 @@ use tower::{Layer, Service};
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
 
-/// The peer plane's own service: never proxied.
-const OWN_SERVICE: &str = "/mecha.internal.v1.Invocation/";
+/// A runtime's own services: never proxied (on this port only the peer
+/// plane's is served; the others answer `UNIMPLEMENTED`, as before the
+/// peer plane had a crate of its own).
+const OWN_SERVICES: &[&str] = &[
+    "/mecha.internal.v1.Invocation/",
+    "/dapr.proto.runtime.v1.Dapr/",
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+];
 
 /// Puts [`ToLocalApp`] in front of the internal port's services.
 #[derive(Clone)]
@@ -58,11 +65,22 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if request.uri().path().starts_with(OWN_SERVICE) {
+        let path = request.uri().path();
+        if OWN_SERVICES.iter().any(|own| path.starts_with(own)) {
             return Box::pin(self.inner.call(request));
         }
         let api = self.api.clone();
         Box::pin(async move {
+            if !request
+                .headers()
+                .contains_key(mecha_invoke::headers::APP_ID)
+            {
+                // As daprd's proxy, in its words.
+                return Ok(tonic::Status::unknown(
+                    "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found",
+                )
+                .into_http());
+            }
             let result = api.proxy_grpc_local(request.map(body::boxed)).await;
             Ok(match result {
                 Ok(response) => response.map(tonic::body::Body::new),

@@ -178,3 +178,28 @@ fn enable_mtls_is_refused() {
     });
     assert!(sidecar.logs().contains("API listening"));
 }
+
+/// The internal port forwards a gRPC call to the local app only when it
+/// names its app, as daprd's proxy: without `dapr-app-id` it is UNKNOWN.
+#[tokio::test]
+async fn the_internal_port_proxies_only_calls_naming_their_app() {
+    let sidecar = Sidecar::start(Options::default());
+    let port = internal_port(&sidecar);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut echo = mecha_proto::testing::v1::echo_client::EchoClient::new(channel);
+    let err = echo
+        .unary(tonic::Request::new(
+            mecha_proto::testing::v1::EchoRequest::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    assert_eq!(
+        err.message(),
+        "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found"
+    );
+}
