@@ -91,14 +91,12 @@ where
                 return Box::pin(std::future::ready(Ok(answer)));
             }
         };
+        if own_service(&request) {
+            return Box::pin(self.api.run(&call, self.inner.call(request)));
+        }
         let api = self.api.clone();
-        let work: Self::Future = if own_service(&request) {
-            Box::pin(self.inner.call(request))
-        } else {
-            let api = api.clone();
-            Box::pin(async move { Ok(proxy(&api, request).await) })
-        };
-        Box::pin(async move { api.run(&call, work).await })
+        let work = async move { Ok(proxy(&api, request).await) };
+        Box::pin(self.api.run(&call, work))
     }
 }
 

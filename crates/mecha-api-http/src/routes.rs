@@ -1,13 +1,17 @@
 //! The route table (dapr-contract.md §1.1), the call pipeline, and the
 //! fallback.
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use mecha_api::{Refused, Transport};
+use futures::future::Either;
+use mecha_api::{Instrumented, Refused, Transport};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
@@ -105,36 +109,71 @@ pub(crate) fn build(ctx: Ctx) -> Router {
     let router = router
         .fallback(fallback)
         .method_not_allowed_fallback(fallback);
-    router
-        .layer(middleware::from_fn_with_state(ctx.clone(), pipeline))
-        .with_state(ctx)
+    let api = ctx.api.clone();
+    router.layer(Pipeline { api }).with_state(ctx)
 }
 
 /// Every call enters `mecha-api`'s call pipeline: admitted (with
 /// `DAPR_API_TOKEN` set, every call but the health checks must carry
 /// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise),
 /// then run in its seam. The operation is the route's pattern; calls no
-/// route takes are service invocation.
-async fn pipeline(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
-    let operation = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("invoke", MatchedPath::as_str);
-    let admitted = ctx.api.admit(
-        Transport::Http,
-        request.method(),
-        request.uri().path(),
-        operation,
-        request.headers(),
-    );
-    match admitted {
-        Ok(call) => ctx.api.run(&call, next.run(request)).await,
-        Err(_) => (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            Refused::HTTP_BODY,
-        )
-            .into_response(),
+/// route takes are service invocation. (A layer of its own rather than
+/// `middleware::from_fn`, which boxes every call twice.)
+#[derive(Clone)]
+struct Pipeline {
+    api: mecha_api::Api,
+}
+
+impl<S> tower::Layer<S> for Pipeline {
+    type Service = PipelineService<S>;
+
+    fn layer(&self, inner: S) -> PipelineService<S> {
+        PipelineService {
+            inner,
+            api: self.api.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct PipelineService<S> {
+    inner: S,
+    api: mecha_api::Api,
+}
+
+impl<S> tower::Service<Request> for PipelineService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let operation = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("invoke", MatchedPath::as_str);
+        let admitted = self.api.admit(
+            Transport::Http,
+            request.method(),
+            request.uri().path(),
+            operation,
+            request.headers(),
+        );
+        match admitted {
+            Ok(call) => Either::Right(self.api.run(&call, self.inner.call(request))),
+            Err(_) => Either::Left(ready(Ok((
+                StatusCode::UNAUTHORIZED,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                Refused::HTTP_BODY,
+            )
+                .into_response()))),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use mecha_core::ApiError;
 use mecha_invoke::body::{self, Body, BoxError, TooLarge};
 use tracing::Instrument;
+pub use tracing::instrument::Instrumented;
 
 use crate::Api;
 
@@ -122,10 +123,13 @@ impl Api {
                 Admission::Token
             }
         };
-        let deadline = headers
-            .get("grpc-timeout")
-            .and_then(|v| grpc_timeout(v.as_bytes()))
-            .map(|timeout| Instant::now() + timeout);
+        let deadline = match transport {
+            Transport::Grpc => headers
+                .get(GRPC_TIMEOUT)
+                .and_then(|v| grpc_timeout(v.as_bytes()))
+                .map(|timeout| Instant::now() + timeout),
+            Transport::Http => None,
+        };
         Ok(Call {
             transport,
             operation: operation.to_owned(),
@@ -137,7 +141,7 @@ impl Api {
     }
 
     /// Runs an admitted call's work: the seam every call passes through.
-    pub fn run<F: Future>(&self, call: &Call, work: F) -> impl Future<Output = F::Output> {
+    pub fn run<F: Future>(&self, call: &Call, work: F) -> Instrumented<F> {
         let span = tracing::debug_span!(
             "call",
             transport = ?call.transport,
@@ -157,6 +161,8 @@ impl Api {
         }
     }
 }
+
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// `grpc-timeout`: digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
 fn grpc_timeout(value: &[u8]) -> Option<Duration> {

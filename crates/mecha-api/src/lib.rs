@@ -24,7 +24,9 @@ use mecha_nameresolution::Resolver;
 use mecha_pubsub::Subscriptions;
 use mecha_runtime::Runtime;
 
-pub use call::{Admission, BodyLimit, Call, Overflow, Refused, Transport, token_exempt};
+pub use call::{
+    Admission, BodyLimit, Call, Instrumented, Overflow, Refused, Transport, token_exempt,
+};
 pub use metadata::{AppConnectionInfo, MetadataSnapshot};
 
 /// What the operations reach beyond the runtime's components, given when
