@@ -12,20 +12,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use mecha_api::invoke::body;
-use mecha_api::invoke::headers::APP_ID;
+use mecha_api::invoke::{is_own_grpc_service, missing_proxy_target};
 use mecha_api::{Api, Transport};
 use tower::{Layer, Service};
 
 use crate::convert::status_from;
-
-/// A runtime's own services: never proxied (the peer plane's is served on
-/// the internal port only).
-const OWN_SERVICES: &[&str] = &[
-    "/dapr.proto.runtime.v1.Dapr/",
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.",
-    "/mecha.internal.v1.Invocation/",
-];
 
 #[derive(Clone)]
 pub struct CallLayer {
@@ -58,11 +49,6 @@ pub struct CallService<S> {
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
 
-fn own_service(request: &Request) -> bool {
-    let path = request.uri().path();
-    OWN_SERVICES.iter().any(|own| path.starts_with(own))
-}
-
 impl<S> Service<Request> for CallService<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -91,7 +77,7 @@ where
                 return Box::pin(std::future::ready(Ok(answer)));
             }
         };
-        if own_service(&request) {
+        if is_own_grpc_service(request.uri().path()) {
             return Box::pin(self.api.run(&call, self.inner.call(request)));
         }
         let api = self.api.clone();
@@ -102,13 +88,8 @@ where
 
 /// Forwards a call for another service to the app it names.
 async fn proxy(api: &Api, request: Request) -> Response {
-    if !request.headers().contains_key(APP_ID) {
-        // A service the runtime does not serve, with no target: daprd's
-        // proxy answers UNKNOWN in these words.
-        return tonic::Status::unknown(
-            "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found",
-        )
-        .into_http();
+    if let Some(problem) = missing_proxy_target(request.headers()) {
+        return tonic::Status::unknown(problem).into_http();
     }
     match api.proxy_grpc(request.map(body::boxed)).await {
         Ok(response) => response.map(tonic::body::Body::new),

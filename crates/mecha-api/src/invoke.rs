@@ -43,6 +43,31 @@ pub fn missing_app_id() -> ApiError {
     )
 }
 
+/// The gRPC services a runtime answers itself, on either port: a call to
+/// one of them is never proxied (the peer plane's is served on the internal
+/// port only; elsewhere they answer `UNIMPLEMENTED`).
+const OWN_GRPC_SERVICES: &[&str] = &[
+    "/dapr.proto.runtime.v1.Dapr/",
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+    "/mecha.internal.v1.Invocation/",
+];
+
+/// Whether a gRPC call to `path` is for a runtime's own services, never
+/// proxied.
+pub fn is_own_grpc_service(path: &str) -> bool {
+    OWN_GRPC_SERVICES.iter().any(|own| path.starts_with(own))
+}
+
+/// Why a gRPC call for a service the runtime does not serve cannot be
+/// proxied: it names no target (`dapr-app-id`). daprd's proxy answers
+/// `UNKNOWN` in these words; `None` when the call names its target.
+pub fn missing_proxy_target(headers: &HeaderMap) -> Option<&'static str> {
+    (!headers.contains_key(headers::APP_ID)).then_some(
+        "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found",
+    )
+}
+
 /// A failure of the app channel, for target `id`.
 pub fn channel_error(id: &str, err: ChannelError) -> ApiError {
     match err {

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use mecha_api::Api;
+use mecha_api::invoke::{is_own_grpc_service, missing_proxy_target};
 use mecha_core::ApiError;
 use mecha_core::error::ERROR_DOMAIN;
 use mecha_invoke::body;
@@ -17,16 +18,6 @@ use tower::{Layer, Service};
 
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
-
-/// A runtime's own services: never proxied (on this port only the peer
-/// plane's is served; the others answer `UNIMPLEMENTED`, as before the
-/// peer plane had a crate of its own).
-const OWN_SERVICES: &[&str] = &[
-    "/mecha.internal.v1.Invocation/",
-    "/dapr.proto.runtime.v1.Dapr/",
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.",
-];
 
 /// Puts [`ToLocalApp`] in front of the internal port's services.
 #[derive(Clone)]
@@ -65,21 +56,13 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let path = request.uri().path();
-        if OWN_SERVICES.iter().any(|own| path.starts_with(own)) {
+        if is_own_grpc_service(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
         let api = self.api.clone();
         Box::pin(async move {
-            if !request
-                .headers()
-                .contains_key(mecha_invoke::headers::APP_ID)
-            {
-                // As daprd's proxy, in its words.
-                return Ok(tonic::Status::unknown(
-                    "failed to proxy request: required metadata dapr-callee-app-id or dapr-app-id not found",
-                )
-                .into_http());
+            if let Some(problem) = missing_proxy_target(request.headers()) {
+                return Ok(tonic::Status::unknown(problem).into_http());
             }
             let result = api.proxy_grpc_local(request.map(body::boxed)).await;
             Ok(match result {
