@@ -4,12 +4,15 @@
 //! runtime before anything starts; they serve from the start, and drain
 //! last, letting requests in flight finish within the grace period.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use axum::extract::Request;
+use axum::response::Response;
 use futures::future::BoxFuture;
 use mecha_api::Api;
 use mecha_api_grpc::CallLayer;
@@ -158,12 +161,17 @@ impl Service for Listeners {
     }
 }
 
-async fn serve_http(
+/// Serves an HTTP port (the API or metrics) until shutdown is requested.
+async fn serve_http<S>(
     listener: TcpListener,
-    router: axum::Router,
+    service: S,
     runtime: Arc<Runtime>,
-) -> anyhow::Result<()> {
-    mecha_api_http::serve(listener, router, async move {
+) -> anyhow::Result<()>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    mecha_api_http::serve(listener, service, async move {
         runtime.shutdown_requested().await
     })
     .await

@@ -7,13 +7,14 @@
 //! and streaming alike, metadata and status preserved.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures::future::Either;
 use mecha_api::invoke::body;
 use mecha_api::invoke::{is_own_grpc_service, missing_proxy_target};
-use mecha_api::{Api, Transport};
+use mecha_api::{Api, Instrumented, Transport};
 use tower::{Layer, Service};
 
 use crate::convert::status_from;
@@ -56,7 +57,12 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    /// A refusal, a call for the runtime's own services, or a proxied call
+    /// (boxed: only that path pays for it).
+    type Future = Either<
+        Ready<Result<Response, Infallible>>,
+        Either<Instrumented<S::Future>, Instrumented<Proxied>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -64,27 +70,29 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let path = request.uri().path();
-        let call = match self.api.admit(
+        let seam = match self.api.admit(
             Transport::Grpc,
             request.method(),
             path,
             path,
             request.headers(),
         ) {
-            Ok(call) => call,
+            Ok(call) => call.seam(),
             Err(refused) => {
                 let answer = status_from(refused.error()).into_http();
-                return Box::pin(std::future::ready(Ok(answer)));
+                return Either::Left(ready(Ok(answer)));
             }
         };
         if is_own_grpc_service(request.uri().path()) {
-            return Box::pin(self.api.run(&call, self.inner.call(request)));
+            return Either::Right(Either::Left(seam.run(self.inner.call(request))));
         }
         let api = self.api.clone();
-        let work = async move { Ok(proxy(&api, request).await) };
-        Box::pin(self.api.run(&call, work))
+        let work: Proxied = Box::pin(async move { Ok(proxy(&api, request).await) });
+        Either::Right(Either::Right(seam.run(work)))
     }
 }
+
+type Proxied = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// Forwards a call for another service to the app it names.
 async fn proxy(api: &Api, request: Request) -> Response {

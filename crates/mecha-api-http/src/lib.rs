@@ -30,19 +30,33 @@ pub(crate) struct Ctx {
     pub body_limit: BodyLimit,
 }
 
-/// Builds the router of the Dapr HTTP API.
-pub fn router(api: Api) -> Router {
+/// The Dapr HTTP API: its call pipeline around its router.
+pub type HttpApi = routes::Pipeline<Router>;
+
+/// Builds the Dapr HTTP API.
+pub fn router(api: Api) -> HttpApi {
     let body_limit = api.body_limit();
     routes::build(Ctx { api, body_limit })
 }
 
-/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`
-/// resolves, then drains in-flight requests.
-pub async fn serve(
+/// Serves `service` (the API, or another HTTP port of the runtime) on
+/// `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     use axum::serve::ListenerExt;
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::debug!(?addr, "http api listening");
@@ -50,7 +64,7 @@ pub async fn serve(
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    axum::serve(listener, axum::ServiceExt::into_make_service(service))
         .with_graceful_shutdown(shutdown)
         .await
 }

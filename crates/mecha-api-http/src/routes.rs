@@ -6,7 +6,7 @@ use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -31,7 +31,7 @@ const NOT_YET: &[(&str, &str)] = &[
     ("/v1.0-alpha1/subtlecrypto/{*rest}", "cryptography"),
 ];
 
-pub(crate) fn build(ctx: Ctx) -> Router {
+pub(crate) fn build(ctx: Ctx) -> Pipeline<Router> {
     let mut router = Router::new()
         .route("/v1.0/state/{store}", post(state::save).put(state::save))
         .route("/v1.0/state/{store}/{key}", any(state::by_key))
@@ -110,38 +110,25 @@ pub(crate) fn build(ctx: Ctx) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(fallback);
     let api = ctx.api.clone();
-    router.layer(Pipeline { api }).with_state(ctx)
-}
-
-/// Every call enters `mecha-api`'s call pipeline: admitted (with
-/// `DAPR_API_TOKEN` set, every call but the health checks must carry
-/// `dapr-api-token`; daprd answers 401 with a plain-text body otherwise),
-/// then run in its seam. The operation is the route's pattern; calls no
-/// route takes are service invocation. (A layer of its own rather than
-/// `middleware::from_fn`, which boxes every call twice.)
-#[derive(Clone)]
-struct Pipeline {
-    api: mecha_api::Api,
-}
-
-impl<S> tower::Layer<S> for Pipeline {
-    type Service = PipelineService<S>;
-
-    fn layer(&self, inner: S) -> PipelineService<S> {
-        PipelineService {
-            inner,
-            api: self.api.clone(),
-        }
+    Pipeline {
+        inner: router.with_state(ctx),
+        api,
     }
 }
 
+/// The HTTP API: every call enters `mecha-api`'s call pipeline, then the
+/// router. With `DAPR_API_TOKEN` set, every call but the health checks must
+/// carry `dapr-api-token` (daprd answers 401 with a plain-text body
+/// otherwise). It wraps the whole router rather than each route (as
+/// `Router::layer` would), which would box every call once more and need
+/// the matched route in the request's extensions.
 #[derive(Clone)]
-struct PipelineService<S> {
+pub struct Pipeline<S> {
     inner: S,
     api: mecha_api::Api,
 }
 
-impl<S> tower::Service<Request> for PipelineService<S>
+impl<S> tower::Service<Request> for Pipeline<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
 {
@@ -154,27 +141,63 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let operation = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("invoke", MatchedPath::as_str);
-        let admitted = self.api.admit(
+        let path = request.uri().path();
+        let seam = match self.api.admit(
             Transport::Http,
             request.method(),
-            request.uri().path(),
-            operation,
+            path,
+            operation(path),
             request.headers(),
-        );
-        match admitted {
-            Ok(call) => Either::Right(self.api.run(&call, self.inner.call(request))),
-            Err(_) => Either::Left(ready(Ok((
-                StatusCode::UNAUTHORIZED,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                Refused::HTTP_BODY,
-            )
-                .into_response()))),
-        }
+        ) {
+            Ok(call) => call.seam(),
+            Err(_) => {
+                return Either::Left(ready(Ok((
+                    StatusCode::UNAUTHORIZED,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    Refused::HTTP_BODY,
+                )
+                    .into_response())));
+            }
+        };
+        Either::Right(seam.run(self.inner.call(request)))
     }
+}
+
+/// The API groups, by the path segment after the version.
+const GROUPS: &[&str] = &[
+    "state",
+    "publish",
+    "bindings",
+    "secrets",
+    "configuration",
+    "lock",
+    "unlock",
+    "metadata",
+    "healthz",
+    "shutdown",
+    "invoke",
+    "actors",
+    "workflows",
+    "jobs",
+    "conversation",
+    "crypto",
+    "subtlecrypto",
+];
+
+/// The operation a call is for, as the pipeline names it: its API group,
+/// read from `/v1.0[-suffix]/{group}/...` without routing (a bounded set, as
+/// metrics will need). A path outside the groups is service invocation, as
+/// the router's fallback takes it.
+fn operation(path: &str) -> &'static str {
+    let group = path
+        .strip_prefix("/v1.0")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(suffix, _)| suffix.is_empty() || suffix.starts_with('-'))
+        .map(|(_, rest)| rest.split_once('/').map_or(rest, |(group, _)| group));
+    group
+        .and_then(|group| GROUPS.iter().find(|known| **known == group))
+        .copied()
+        .unwrap_or("invoke")
 }
 
 /// Any request no route takes is service invocation in daprd: with a
@@ -203,4 +226,31 @@ fn target_app_id(headers: &HeaderMap) -> Option<String> {
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     text.strip_prefix("dapr-app-id:").map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation;
+
+    #[test]
+    fn operations_are_api_groups() {
+        for (path, group) in [
+            ("/v1.0/state/store/key", "state"),
+            ("/v1.0-alpha1/state/store/query", "state"),
+            ("/v1.0/publish/bulk/pubsub/topic", "publish"),
+            ("/v1.0-alpha1/lock/store", "lock"),
+            ("/v1.0/healthz", "healthz"),
+            ("/v1.0/metadata", "metadata"),
+            ("/v1.0/invoke/app/method/m", "invoke"),
+            ("/v1.0-beta1/workflows/dapr/x/start", "workflows"),
+            ("/anything/the/app/serves", "invoke"),
+            ("/v1.0/unknown/x", "invoke"),
+            ("/v1.0", "invoke"),
+            ("/v1.0x/state/s", "invoke"),
+            ("/v1.0/state", "state"),
+            ("/", "invoke"),
+        ] {
+            assert_eq!(operation(path), group, "{path}");
+        }
+    }
 }

@@ -4,8 +4,8 @@
 //! 1. The adapter reads the request head into a [`Call`] with
 //!    [`Api::admit`]: the only place the API token is checked, against the
 //!    only exemption list ([`token_exempt`]).
-//! 2. It runs the operation inside [`Api::run`], the one seam where spans,
-//!    metrics and resiliency policies attach.
+//! 2. It runs the operation inside the call's [`Seam`] ([`Call::seam`]), the
+//!    one place where spans, metrics and resiliency policies attach.
 //! 3. Bodies are read within the call's [`BodyLimit`], the one place the
 //!    API applies `--max-body-size` (the app channel bounds what it reads
 //!    whole from the app by the same value, given when it is made).
@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::BodyExt;
 use mecha_core::ApiError;
 use mecha_invoke::body::{self, Body, BoxError, TooLarge};
@@ -42,15 +42,17 @@ pub enum Admission {
     Token,
 }
 
-/// One call on the API port, as the pipeline knows it.
-#[derive(Clone, Debug)]
-pub struct Call {
+/// One call on the API port, as the pipeline knows it: read from the
+/// request head, borrowed from it (admitting a call copies nothing).
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
     pub transport: Transport,
-    /// The operation: the route's pattern (HTTP) or the gRPC method's path.
-    pub operation: String,
+    /// The operation: the API group (HTTP: `state`, `publish`, `invoke`, ...)
+    /// or the gRPC method's path.
+    pub operation: &'a str,
     pub admission: Admission,
-    /// The caller's `traceparent`, when it sent one.
-    pub traceparent: Option<HeaderValue>,
+    /// The request's headers, read when asked (see [`Call::traceparent`]).
+    headers: &'a HeaderMap,
     /// When the caller stops waiting (gRPC `grpc-timeout`).
     pub deadline: Option<Instant>,
     pub body_limit: BodyLimit,
@@ -95,19 +97,19 @@ pub fn token_exempt(transport: Transport, method: &Method, path: &str) -> bool {
 impl Api {
     /// Reads a request head into its [`Call`], or refuses it for its API
     /// token. `operation` names what the adapter routes the call to.
-    pub fn admit(
+    pub fn admit<'a>(
         &self,
         transport: Transport,
         method: &Method,
         path: &str,
-        operation: &str,
-        headers: &HeaderMap,
-    ) -> Result<Call, Refused> {
+        operation: &'a str,
+        headers: &'a HeaderMap,
+    ) -> Result<Call<'a>, Refused> {
         let admission = match &self.runtime().info.api_token {
             None => Admission::Open,
             Some(_) if token_exempt(transport, method, path) => Admission::Exempt,
             Some(expected) => {
-                match headers.get(mecha_invoke::headers::API_TOKEN) {
+                match headers.get(API_TOKEN) {
                     None => {
                         return Err(Refused {
                             detail: "missing api token in request metadata",
@@ -132,26 +134,12 @@ impl Api {
         };
         Ok(Call {
             transport,
-            operation: operation.to_owned(),
+            operation,
             admission,
-            traceparent: headers.get(mecha_invoke::trace::TRACEPARENT).cloned(),
+            headers,
             deadline,
             body_limit: self.body_limit(),
         })
-    }
-
-    /// Runs an admitted call's work: the seam every call passes through.
-    pub fn run<F: Future>(&self, call: &Call, work: F) -> Instrumented<F> {
-        let span = tracing::debug_span!(
-            "call",
-            transport = ?call.transport,
-            operation = %call.operation,
-            admission = ?call.admission,
-            traceparent = ?call.traceparent,
-            deadline = ?call.deadline,
-            body_limit = call.body_limit.bytes(),
-        );
-        work.instrument(span)
     }
 
     /// `--max-body-size`.
@@ -162,7 +150,48 @@ impl Api {
     }
 }
 
-const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+impl<'a> Call<'a> {
+    /// The caller's `traceparent`, when it sent one (looked up when asked:
+    /// a disabled span never asks).
+    pub fn traceparent(&self) -> Option<&'a HeaderValue> {
+        self.headers.get(TRACEPARENT)
+    }
+
+    /// The seam this call's work runs in. It is taken before the work is
+    /// made, because the work takes the request the call borrows from.
+    pub fn seam(&self) -> Seam {
+        Seam {
+            span: tracing::debug_span!(
+                "call",
+                transport = ?self.transport,
+                operation = %self.operation,
+                admission = ?self.admission,
+                traceparent = ?self.traceparent(),
+                deadline = ?self.deadline,
+                body_limit = self.body_limit.bytes(),
+            ),
+        }
+    }
+}
+
+/// The one seam every admitted call's work passes through, where spans,
+/// metrics and resiliency policies attach.
+#[must_use = "a seam does nothing until it runs the call's work"]
+pub struct Seam {
+    span: tracing::Span,
+}
+
+impl Seam {
+    /// Runs the call's work.
+    pub fn run<F: Future>(self, work: F) -> Instrumented<F> {
+        work.instrument(self.span)
+    }
+}
+
+// Header names as constants: a lookup by `&str` parses the name each time.
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+const API_TOKEN: HeaderName = HeaderName::from_static(mecha_invoke::headers::API_TOKEN);
+const TRACEPARENT: HeaderName = HeaderName::from_static(mecha_invoke::trace::TRACEPARENT);
 
 /// `grpc-timeout`: digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
 fn grpc_timeout(value: &[u8]) -> Option<Duration> {

@@ -25,7 +25,7 @@ use mecha_pubsub::Subscriptions;
 use mecha_runtime::Runtime;
 
 pub use call::{
-    Admission, BodyLimit, Call, Instrumented, Overflow, Refused, Transport, token_exempt,
+    Admission, BodyLimit, Call, Instrumented, Overflow, Refused, Seam, Transport, token_exempt,
 };
 pub use metadata::{AppConnectionInfo, MetadataSnapshot};
 

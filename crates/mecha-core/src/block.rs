@@ -400,31 +400,36 @@ pub struct ComponentInfo {
 /// The live components of every block, by name.
 #[derive(Default)]
 pub struct ComponentStore {
-    blocks: HashMap<TypeId, BTreeMap<String, Box<dyn Any + Send + Sync>>>,
+    /// By block: a handful, so a scan beats hashing on every call.
+    blocks: Vec<(TypeId, Named)>,
     secret_sources: HashMap<String, Arc<dyn SecretSource>>,
     infos: Vec<ComponentInfo>,
 }
 
+type Named = BTreeMap<String, Box<dyn Any + Send + Sync>>;
+
 impl ComponentStore {
+    fn named(&self, block: TypeId) -> Option<&Named> {
+        self.blocks
+            .iter()
+            .find(|(id, _)| *id == block)
+            .map(|(_, named)| named)
+    }
+
     /// The component of block `B` named `name`.
     pub fn get<B: Block>(&self, name: &str) -> Option<&B::Handle> {
-        self.blocks
-            .get(&TypeId::of::<B>())?
-            .get(name)?
-            .downcast_ref()
+        self.named(TypeId::of::<B>())?.get(name)?.downcast_ref()
     }
 
     /// Whether any component of block `B` is loaded.
     pub fn has<B: Block>(&self) -> bool {
-        self.blocks
-            .get(&TypeId::of::<B>())
+        self.named(TypeId::of::<B>())
             .is_some_and(|named| !named.is_empty())
     }
 
     /// Every component of block `B`, by name.
     pub fn all<B: Block>(&self) -> impl Iterator<Item = &B::Handle> {
-        self.blocks
-            .get(&TypeId::of::<B>())
+        self.named(TypeId::of::<B>())
             .into_iter()
             .flat_map(|named| named.values())
             .filter_map(|handle| handle.downcast_ref())
@@ -451,10 +456,14 @@ impl ComponentStore {
         if let Some(source) = live.secret_source {
             self.secret_sources.insert(name.to_owned(), source);
         }
-        self.blocks
-            .entry(live.block)
-            .or_default()
-            .insert(name.to_owned(), live.handle);
+        let at = match self.blocks.iter().position(|(id, _)| *id == live.block) {
+            Some(at) => at,
+            None => {
+                self.blocks.push((live.block, Named::new()));
+                self.blocks.len() - 1
+            }
+        };
+        self.blocks[at].1.insert(name.to_owned(), live.handle);
     }
 }
 
