@@ -1,8 +1,9 @@
 //! The listeners as the first service of the runtime: the API ports (HTTP
 //! and gRPC on each listen address), the runtime-to-runtime port and the
 //! metrics port. They are bound when made, so a port in use stops the
-//! runtime before anything starts; they serve from the start, and drain
-//! last, letting requests in flight finish within the grace period.
+//! runtime before anything starts; they serve once the components are
+//! built, each within the limits of `connections`, and drain letting
+//! requests in flight finish within the grace period.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -15,23 +16,23 @@ use axum::extract::Request;
 use axum::response::Response;
 use futures::future::BoxFuture;
 use mecha_api::Api;
-use mecha_api_grpc::CallLayer;
 use mecha_core::Service;
 use mecha_nameresolution::NameResolver;
 use mecha_runtime::Runtime;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::connections::{self, Limits, RequestBody};
 use crate::flags::SidecarArgs;
 use crate::metrics;
 
-type Server = BoxFuture<'static, anyhow::Result<()>>;
+type Server = BoxFuture<'static, ()>;
 
 pub struct Listeners {
     runtime: Arc<Runtime>,
     /// Bound, not serving yet.
     bound: Mutex<Vec<Server>>,
-    serving: tokio::sync::Mutex<JoinSet<anyhow::Result<()>>>,
+    serving: tokio::sync::Mutex<JoinSet<()>>,
     app_id: String,
     http_port: u16,
     grpc_port: u16,
@@ -51,22 +52,12 @@ impl Listeners {
         let runtime = api.runtime().clone();
         let mut bound: Vec<Server> = Vec::new();
         let http = mecha_api_http::router(api.clone());
-        let grpc = mecha_api_grpc::routes(api.clone());
+        let grpc = mecha_api_grpc::service(api.clone());
         for ip in listen_ips(args)? {
             let listener = bind(ip, args.dapr_http_port, "HTTP API").await?;
-            bound.push(Box::pin(serve_http(
-                listener,
-                http.clone(),
-                runtime.clone(),
-            )));
+            bound.push(serve_http(listener, http.clone(), &runtime));
             let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
-            let calls = CallLayer::new(api.clone());
-            bound.push(Box::pin(serve_grpc(
-                listener,
-                grpc.clone(),
-                calls,
-                runtime.clone(),
-            )));
+            bound.push(serve_grpc(listener, grpc.clone(), &runtime));
         }
         let internal_ip: IpAddr = match &args.dapr_internal_grpc_listen_address {
             Some(address) => address
@@ -82,22 +73,22 @@ impl Listeners {
         )
         .await?;
         let internal_port = internal.local_addr()?.port();
-        bound.push(Box::pin(serve_peers(
+        bound.push(serve_grpc(
             internal,
-            api.clone(),
-            runtime.clone(),
-        )));
+            mecha_peers::service(api.clone()),
+            &runtime,
+        ));
         if args.enable_metrics {
             let ip: IpAddr = args
                 .metrics_listen_address
                 .parse()
                 .context("--metrics-listen-address is not an IP address")?;
             let listener = bind(ip, args.metrics_port, "metrics").await?;
-            bound.push(Box::pin(serve_http(
+            bound.push(serve_http(
                 listener,
                 metrics::router(runtime.clone()),
-                runtime.clone(),
-            )));
+                &runtime,
+            ));
         }
         Ok(Self {
             runtime,
@@ -145,13 +136,7 @@ impl Service for Listeners {
     /// finish their in-flight requests, up to `grace`.
     async fn drain(&self, grace: Duration) {
         let mut serving = self.serving.lock().await;
-        let all = async {
-            while let Some(result) = serving.join_next().await {
-                if let Ok(Err(err)) = result {
-                    tracing::warn!("server stopped with an error: {err:#}");
-                }
-            }
-        };
+        let all = async { while serving.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(
                 ?grace,
@@ -161,44 +146,50 @@ impl Service for Listeners {
     }
 }
 
-/// Serves an HTTP port (the API or metrics) until shutdown is requested.
-async fn serve_http<S>(
-    listener: TcpListener,
-    service: S,
-    runtime: Arc<Runtime>,
-) -> anyhow::Result<()>
+/// Serves an HTTP port (the API or metrics; HTTP/1.1 and h2c) until
+/// shutdown is requested.
+fn serve_http<S>(listener: TcpListener, service: S, runtime: &Arc<Runtime>) -> Server
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
-    mecha_api_http::serve(listener, service, async move {
-        runtime.shutdown_requested().await
-    })
-    .await
-    .map_err(anyhow::Error::from)
-}
-
-async fn serve_grpc(
-    listener: TcpListener,
-    routes: tonic::service::Routes,
-    calls: CallLayer,
-    runtime: Arc<Runtime>,
-) -> anyhow::Result<()> {
-    mecha_api_grpc::serve(listener, routes, calls, async move {
-        runtime.shutdown_requested().await
-    })
-    .await
-    .map_err(anyhow::Error::from)
-}
-
-async fn serve_peers(listener: TcpListener, api: Api, runtime: Arc<Runtime>) -> anyhow::Result<()> {
-    mecha_peers::serve(
+    let service = tower::ServiceBuilder::new()
+        .map_request(|request: http::Request<RequestBody>| request.map(axum::body::Body::new))
+        .service(service);
+    let runtime = runtime.clone();
+    Box::pin(connections::serve(
         listener,
-        api,
+        service,
+        false,
+        Limits::HTTP,
         async move { runtime.shutdown_requested().await },
-    )
-    .await
-    .map_err(anyhow::Error::from)
+    ))
+}
+
+/// Serves a gRPC port (the API or the runtime-to-runtime port) until
+/// shutdown is requested.
+fn serve_grpc<S>(listener: TcpListener, service: S, runtime: &Arc<Runtime>) -> Server
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = tower::ServiceBuilder::new()
+        .map_request(|request: http::Request<RequestBody>| request.map(tonic::body::Body::new))
+        .service(service);
+    let runtime = runtime.clone();
+    Box::pin(connections::serve(
+        listener,
+        service,
+        true,
+        Limits::GRPC,
+        async move { runtime.shutdown_requested().await },
+    ))
 }
 
 fn listen_ips(args: &SidecarArgs) -> anyhow::Result<Vec<IpAddr>> {

@@ -199,22 +199,26 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
             subscriptions: subscriptions.clone(),
         },
     );
-    // The listeners start first, so health checks answer (500) while the
-    // components are built. (Name resolution is built before they open:
-    // the API is made with it.)
+    // The ports are bound now (a port in use stops the runtime before
+    // anything starts), but they serve only once the components are built,
+    // as daprd's do: no request meets a half-started runtime. Connections
+    // made meanwhile wait in the listen backlog. (Name resolution is built
+    // before: the API is made with it.)
     let listeners = Listeners::bind(&args, &api, resolver.as_deref()).await?;
     let internal_port = listeners.internal_port();
 
     // The services, in start order; they drain in the reverse order.
     let status: Arc<dyn HostStatus> = runtime.clone();
     let mut host = Host::new(runtime.clone());
-    host.add(listeners);
     if let Some(app) = &app {
         host.add(AppListening {
             app: app.clone(),
             runtime: runtime.clone(),
         });
     }
+    host.add(Components::new(runtime.clone(), plan));
+    host.add(listeners);
+    // Other runtimes find this one only once it serves.
     if let Some(resolver) = resolver {
         let registration = (!args.app_id.is_empty()).then(|| Registration {
             app_id: args.app_id.clone(),
@@ -224,7 +228,6 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         });
         host.add(Registered::new(resolver, registration));
     }
-    host.add(Components::new(runtime.clone(), plan));
     host.add(AppSubscriptions::new(
         status.clone(),
         subscriptions,

@@ -101,24 +101,25 @@ impl Db {
     }
 
     /// Runs `work` on a connection in the blocking pool, within the time
-    /// limit. Nothing runs after the caller was told it failed: a call that
-    /// waited too long for the connection never starts, and one whose SQL
-    /// runs too long is interrupted (SQLite rolls it back); one that
-    /// finished before the interrupt took effect is answered as it ended.
+    /// limit. Calls wait in line for the connection, first come first
+    /// served (a caller that gives up leaves the line), and the time limit
+    /// starts when a call's turn comes: many large writes at once queue
+    /// instead of timing out behind each other. Nothing runs after the
+    /// caller was told it failed: one whose SQL runs too long is
+    /// interrupted (SQLite rolls it back); one that finished before the
+    /// interrupt took effect is answered as it ended.
     pub async fn run<T, E, F>(&self, write: bool, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
-        let deadline = tokio::time::Instant::now() + self.timeout;
         let slot = match (&self.reader, write) {
             (Some(reader), false) => reader,
             _ => &self.writer,
         };
-        let mut conn = tokio::time::timeout_at(deadline, slot.conn.clone().lock_owned())
-            .await
-            .map_err(|_| DbError::Timeout(self.timeout))?;
+        let mut conn = slot.conn.clone().lock_owned().await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut task = tokio::task::spawn_blocking(move || work(&mut conn));
         match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(joined) => joined.map_err(|err| DbError::Failed(err.to_string()))?,

@@ -10,11 +10,11 @@ mod pipeline;
 mod service;
 mod stream;
 
+use std::convert::Infallible;
+
 use mecha_api::Api;
 use mecha_proto::runtime::dapr_server::DaprServer;
-use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
 pub use convert::status_from;
 pub use pipeline::CallLayer;
@@ -60,24 +60,25 @@ pub fn routes(api: Api) -> Routes {
         .add_service(reflection_alpha)
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, then drains.
-/// Every call goes through `calls` (the call pipeline, and proxying of
-/// calls for other services).
-pub async fn serve(
-    listener: TcpListener,
-    routes: Routes,
-    calls: CallLayer,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            oversized_as_resource_exhausted,
-        ))
-        .layer(calls)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+/// The gRPC API port as one service (served by the runtime's listeners):
+/// every call goes through the call pipeline ([`CallLayer`], which also
+/// proxies calls for other services), and a message over the size limit is
+/// answered as daprd answers it.
+pub fn service(
+    api: Api,
+) -> impl tower::Service<
+    http::Request<tonic::body::Body>,
+    Response = http::Response<tonic::body::Body>,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    let routes = routes(api.clone()).prepare();
+    tower::ServiceBuilder::new()
+        .map_response(oversized_as_resource_exhausted)
+        .layer(CallLayer::new(api))
+        .service(routes)
 }
 
 /// tonic refuses a message over the size limit with `OUT_OF_RANGE`; daprd

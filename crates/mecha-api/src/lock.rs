@@ -116,6 +116,10 @@ fn lock_error(call: Call, err: LockError) -> ApiError {
             GrpcCode::Internal,
             format!("{}: {err}", call.failure()),
         ),
+        // A client's mistake, answered as daprd answers an empty resource id.
+        LockError::ResourceIdTooLong(_) => {
+            ApiError::malformed_request(format!("{}: {err}", call.failure()))
+        }
         LockError::Backend(inner) => {
             tracing::warn!(code = call.code(), error = %format!("{inner:#}"), "lock operation failed");
             ApiError::new(

@@ -345,7 +345,9 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
                 .with_field_violation(key, message)
         }
         StateError::EmptyKey => ApiError::malformed_request("state key cannot be empty"),
-        StateError::KeyTooLong(_) => ApiError::malformed_request(format!("{prefix}: {err}")),
+        StateError::KeyTooLong(_) | StateError::KeyWithNul => {
+            ApiError::malformed_request(format!("{prefix}: {err}"))
+        }
         StateError::Unsupported(Feature::Transactional) => ApiError::new(
             "ERR_STATE_STORE_NOT_SUPPORTED",
             500,

@@ -42,7 +42,12 @@ impl Service for InputBindings {
         tokio::spawn(async move {
             host.wait_ready().await;
             if !host.is_shutting_down() {
-                start_input_bindings(&host, app, stop).await;
+                // Asking the app patiently ends when the runtime stops.
+                let cancelled = stop.clone();
+                tokio::select! {
+                    () = start_input_bindings(&host, app, stop) => {}
+                    () = cancelled.cancelled() => {}
+                }
             }
         });
         Ok(())

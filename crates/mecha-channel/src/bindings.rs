@@ -13,6 +13,7 @@ use mecha_proto::runtime as pb;
 use mecha_proto::runtime::app_callback_client::AppCallbackClient;
 
 use crate::Channel;
+use crate::discovery::{Asked, grpc_not_yet, patiently};
 
 /// How long the start-up check waits (daprd's `--app-binding-options-timeout`).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -28,38 +29,51 @@ fn route(path: &str) -> String {
 }
 
 impl Channel {
-    pub(crate) async fn subscribes_http(&self, route_path: &str) -> bool {
+    /// One question: `OPTIONS /{route}`, taken when it answers 2xx or 405.
+    pub(crate) async fn subscribes_http(&self, route_path: &str) -> Asked<bool> {
         let Ok(uri) = self.uri(&route(route_path)) else {
-            return false;
+            return Asked::Answered(false);
         };
-        let Ok(request) = Request::options(uri).body(body::empty()) else {
-            return false;
-        };
-        match tokio::time::timeout(PROBE_TIMEOUT, self.send(request)).await {
+        let request = Request::options(uri)
+            .body(body::empty())
+            .expect("a valid request");
+        match tokio::time::timeout(PROBE_TIMEOUT, self.ask(request)).await {
+            Ok(Ok(response)) if response.status().is_server_error() => {
+                Asked::NotYet(format!("it answered {}", response.status()))
+            }
             Ok(Ok(response)) => {
                 let status = response.status();
-                status.is_success() || status == StatusCode::METHOD_NOT_ALLOWED
+                Asked::Answered(status.is_success() || status == StatusCode::METHOD_NOT_ALLOWED)
             }
-            Ok(Err(err)) => {
-                tracing::warn!(route = route_path, error = %err, "cannot ask the app about an input binding");
-                false
+            Ok(Err(err)) => Asked::NotYet(err.to_string()),
+            Err(_) => {
+                tracing::warn!(
+                    route = route_path,
+                    "the app did not answer OPTIONS within {PROBE_TIMEOUT:?}; its events are not read"
+                );
+                Asked::Answered(false)
             }
-            Err(_) => false,
         }
     }
 
-    pub(crate) async fn subscribes_grpc(&self, name: &str) -> bool {
+    /// One question: `ListInputBindings`.
+    pub(crate) async fn subscribes_grpc(&self, name: &str) -> Asked<bool> {
         let mut client = AppCallbackClient::new(self.grpc_service());
         let listed = client.list_input_bindings(self.binding_grpc_request(()));
         match tokio::time::timeout(PROBE_TIMEOUT, listed).await {
-            Ok(Ok(answer)) => answer.into_inner().bindings.iter().any(|b| b == name),
-            Ok(Err(_)) => false,
+            Ok(Ok(answer)) => {
+                Asked::Answered(answer.into_inner().bindings.iter().any(|b| b == name))
+            }
+            Ok(Err(status)) if grpc_not_yet(&status) => {
+                Asked::NotYet(format!("{:?}: {}", status.code(), status.message()))
+            }
+            Ok(Err(_)) => Asked::Answered(false),
             Err(_) => {
                 tracing::warn!(
                     binding = name,
                     "the app did not list its input bindings within {PROBE_TIMEOUT:?}"
                 );
-                false
+                Asked::Answered(false)
             }
         }
     }
@@ -122,21 +136,19 @@ impl Channel {
         name: &str,
         event: &InputEvent,
     ) -> Result<AppAnswer, Refused> {
-        let _permit = self
-            .limit
-            .acquire()
-            .await
-            .map_err(|err| Refused(err.to_string()))?;
         let message = pb::BindingEventRequest {
             name: name.to_owned(),
             data: event.data.clone(),
             metadata: event.metadata.clone().into_iter().collect(),
         };
         let mut client = AppCallbackClient::new(self.grpc_service());
-        match client
-            .on_binding_event(self.binding_grpc_request(message))
+        let request = self.binding_grpc_request(message);
+        let (answer, _slot) = self
+            .limit
+            .run(async move { client.on_binding_event(request).await })
             .await
-        {
+            .map_err(|err| Refused(err.to_string()))?;
+        match answer {
             Ok(answer) => {
                 let answer = answer.into_inner();
                 Ok(AppAnswer {
@@ -157,8 +169,12 @@ impl Channel {
 #[async_trait]
 impl AppBindings for Channel {
     async fn subscribes(&self, name: &str, route_path: &str) -> bool {
-        self.wait_healthy().await;
-        self.speaks.takes_binding(self, name, route_path).await
+        let what = format!("whether it takes the events of input binding {name}");
+        patiently(&what, || async {
+            self.wait_healthy().await;
+            self.speaks.takes_binding(self, name, route_path).await
+        })
+        .await
     }
 
     async fn deliver(

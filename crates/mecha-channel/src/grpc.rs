@@ -106,7 +106,6 @@ pub(crate) async fn invoke(
     if !channel.health.is_healthy() {
         return Err(ChannelError::Unhealthy);
     }
-    let _permit = channel.limit.acquire().await?;
     let content_type = req.content_type().unwrap_or_default().to_owned();
     let data = body::collect(req.body, channel.config.max_body)
         .await
@@ -136,7 +135,11 @@ pub(crate) async fn invoke(
     let mut client = AppCallbackClient::new(channel.grpc_service())
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    match client.on_invoke(request).await {
+    let (answer, _slot) = channel
+        .limit
+        .run(async move { client.on_invoke(request).await })
+        .await?;
+    match answer {
         Ok(response) => {
             let (metadata, answer, _) = response.into_parts();
             let mut headers = app_headers(metadata.into_headers());

@@ -9,6 +9,7 @@
 
 mod bindings;
 mod client;
+mod discovery;
 mod grpc;
 mod health;
 mod limit;
@@ -120,8 +121,8 @@ impl Channel {
         }
     }
 
-    /// Sends a request to the app, within the concurrency limit; the permit
-    /// is held until the response body is done.
+    /// Sends a request to the app, within the concurrency limit; the slot
+    /// is held until the response body is done (see `limit`).
     pub(crate) async fn send(
         &self,
         mut request: Request<Body>,
@@ -129,14 +130,27 @@ impl Channel {
         if !self.health.is_healthy() {
             return Err(ChannelError::Unhealthy);
         }
-        let permit = self.limit.acquire().await?;
+        self.add_token(request.headers_mut());
+        let (response, slot) = self.limit.run(self.client.request(request)).await?;
+        let response =
+            response.map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
+        Ok(response.map(|body| limit::hold(body::boxed(body), slot)))
+    }
+
+    /// Asks the app something about itself (its subscriptions, the input
+    /// bindings it takes): outside the concurrency limit, as daprd's
+    /// discovery calls are.
+    pub(crate) async fn ask(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, ChannelError> {
         self.add_token(request.headers_mut());
         let response = self
             .client
             .request(request)
             .await
             .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
-        Ok(response.map(|body| limit::hold(body::boxed(body), permit)))
+        Ok(response.map(body::boxed))
     }
 
     pub(crate) async fn invoke_http(

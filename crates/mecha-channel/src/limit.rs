@@ -1,15 +1,18 @@
 //! `--app-max-concurrency`: at most N calls in the app at once, a bounded
 //! line of waiters behind them, and a clear refusal beyond it.
+//!
+//! A slot stands for work in the app, not for a caller: once a call has
+//! been sent, it runs to its end in a task of its own, holding its slot
+//! until the app has answered or its connection has failed, even when the
+//! caller hangs up (the app would go on working). A caller that hangs up
+//! while waiting in line leaves the line: its call never reaches the app.
 
-use std::pin::Pin;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use mecha_invoke::ChannelError;
-use mecha_invoke::body::{Body, BoxError};
+use mecha_invoke::body::{Body, Guarded};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How many calls may wait, per allowed concurrent call.
@@ -30,9 +33,32 @@ impl Limiter {
         }
     }
 
+    /// Runs `call` (one call into the app) within a slot; the slot comes
+    /// back with the answer, for an answer whose body is still to be read
+    /// (see `hold`). Unlimited, the call runs in the caller's task.
+    pub async fn run<T, F>(&self, call: F) -> Result<(T, Option<Slot>), ChannelError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(slot) = self.acquire().await? else {
+            return Ok((call.await, None));
+        };
+        // Not the caller's to cancel once sent: dropping the handle leaves
+        // the task running, and the slot is freed when it ends.
+        let in_app = tokio::spawn(async move { (call.await, slot) });
+        match in_app.await {
+            Ok((answer, slot)) => Ok((answer, Some(slot))),
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => Err(ChannelError::Unreachable(
+                "the call to the app was cancelled".to_owned(),
+            )),
+        }
+    }
+
     /// A slot in the app, waiting in line if needed; refused when the line
     /// is full.
-    pub async fn acquire(&self) -> Result<Option<OwnedSemaphorePermit>, ChannelError> {
+    async fn acquire(&self) -> Result<Option<OwnedSemaphorePermit>, ChannelError> {
         let Some((semaphore, limit)) = &self.slots else {
             return Ok(None);
         };
@@ -54,38 +80,13 @@ impl Limiter {
     }
 }
 
-/// A response body that holds the call's slot until it is read or dropped.
-struct Holding {
-    body: Body,
-    _permit: Option<OwnedSemaphorePermit>,
-}
+/// A slot in the app, freed when dropped.
+pub type Slot = OwnedSemaphorePermit;
 
-impl HttpBody for Holding {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-pub fn hold(body: Body, permit: Option<OwnedSemaphorePermit>) -> Body {
-    match permit {
+/// The body of an answer, holding the call's slot until it is read.
+pub fn hold(body: Body, slot: Option<Slot>) -> Body {
+    match slot {
         None => body,
-        Some(permit) => mecha_invoke::body::boxed(Holding {
-            body,
-            _permit: Some(permit),
-        }),
+        Some(slot) => mecha_invoke::body::boxed(Guarded::new(body, slot)),
     }
 }

@@ -13,6 +13,7 @@ use mecha_invoke::body::Body;
 use mecha_invoke::{ChannelError, InvokeRequest, InvokeResponse};
 use mecha_pubsub::{BulkEvent, BulkOutcome, Event, Outcome, SubscriptionSpec};
 
+use crate::discovery::Asked;
 use crate::{Channel, Protocol, grpc, health};
 
 #[async_trait]
@@ -37,11 +38,15 @@ pub(crate) trait AppProtocol: Send + Sync {
     /// A batch of pub/sub events.
     async fn deliver_bulk(&self, channel: &Channel, event: &BulkEvent) -> BulkOutcome;
 
-    /// The subscriptions the app declares (one attempt).
-    async fn subscriptions(&self, channel: &Channel) -> Result<Vec<SubscriptionSpec>, String>;
+    /// The subscriptions the app declares (one question; see `discovery`).
+    async fn subscriptions(
+        &self,
+        channel: &Channel,
+    ) -> Asked<Result<Vec<SubscriptionSpec>, String>>;
 
     /// Whether the app takes the events of input binding `name`.
-    async fn takes_binding(&self, channel: &Channel, name: &str, route_path: &str) -> bool;
+    /// Whether the app takes an input binding's events (one question).
+    async fn takes_binding(&self, channel: &Channel, name: &str, route_path: &str) -> Asked<bool>;
 
     /// One input binding event.
     async fn deliver_binding(
@@ -90,11 +95,14 @@ impl AppProtocol for Http {
         channel.deliver_bulk_http(event).await
     }
 
-    async fn subscriptions(&self, channel: &Channel) -> Result<Vec<SubscriptionSpec>, String> {
+    async fn subscriptions(
+        &self,
+        channel: &Channel,
+    ) -> Asked<Result<Vec<SubscriptionSpec>, String>> {
         channel.subscriptions_http().await
     }
 
-    async fn takes_binding(&self, channel: &Channel, _name: &str, route_path: &str) -> bool {
+    async fn takes_binding(&self, channel: &Channel, _name: &str, route_path: &str) -> Asked<bool> {
         channel.subscribes_http(route_path).await
     }
 
@@ -144,11 +152,14 @@ impl AppProtocol for Grpc {
         channel.deliver_bulk_grpc(event).await
     }
 
-    async fn subscriptions(&self, channel: &Channel) -> Result<Vec<SubscriptionSpec>, String> {
+    async fn subscriptions(
+        &self,
+        channel: &Channel,
+    ) -> Asked<Result<Vec<SubscriptionSpec>, String>> {
         channel.subscriptions_grpc().await
     }
 
-    async fn takes_binding(&self, channel: &Channel, name: &str, _route_path: &str) -> bool {
+    async fn takes_binding(&self, channel: &Channel, name: &str, _route_path: &str) -> Asked<bool> {
         channel.subscribes_grpc(name).await
     }
 

@@ -4,8 +4,6 @@
 //! way daprd reads the app's answers. Deliveries wait while health checks
 //! find the app unhealthy.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -25,17 +23,10 @@ use mecha_pubsub::subscription::{
 use mecha_pubsub::{AppSubscriber, BulkEvent, BulkOutcome, Event, Metadata, Outcome, Sink};
 
 use crate::Channel;
+use crate::discovery::{Asked, grpc_not_yet, patiently};
 
 /// The most of an app's answer to a delivery that is read.
 const MAX_ANSWER: usize = 1024 * 1024;
-/// Waits between attempts to read the app's subscriptions, as daprd's
-/// built-in initialisation retries.
-const SUBSCRIPTIONS_RETRIES: [Duration; 3] = [
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-];
-
 fn grpc_unavailable(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unimplemented
 }
@@ -195,13 +186,17 @@ impl Channel {
             Ok(message) => message,
             Err(err) => return Outcome::Retry(err),
         };
-        let _permit = match self.limit.acquire().await {
-            Ok(permit) => permit,
-            Err(err) => return Outcome::Retry(err.to_string()),
-        };
         let request = self.grpc_request(message, &event.metadata, Some(&event.event));
         let mut client = AppCallbackClient::new(self.grpc_service());
-        match client.on_topic_event(request).await {
+        let answer = self
+            .limit
+            .run(async move { client.on_topic_event(request).await })
+            .await;
+        let answer = match answer {
+            Ok((answer, _slot)) => answer,
+            Err(err) => return Outcome::Retry(err.to_string()),
+        };
+        match answer {
             Ok(answer) => outcome_of_status_code(answer.into_inner().status),
             Err(status) if grpc_unavailable(&status) => Outcome::Discard(format!(
                 "the app does not handle topic {} ({})",
@@ -258,24 +253,24 @@ impl Channel {
             r#type: cloudevent::DEFAULT_BULK_TYPE.to_owned(),
             path: event.path.clone(),
         };
-        let _permit = match self.limit.acquire().await {
-            Ok(permit) => permit,
-            Err(err) => return BulkOutcome::All(Outcome::Retry(err.to_string())),
-        };
         let mut client = AppCallbackClient::new(self.grpc_service());
-        let answer = match client
-            .on_bulk_topic_event(self.grpc_request(message.clone(), &event.metadata, None))
-            .await
-        {
-            // Older apps (the JS SDK) have only the alpha method.
-            Err(status) if grpc_unavailable(&status) =>
-            {
-                #[allow(deprecated)]
-                AppCallbackAlphaClient::new(self.grpc_service())
-                    .on_bulk_topic_event_alpha1(self.grpc_request(message, &event.metadata, None))
-                    .await
+        let mut alpha = AppCallbackAlphaClient::new(self.grpc_service());
+        let request = self.grpc_request(message.clone(), &event.metadata, None);
+        let alpha_request = self.grpc_request(message, &event.metadata, None);
+        let call = async move {
+            match client.on_bulk_topic_event(request).await {
+                // Older apps (the JS SDK) have only the alpha method.
+                Err(status) if grpc_unavailable(&status) =>
+                {
+                    #[allow(deprecated)]
+                    alpha.on_bulk_topic_event_alpha1(alpha_request).await
+                }
+                other => other,
             }
-            other => other,
+        };
+        let answer = match self.limit.run(call).await {
+            Ok((answer, _slot)) => answer,
+            Err(err) => return BulkOutcome::All(Outcome::Retry(err.to_string())),
         };
         match answer {
             Ok(answer) => BulkOutcome::PerEntry(
@@ -300,21 +295,32 @@ impl Channel {
         }
     }
 
-    pub(crate) async fn subscriptions_http(&self) -> Result<Vec<SubscriptionSpec>, String> {
-        let uri = self.uri("/dapr/subscribe").map_err(|err| err.to_string())?;
+    /// One question for the app's subscriptions: `GET /dapr/subscribe`.
+    pub(crate) async fn subscriptions_http(&self) -> Asked<Result<Vec<SubscriptionSpec>, String>> {
+        let uri = match self.uri("/dapr/subscribe") {
+            Ok(uri) => uri,
+            Err(err) => return Asked::Answered(Err(err.to_string())),
+        };
         let mut request = Request::get(uri)
             .body(body::empty())
-            .map_err(|err| err.to_string())?;
+            .expect("a valid request");
         request.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let response = self.send(request).await.map_err(|err| err.to_string())?;
+        let response = match self.ask(request).await {
+            Ok(response) => response,
+            Err(err) => return Asked::NotYet(err.to_string()),
+        };
         let status = response.status();
-        let answer = body::collect(response.into_body(), MAX_ANSWER)
-            .await
-            .map_err(|err| format!("reading the app's subscriptions: {err}"))?;
-        match status {
+        if status.is_server_error() {
+            return Asked::NotYet(format!("it answered {status}"));
+        }
+        let answer = match body::collect(response.into_body(), MAX_ANSWER).await {
+            Ok(answer) => answer,
+            Err(err) => return Asked::NotYet(format!("reading its answer: {err}")),
+        };
+        Asked::Answered(match status {
             StatusCode::OK => parse_programmatic(&answer),
             StatusCode::NOT_FOUND => Ok(Vec::new()),
             other => {
@@ -323,23 +329,27 @@ impl Channel {
                 );
                 Ok(Vec::new())
             }
-        }
+        })
     }
 
-    pub(crate) async fn subscriptions_grpc(&self) -> Result<Vec<SubscriptionSpec>, String> {
+    /// One question for the app's subscriptions: `ListTopicSubscriptions`.
+    pub(crate) async fn subscriptions_grpc(&self) -> Asked<Result<Vec<SubscriptionSpec>, String>> {
         let mut client = AppCallbackClient::new(self.grpc_service());
         let request = self.grpc_request((), &Metadata::new(), None);
         let answer = match client.list_topic_subscriptions(request).await {
             Ok(answer) => answer.into_inner(),
-            Err(status) if grpc_unavailable(&status) => return Ok(Vec::new()),
+            Err(status) if grpc_unavailable(&status) => return Asked::Answered(Ok(Vec::new())),
+            Err(status) if grpc_not_yet(&status) => {
+                return Asked::NotYet(format!("{:?}: {}", status.code(), status.message()));
+            }
             Err(status) => {
-                return Err(format!(
+                return Asked::Answered(Err(format!(
                     "listing the app's subscriptions: {}",
                     status.message()
-                ));
+                )));
             }
         };
-        Ok(answer
+        Asked::Answered(Ok(answer
             .subscriptions
             .into_iter()
             .map(|subscription| {
@@ -377,7 +387,7 @@ impl Channel {
                     kind: Kind::Programmatic,
                 }
             })
-            .collect())
+            .collect()))
     }
 }
 
@@ -397,18 +407,11 @@ impl Sink for Channel {
 #[async_trait]
 impl AppSubscriber for Channel {
     async fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, String> {
-        let mut waits = SUBSCRIPTIONS_RETRIES.iter();
-        loop {
+        patiently("with its subscriptions", || async {
             self.wait_healthy().await;
-            let outcome = self.speaks.subscriptions(self).await;
-            match (outcome, waits.next()) {
-                (Err(err), Some(wait)) => {
-                    tracing::warn!("reading the app's subscriptions failed ({err}); trying again");
-                    tokio::time::sleep(*wait).await;
-                }
-                (outcome, _) => return outcome,
-            }
-        }
+            self.speaks.subscriptions(self).await
+        })
+        .await
     }
 }
 

@@ -6,6 +6,7 @@ pub mod block;
 pub mod component;
 pub mod error;
 pub mod host;
+pub mod limits;
 pub mod metadata;
 pub mod testing;
 pub mod units;

@@ -29,6 +29,42 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
+/// A body that keeps something (a slot, a count of requests in flight)
+/// until it has been sent or dropped.
+pub struct Guarded<B, G> {
+    body: B,
+    _guard: G,
+}
+
+impl<B, G> Guarded<B, G> {
+    pub fn new(body: B, guard: G) -> Self {
+        Self {
+            body,
+            _guard: guard,
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for Guarded<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The error of a body cut off at a size limit.
 #[derive(Debug, thiserror::Error)]
 #[error("stream too large: the body exceeds the limit of {limit} bytes (--max-body-size)")]

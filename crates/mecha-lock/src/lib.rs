@@ -48,6 +48,9 @@ pub struct UnlockRequest {
 pub enum LockError {
     #[error("input key/keyPrefix '{0}' can't contain '||'")]
     IllegalKey(String),
+    /// A resource id beyond `mecha_core::limits::MAX_KEY_BYTES`.
+    #[error("the resource id is longer than the limit of {0} bytes")]
+    ResourceIdTooLong(usize),
     #[error(transparent)]
     Backend(#[from] anyhow::Error),
 }
@@ -151,6 +154,11 @@ impl LockHandle {
 
     /// The stored key of a resource id.
     pub fn key(&self, resource_id: &str) -> Result<String, LockError> {
+        if resource_id.len() > mecha_core::limits::MAX_KEY_BYTES {
+            return Err(LockError::ResourceIdTooLong(
+                mecha_core::limits::MAX_KEY_BYTES,
+            ));
+        }
         if resource_id.contains(SEPARATOR) {
             return Err(LockError::IllegalKey(resource_id.to_owned()));
         }
@@ -212,5 +220,11 @@ mod tests {
         assert!(LockPrefix::parse(Some("a||b")).is_err());
         let locks = LockHandle::new("s", Arc::new(Never), &LockPrefix::AppId, "app");
         assert!(matches!(locks.key("a||b"), Err(LockError::IllegalKey(_))));
+        let limit = mecha_core::limits::MAX_KEY_BYTES;
+        assert!(locks.key(&"r".repeat(limit)).is_ok());
+        assert!(matches!(
+            locks.key(&"r".repeat(limit + 1)),
+            Err(LockError::ResourceIdTooLong(_))
+        ));
     }
 }

@@ -5,7 +5,7 @@
 //! actor calls and reminder delivery will travel here too.
 //!
 //! - [`PeerClient`]: the caller side (the `Peers` seam of `mecha-invoke`).
-//! - [`serve`]: the callee side: the invocation server, and the layer that
+//! - [`service`]: the callee side: the invocation server, and the layer that
 //!   hands proxied gRPC calls to the local app.
 
 mod client;
@@ -13,31 +13,34 @@ mod frames;
 mod proxy;
 mod server;
 
+use std::convert::Infallible;
+
 use mecha_api::Api;
 use mecha_proto::internal::v1::invocation_server::InvocationServer;
-use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
 pub use client::PeerClient;
 pub use server::InternalService;
 
-/// Serves the internal port on `listener` until `shutdown` resolves, then
-/// drains.
-pub async fn serve(
-    listener: TcpListener,
+/// The internal port as one service (served by the runtime's listeners):
+/// the invocation server, and proxied gRPC calls handed to the local app.
+pub fn service(
     api: Api,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+) -> impl tower::Service<
+    http::Request<tonic::body::Body>,
+    Response = http::Response<tonic::body::Body>,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
     let routes = Routes::new(
         InvocationServer::new(InternalService::new(api.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX),
-    );
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    )
+    .prepare();
+    tower::ServiceBuilder::new()
         .layer(proxy::ToLocalAppLayer { api })
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .service(routes)
 }

@@ -3,11 +3,12 @@
 //! the app declares itself start. Draining stops every subscription
 //! (streaming ones too), then closes the brokers' connections.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mecha_core::{HostStatus, Service};
+use tokio::task::AbortHandle;
 
 use crate::subscription::merge;
 use crate::{AppSubscriber, PubSubBlock, Sink, SubscriptionSpec, Subscriptions};
@@ -18,6 +19,9 @@ pub struct AppSubscriptions {
     /// The app; `None` when the runtime has none (`--app-port`).
     app: Option<Arc<dyn AppSubscriber>>,
     declarative: Vec<SubscriptionSpec>,
+    /// The task that starts them (asking the app patiently): stopped on
+    /// drain if it is still asking.
+    starting: Mutex<Option<AbortHandle>>,
 }
 
 impl AppSubscriptions {
@@ -32,6 +36,7 @@ impl AppSubscriptions {
             subscriptions,
             app,
             declarative,
+            starting: Mutex::new(None),
         }
     }
 }
@@ -47,16 +52,20 @@ impl Service for AppSubscriptions {
         let subscriptions = self.subscriptions.clone();
         let app = self.app.clone();
         let declarative = self.declarative.clone();
-        tokio::spawn(async move {
+        let starting = tokio::spawn(async move {
             host.wait_ready().await;
             if !host.is_shutting_down() {
                 start(&*host, &subscriptions, app, declarative).await;
             }
         });
+        *self.starting.lock().expect("lock") = Some(starting.abort_handle());
         Ok(())
     }
 
     async fn drain(&self, grace: Duration) {
+        if let Some(starting) = self.starting.lock().expect("lock").take() {
+            starting.abort();
+        }
         self.subscriptions.close_all(grace).await;
         for broker in self.host.components().all::<PubSubBlock>() {
             broker.component().close().await;

@@ -1,6 +1,8 @@
 //! Dapr's key prefixes: the stored key is `prefix||key`, where the prefix
 //! follows the component's `keyPrefix` metadata.
 
+use mecha_core::limits::MAX_KEY_BYTES;
+
 use crate::types::StateError;
 
 /// The separator between a key prefix and the key.
@@ -79,8 +81,14 @@ impl KeyScheme {
         if key.is_empty() {
             return Err(StateError::EmptyKey);
         }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(StateError::KeyTooLong(MAX_KEY_BYTES));
+        }
         if key.contains(SEPARATOR) {
             return Err(StateError::IllegalKey(key.to_owned()));
+        }
+        if key.contains('\0') {
+            return Err(StateError::KeyWithNul);
         }
         Ok(match &self.prefix {
             Some(prefix) => format!("{prefix}{SEPARATOR}{key}"),
@@ -132,6 +140,20 @@ mod tests {
         assert_eq!(scheme("custom", None), "custom||k");
         assert_eq!(scheme("MyApp", None), "myapp||k");
         assert!(KeyPrefix::parse(Some("a||b")).is_err());
+    }
+
+    #[test]
+    fn keys_beyond_the_ceiling_are_refused() {
+        let scheme = KeyPrefix::AppId.scheme("app", "store", None);
+        assert!(scheme.stored_key(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+        assert!(matches!(
+            scheme.stored_key(&"k".repeat(MAX_KEY_BYTES + 1)),
+            Err(StateError::KeyTooLong(MAX_KEY_BYTES))
+        ));
+        assert!(matches!(
+            scheme.stored_key("a\0b"),
+            Err(StateError::KeyWithNul)
+        ));
     }
 
     #[test]

@@ -196,9 +196,14 @@ pub enum StateError {
     Unsupported(Feature),
     #[error("the transaction has {count} operations, more than the store's limit of {limit}")]
     TooManyOperations { count: usize, limit: usize },
-    /// A key longer than the store holds.
-    #[error("the key is longer than the store's limit of {0} characters")]
+    /// A key longer than the store holds (or than any block takes:
+    /// `mecha_core::limits::MAX_KEY_BYTES`).
+    #[error("the key is longer than the limit of {0} characters")]
     KeyTooLong(usize),
+    /// A key with a NUL character, which text columns (PostgreSQL's)
+    /// cannot hold: refused on every store alike.
+    #[error("the key contains a NUL character")]
+    KeyWithNul,
     /// A query that does not parse or cannot be run as written.
     #[error("{0}")]
     InvalidQuery(String),

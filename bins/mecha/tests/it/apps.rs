@@ -38,11 +38,17 @@ pub struct AppState {
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     pub calls: AtomicUsize,
+    /// Calls of `/slow` that reached the app.
+    pub slow_calls: AtomicUsize,
     /// The length of the last body read to its end.
     pub last_complete: std::sync::atomic::AtomicU64,
     pub last_headers: Mutex<BTreeMap<String, String>>,
     /// What `GET /dapr/subscribe` answers (404 when `None`).
     pub subscriptions: Mutex<Option<serde_json::Value>>,
+    /// Until when `GET /dapr/subscribe` answers 503 (an app warming up).
+    pub warming_until: Mutex<Option<std::time::Instant>>,
+    /// How many times `GET /dapr/subscribe` was asked.
+    pub subscribe_asked: AtomicUsize,
     /// What `ListTopicSubscriptions` answers.
     pub grpc_subscriptions: Mutex<Vec<TopicSubscription>>,
     /// Every event delivered, in order.
@@ -238,6 +244,7 @@ async fn download(request: Request) -> Response {
 }
 
 async fn slow(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.slow_calls.fetch_add(1, Ordering::SeqCst);
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -246,6 +253,15 @@ async fn slow(State(state): State<Arc<AppState>>) -> StatusCode {
 }
 
 async fn subscribe_list(State(state): State<Arc<AppState>>) -> Response {
+    state.subscribe_asked.fetch_add(1, Ordering::SeqCst);
+    if state
+        .warming_until
+        .lock()
+        .unwrap()
+        .is_some_and(|until| std::time::Instant::now() < until)
+    {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     match state.subscriptions.lock().unwrap().clone() {
         Some(list) => ([("content-type", "application/json")], list.to_string()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),

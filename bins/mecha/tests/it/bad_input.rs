@@ -237,6 +237,62 @@ fn malformed_bodies_and_keys() {
             "{method} {path} {body}: {got_body}"
         );
     }
+    // Keys and lock resource ids beyond the ceiling (64 KiB): a 1 MB one is
+    // refused before any store sees it, on every operation; so is a key
+    // with NUL (which PostgreSQL cannot store), on every store.
+    let huge = "k".repeat(1024 * 1024);
+    let mut oversized: Vec<(&str, String, String)> = vec![
+        (
+            "POST",
+            "/v1.0/state/statestore".to_owned(),
+            format!(r#"[{{"key":"{huge}","value":1}}]"#),
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore/bulk".to_owned(),
+            format!(r#"{{"keys":["a","{huge}"]}}"#),
+        ),
+        (
+            "POST",
+            "/v1.0/state/statestore/transaction".to_owned(),
+            format!(
+                r#"{{"operations":[{{"operation":"upsert","request":{{"key":"{huge}","value":1}}}}]}}"#
+            ),
+        ),
+        (
+            "POST",
+            "/v1.0-alpha1/lock/lockstore".to_owned(),
+            format!(r#"{{"resourceId":"{huge}","lockOwner":"o","expiryInSeconds":10}}"#),
+        ),
+        (
+            "POST",
+            "/v1.0-alpha1/unlock/lockstore".to_owned(),
+            format!(r#"{{"resourceId":"{huge}","lockOwner":"o"}}"#),
+        ),
+    ];
+    oversized.push((
+        "POST",
+        "/v1.0/state/statestore".to_owned(),
+        r#"[{"key":"a\u0000b","value":1}]"#.to_owned(),
+    ));
+    for (method, path, body) in &oversized {
+        let (status, got) = raw_request(&sidecar, method, path, body);
+        assert_eq!(
+            (status, error_code(&got).as_str()),
+            (400, "ERR_MALFORMED_REQUEST"),
+            "{method} {path} with a 1 MB key (or a NUL in it): {got}"
+        );
+    }
+    let (status, got) = raw_request(
+        &sidecar,
+        "GET",
+        &format!("/v1.0/state/statestore/{}", "k".repeat(70 * 1024)),
+        "",
+    );
+    assert!(
+        (400..500).contains(&status),
+        "a 70 KiB key in the path: {status} {got}"
+    );
     // A key named like a sub-route is still readable with GET.
     let (status, _) = raw_request(
         &sidecar,
@@ -251,6 +307,48 @@ fn malformed_bodies_and_keys() {
     );
     // The runtime is still healthy after all of it.
     assert_eq!(raw_request(&sidecar, "GET", "/v1.0/healthz", "").0, 204);
+}
+
+/// A query within the block's limits runs on SQLite (whose limits are the
+/// tightest); one beyond them is refused before the store sees it, as a
+/// failed query naming the limit.
+#[test]
+fn queries_at_and_beyond_the_limits() {
+    let sidecar = Sidecar::start(Options::default());
+    let or = |n: usize| {
+        let units: Vec<String> = (0..n).map(|i| format!(r#"{{"EQ":{{"a":{i}}}}}"#)).collect();
+        format!(r#"{{"filter":{{"OR":[{}]}}}}"#, units.join(","))
+    };
+    let within = |n: usize| {
+        let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        format!(r#"{{"filter":{{"IN":{{"a":[{}]}}}}}}"#, values.join(","))
+    };
+    let sort = |n: usize| {
+        let keys: Vec<String> = (0..n).map(|i| format!(r#"{{"key":"k{i}"}}"#)).collect();
+        format!(r#"{{"sort":[{}]}}"#, keys.join(","))
+    };
+    let (status, _) = raw_request(
+        &sidecar,
+        "POST",
+        "/v1.0/state/statestore",
+        r#"[{"key":"found","value":{"a":0}}]"#,
+    );
+    assert_eq!(status, 204);
+    let path = "/v1.0-alpha1/state/statestore/query";
+    for (query, limit) in [(or(499), "500"), (within(499), "500"), (sort(32), "32")] {
+        let (status, body) = raw_request(&sidecar, "POST", path, &query);
+        assert_eq!(status, 200, "at the limit of {limit}: {body}");
+        assert!(body.contains(r#""key":"found""#), "{body}");
+    }
+    for (query, limit) in [(or(500), "500"), (within(500), "500"), (sort(33), "32")] {
+        let (status, body) = raw_request(&sidecar, "POST", path, &query);
+        assert_eq!(
+            (status, error_code(&body).as_str()),
+            (500, "ERR_STATE_QUERY"),
+            "{body}"
+        );
+        assert!(body.contains(&format!("limit of {limit}")), "{body}");
+    }
 }
 
 #[tokio::test]

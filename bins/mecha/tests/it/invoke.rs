@@ -2,7 +2,7 @@
 //! gRPC), over HTTP and gRPC, through the real binary.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mecha_proto::common::{HttpExtension, InvokeRequest};
 use mecha_proto::runtime as pb;
@@ -717,6 +717,45 @@ async fn max_concurrency_queues_then_refuses() {
     );
     assert!(ok >= 9, "one in the app and eight waiting are served: {ok}");
     assert!(refused >= 1, "the rest are refused: {refused}");
+}
+
+/// A slot stands for work in the app: callers that hang up never let more
+/// than `--app-max-concurrency` calls run in the app, and a call whose
+/// caller left while it waited in line never reaches the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_holds_when_callers_hang_up() {
+    let host = Host::new();
+    let app = App::http(0).await;
+    let mut args = app_args(app.port, "http");
+    args.extend(["--app-max-concurrency".to_owned(), "2".to_owned()]);
+    let callee = host.runtime("narrow2", &args, &[]).await;
+    let url = callee.http("/v1.0/invoke/narrow2/method/slow");
+    for round in 1..=3 {
+        // Six callers that give up long before the app (300 ms) answers.
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    client()
+                        .get(url)
+                        .timeout(Duration::from_millis(100))
+                        .send()
+                        .await
+                })
+            })
+            .collect();
+        for call in calls {
+            assert!(call.await.unwrap().is_err(), "the caller gave up");
+        }
+        // The two calls in the app end; the four that waited never start.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while app.state.in_flight.load(Ordering::SeqCst) > 0 {
+            assert!(Instant::now() < deadline, "the app's calls never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(app.state.slow_calls.load(Ordering::SeqCst), 2 * round);
+    }
+    assert_eq!(app.state.max_in_flight.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ mod bad_input;
 mod bindings;
 mod cli;
 mod configuration;
+mod connections;
 mod grpc;
 mod harness;
 mod invoke;

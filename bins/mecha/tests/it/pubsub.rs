@@ -91,6 +91,43 @@ async fn publish_json(sidecar: &Sidecar, path: &str, data: Value) {
     assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
 }
 
+/// An app that answers 503 to `GET /dapr/subscribe` while it warms up is
+/// asked again until it answers, and gets its events within a second of
+/// being ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_warming_up_gets_its_subscriptions_once_ready() {
+    let app = App::http(0).await;
+    *app.state.subscriptions.lock().unwrap() = Some(json!([
+        {"pubsubname": "pubsub", "topic": "late", "route": "/events/late"},
+    ]));
+    let ready_at = Instant::now() + Duration::from_secs(3);
+    *app.state.warming_until.lock().unwrap() = Some(ready_at);
+    let runtime = sidecar(in_memory(), "warming", app_args(app.port, "http")).await;
+    subscribed(&runtime, 1).await;
+    let late = Instant::now().saturating_duration_since(ready_at);
+    assert!(
+        late < Duration::from_millis(1500),
+        "subscribed {late:?} after the app was ready"
+    );
+    assert!(
+        app.state
+            .subscribe_asked
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 2,
+        "asked again while the app answered 503"
+    );
+    assert!(
+        runtime
+            .logs()
+            .contains("waiting for the app to answer with its subscriptions"),
+        "{}",
+        runtime.logs()
+    );
+    publish_json(&runtime, "pubsub/late", json!({"n": 1})).await;
+    eventually("the event", || app.state.events().len() == 1).await;
+    assert_eq!(app.state.events()[0].path, "/events/late");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_app_gets_cloudevents_by_its_routes() {
     let app = App::http(0).await;

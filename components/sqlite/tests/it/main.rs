@@ -196,6 +196,41 @@ async fn a_timed_out_write_is_never_applied() {
     store.set(&SetRequest::new("after", "v")).await.unwrap();
 }
 
+/// Large writes at once queue for the writer, and each has the whole time
+/// limit once its turn comes: none fails for having waited behind others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_large_writes_queue_instead_of_timing_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let batch = |tag: &str| -> Vec<SetRequest> {
+        (0..20_000)
+            .map(|i| SetRequest::new(format!("{tag}-{i}"), "a value of some length"))
+            .collect()
+    };
+    // How long one batch takes here.
+    let store = SqliteStateStore::open(StateConfig::new(path.to_string_lossy()))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    store.bulk_set(&batch("warm")).await.unwrap();
+    let one = started.elapsed();
+    drop(store);
+    // A limit of 2.5 batches: the fourth of four writes waits three.
+    let mut config = StateConfig::new(path.to_string_lossy());
+    config.timeout = one.mul_f32(2.5).max(Duration::from_millis(100));
+    let store = Arc::new(SqliteStateStore::open(config).await.unwrap());
+    let writes: Vec<_> = (0..4)
+        .map(|n| {
+            let store = store.clone();
+            let requests = batch(&format!("w{n}"));
+            tokio::spawn(async move { store.bulk_set(&requests).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_missing_folder_is_a_clear_error() {
     let err = SqliteStateStore::open(StateConfig::new("/nonexistent-dir/x/state.db"))

@@ -23,6 +23,13 @@
 //!   documents), and only the app's own keys (its key prefix);
 //! - `page.limit` 0 or absent means every result; the token is the offset
 //!   of the next page, returned only when there is one.
+//!
+//! Limits, the same on every store, so that no translation hands a backend
+//! more than it takes (SQLite's expression depth of 1000 is the tightest):
+//! at most [`MAX_FILTER_TERMS`] filter terms (comparisons, `AND`, `OR`,
+//! and each `IN` with each of its values, as SQL stores compare them one
+//! by one) and [`MAX_SORT_KEYS`] sort keys. A query beyond them is refused before any store sees it, as a
+//! failed query (daprd's 500 `ERR_STATE_QUERY`), naming the limit.
 
 mod eval;
 pub mod sql;
@@ -33,6 +40,12 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::types::Metadata;
+
+/// The most filter terms in one query: comparisons, `AND`, `OR`, and each
+/// `IN` with each of its values.
+pub const MAX_FILTER_TERMS: usize = 500;
+/// The most sort keys in one query.
+pub const MAX_SORT_KEYS: usize = 32;
 
 /// A parsed query.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -223,7 +236,31 @@ impl Query {
             }
             Some(_) => return Err("'page' must be an object".into()),
         }
+        query.check_limits()?;
         Ok(query)
+    }
+
+    fn check_limits(&self) -> Result<(), String> {
+        fn count(filter: &Filter) -> usize {
+            1 + match filter {
+                Filter::Compare { .. } => 0,
+                Filter::In { values, .. } => values.len(),
+                Filter::And(filters) | Filter::Or(filters) => filters.iter().map(count).sum(),
+            }
+        }
+        let terms = self.filter.as_ref().map_or(0, count);
+        if terms > MAX_FILTER_TERMS {
+            return Err(format!(
+                "the filter has {terms} terms (each IN value counts as one), more than the limit of {MAX_FILTER_TERMS}"
+            ));
+        }
+        if self.sort.len() > MAX_SORT_KEYS {
+            return Err(format!(
+                "the query has {} sort keys, more than the limit of {MAX_SORT_KEYS}",
+                self.sort.len()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,363 @@
+//! One accept loop for every port of the runtime (the API ports, the
+//! runtime-to-runtime port, the metrics port), with the limits that keep
+//! slow, idle or hostile clients from holding it:
+//!
+//! - **header timeout**: a connection must bring a whole request (its
+//!   headers) within `header` of opening; an idle socket, a partial request
+//!   line, headers without their final CRLF and a bare HTTP/2 preface are
+//!   closed then;
+//! - **idle timeout**: a connection with no request in flight for `idle` is
+//!   closed (HTTP/2 with GOAWAY); a request is in flight until its answer's
+//!   body has been sent, so live streams (streaming subscriptions,
+//!   configuration subscriptions, the peer plane's streams) are never cut;
+//! - **stalled bodies** (HTTP ports): a request body that brings nothing
+//!   for `body_stall` while it is read fails, so a body one byte short does
+//!   not hold its handler;
+//! - **HTTP/2 keep-alive pings** (every 10 s, 5 s to answer, as daprd's
+//!   gRPC server), a limit on concurrent streams per connection and on
+//!   connections per port (more wait in the listen backlog).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use mecha_invoke::body::Guarded;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long a connection closed for having no request in flight has to
+/// close by itself before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The limits of one port.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// From opening to a whole first request (daprd: `ReadHeaderTimeout`).
+    pub header: Duration,
+    /// With no request in flight, after the first.
+    pub idle: Duration,
+    /// How long a request body may bring nothing while it is read; `None`
+    /// on gRPC ports, where a client stream may rightly be quiet for long.
+    pub body_stall: Option<Duration>,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub streams: u32,
+    /// Connections served at once on the port.
+    pub connections: usize,
+}
+
+impl Limits {
+    /// Dapr's HTTP API and the metrics port.
+    pub const HTTP: Self = Self {
+        header: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+        body_stall: Some(Duration::from_secs(10)),
+        keepalive_interval: Duration::from_secs(10),
+        keepalive_timeout: Duration::from_secs(5),
+        streams: 1000,
+        connections: 8192,
+    };
+
+    /// Dapr's gRPC API and the runtime-to-runtime port.
+    pub const GRPC: Self = Self {
+        // As daprd's gRPC servers' `MaxConnectionIdle`.
+        idle: Duration::from_secs(180),
+        body_stall: None,
+        ..Self::HTTP
+    };
+}
+
+/// Serves `service` on `listener` within `limits` until `shutdown`
+/// resolves, then lets every connection finish its requests (HTTP/2 with
+/// GOAWAY) and resolves once they have.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    service: S,
+    http2_only: bool,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: tower::Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header timeout is ours (it also covers HTTP/2), not hyper's.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout)
+        .max_concurrent_streams(limits.streams);
+    if http2_only {
+        builder = builder.http2_only();
+    }
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.connections));
+    let (stop, stopping) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of descriptors or a connection reset before it was
+                    // taken: wait a little rather than spin.
+                    tracing::debug!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        // Small answers go out at once instead of waiting on Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let service = Watched {
+            inner: service.clone(),
+            activity: activity.clone(),
+            stall: limits.body_stall,
+        };
+        let builder = builder.clone();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            let mut idle = std::pin::pin!(activity.idle(limits.header, limits.idle));
+            // Set once the connection is told to close: when it has had no
+            // request in flight for too long, it gets a moment to say so
+            // (HTTP/2's GOAWAY), then is dropped (a partial request is not a
+            // request in flight, and would hold a graceful close forever).
+            let mut closing = false;
+            let mut cut_at: Option<Instant> = None;
+            loop {
+                let cut = async {
+                    match cut_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(err) = result {
+                            tracing::debug!("connection ended: {err}");
+                        }
+                        break;
+                    }
+                    () = idle.as_mut(), if !closing => {
+                        tracing::debug!("closing a connection with no request in flight");
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                        cut_at = Some(Instant::now() + IDLE_CLOSE_GRACE);
+                    }
+                    () = cut => break,
+                    // Shutdown: requests in flight finish (the listeners'
+                    // grace period bounds them).
+                    _ = stopping.changed(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+            drop(stopping);
+        });
+    }
+    // No more connections; those open finish their requests.
+    drop(listener);
+    let _ = stop.send(true);
+    drop(stopping);
+    stop.closed().await;
+}
+
+/// What a connection is doing: how many requests are in flight, and since
+/// when it has had none.
+struct Activity {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+struct State {
+    in_flight: usize,
+    quiet_since: Instant,
+    served: bool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                in_flight: 0,
+                quiet_since: Instant::now(),
+                served: false,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        let mut state = self.state.lock().expect("lock");
+        state.in_flight += 1;
+        state.served = true;
+        drop(state);
+        self.changed.notify_waiters();
+        InFlight(self.clone())
+    }
+
+    /// Resolves once the connection has had no request in flight for
+    /// `first` (before any request) or `idle` (after).
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let deadline = {
+                let state = self.state.lock().expect("lock");
+                (state.in_flight == 0)
+                    .then(|| state.quiet_since + if state.served { idle } else { first })
+            };
+            match deadline {
+                None => changed.await,
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One request in flight; it ends when dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().expect("lock");
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            state.quiet_since = Instant::now();
+        }
+        drop(state);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// The port's service, counting requests in flight.
+#[derive(Clone)]
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    stall: Option<Duration>,
+}
+
+/// An answer's body keeps its request in flight until it is sent.
+type Tracked<B> = Guarded<B, InFlight>;
+type Answer<B> = Result<Response<Tracked<B>>, Infallible>;
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Watched<S>
+where
+    S: tower::Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Tracked<B>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Answer<B>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let in_flight = self.activity.begin();
+        let request = request.map(|inner| RequestBody {
+            inner,
+            stall: self.stall,
+            timer: None,
+        });
+        let call = tower::ServiceExt::oneshot(self.inner.clone(), request);
+        Box::pin(async move {
+            let response = call.await?;
+            Ok(response.map(|body| Guarded::new(body, in_flight)))
+        })
+    }
+}
+
+/// A request body as the port's service gets it: hyper's, failing when
+/// it brings nothing for the port's stall limit (if any) while it is read.
+pub struct RequestBody {
+    inner: Incoming,
+    stall: Option<Duration>,
+    /// Made on the first wait only: most bodies come with their headers.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let (Some(timer), Some(limit)) = (&mut this.timer, this.stall) {
+                    timer.as_mut().reset(Instant::now() + limit);
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let Some(limit) = this.stall else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                        "the request body brought nothing for {}s",
+                        limit.as_secs()
+                    )
+                    .into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
