@@ -26,9 +26,9 @@
 //!
 //! Limits, the same on every store, so that no translation hands a backend
 //! more than it takes (SQLite's expression depth of 1000 is the tightest):
-//! at most [`MAX_FILTER_TERMS`] filter terms (comparisons, `AND`, `OR`,
-//! and each `IN` with each of its values, as SQL stores compare them one
-//! by one) and [`MAX_SORT_KEYS`] sort keys. A query beyond them is refused before any store sees it, as a
+//! at most [`MAX_FILTER_TERMS`] filter terms (comparisons, `IN`, `AND`,
+//! `OR`), [`MAX_IN_VALUES`] values in all the `IN`s (each a bound
+//! parameter), and [`MAX_SORT_KEYS`] sort keys. A query beyond them is refused before any store sees it, as a
 //! failed query (daprd's 500 `ERR_STATE_QUERY`), naming the limit.
 
 mod eval;
@@ -41,9 +41,10 @@ use serde_json::Value;
 
 use crate::types::Metadata;
 
-/// The most filter terms in one query: comparisons, `AND`, `OR`, and each
-/// `IN` with each of its values.
+/// The most filter terms (comparisons, `IN`, `AND`, `OR`) in one query.
 pub const MAX_FILTER_TERMS: usize = 500;
+/// The most values in all the `IN` filters of one query.
+pub const MAX_IN_VALUES: usize = 10_000;
 /// The most sort keys in one query.
 pub const MAX_SORT_KEYS: usize = 32;
 
@@ -241,17 +242,30 @@ impl Query {
     }
 
     fn check_limits(&self) -> Result<(), String> {
-        fn count(filter: &Filter) -> usize {
-            1 + match filter {
-                Filter::Compare { .. } => 0,
-                Filter::In { values, .. } => values.len(),
-                Filter::And(filters) | Filter::Or(filters) => filters.iter().map(count).sum(),
+        fn count(filter: &Filter, terms: &mut usize, values: &mut usize) {
+            *terms += 1;
+            match filter {
+                Filter::Compare { .. } => {}
+                Filter::In { values: list, .. } => *values += list.len(),
+                Filter::And(filters) | Filter::Or(filters) => {
+                    for filter in filters {
+                        count(filter, terms, values);
+                    }
+                }
             }
         }
-        let terms = self.filter.as_ref().map_or(0, count);
+        let (mut terms, mut values) = (0, 0);
+        if let Some(filter) = &self.filter {
+            count(filter, &mut terms, &mut values);
+        }
         if terms > MAX_FILTER_TERMS {
             return Err(format!(
-                "the filter has {terms} terms (each IN value counts as one), more than the limit of {MAX_FILTER_TERMS}"
+                "the filter has {terms} terms, more than the limit of {MAX_FILTER_TERMS}"
+            ));
+        }
+        if values > MAX_IN_VALUES {
+            return Err(format!(
+                "the IN filters have {values} values, more than the limit of {MAX_IN_VALUES}"
             ));
         }
         if self.sort.len() > MAX_SORT_KEYS {

@@ -80,16 +80,53 @@ impl Builder<'_> {
         match filter {
             Filter::Compare { op, path, value } => self.compare(*op, path, value),
             Filter::In { path, values } if values.is_empty() => "(1 = 0)".into(),
-            Filter::In { path, values } => {
-                let parts: Vec<String> = values
-                    .iter()
-                    .map(|value| self.compare(CompareOp::Eq, path, value))
-                    .collect();
-                format!("({})", parts.join(" OR "))
-            }
+            Filter::In { path, values } => self.one_of(path, values),
             Filter::And(filters) => self.join(filters, " AND "),
             Filter::Or(filters) => self.join(filters, " OR "),
         }
+    }
+
+    /// `IN`: the numbers in one SQL `IN` list, the strings in another,
+    /// booleans and null each on their own, so that the expression stays
+    /// shallow however many values there are.
+    fn one_of(&mut self, path: &[String], values: &[Scalar]) -> String {
+        let path = self.dialect.path(path);
+        let mut numbers = Vec::new();
+        let mut strings = Vec::new();
+        let mut others = Vec::new();
+        for value in values {
+            match value {
+                Scalar::Number(n) => numbers.push(self.bind(SqlParam::Float(*n))),
+                Scalar::String(text) => {
+                    let p = self.bind(SqlParam::Text(text.clone()));
+                    strings.push(self.dialect.string_param(&p));
+                }
+                other => {
+                    if !others.contains(other) {
+                        others.push(other.clone());
+                    }
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        if !numbers.is_empty() {
+            parts.push(format!(
+                "COALESCE({} IN ({}), 1 = 0)",
+                self.dialect.number(&path),
+                numbers.join(", ")
+            ));
+        }
+        if !strings.is_empty() {
+            parts.push(format!(
+                "COALESCE({} IN ({}), 1 = 0)",
+                self.dialect.string(&path),
+                strings.join(", ")
+            ));
+        }
+        for other in &others {
+            parts.push(self.equal(&path, other));
+        }
+        format!("({})", parts.join(" OR "))
     }
 
     fn join(&mut self, filters: &[Filter], separator: &str) -> String {
@@ -250,21 +287,25 @@ mod tests {
     #[test]
     fn filters_bind_values_and_never_yield_null() {
         let query = Query::parse(
-            r#"{"filter":{"AND":[{"EQ":{"a.b":"x"}},{"IN":{"n":[1,true]}},{"NEQ":{"c":null}},{"GT":{"n":2}}]},
+            r#"{"filter":{"AND":[{"EQ":{"a.b":"x"}},{"IN":{"n":[1,true,"s",2,"t",true]}},{"NEQ":{"c":null}},{"GT":{"n":2}}]},
                 "sort":[{"key":"a.b","order":"DESC"}]}"#,
         )
         .unwrap();
         let sql = translate(&query, &Plain, "key", 3);
         assert_eq!(
             sql.condition,
-            "(COALESCE(str('a.b') = $3, 1 = 0) AND (COALESCE(num('n') = $4, 1 = 0) OR COALESCE(is('n', True), 1 = 0)) \
-             AND (COALESCE(has('c'), 1 = 0) AND NOT COALESCE(is('c', Null), 1 = 0)) AND COALESCE(num('n') > $5, 1 = 0))"
+            "(COALESCE(str('a.b') = $3, 1 = 0) AND (COALESCE(num('n') IN ($4, $6), 1 = 0) OR COALESCE(str('n') IN ($5, $7), 1 = 0) \
+             OR COALESCE(is('n', True), 1 = 0)) \
+             AND (COALESCE(has('c'), 1 = 0) AND NOT COALESCE(is('c', Null), 1 = 0)) AND COALESCE(num('n') > $8, 1 = 0))"
         );
         assert_eq!(
             sql.params,
             vec![
                 SqlParam::Text("x".into()),
                 SqlParam::Float(1.0),
+                SqlParam::Text("s".into()),
+                SqlParam::Float(2.0),
+                SqlParam::Text("t".into()),
                 SqlParam::Float(2.0)
             ]
         );
