@@ -140,6 +140,50 @@ pub async fn binary_and_large_values(harness: &impl Harness) {
     assert_eq!(get(&store, "large").await.unwrap().data, large);
 }
 
+/// Values a JSON column would refuse — a lone surrogate escape, nesting far
+/// deeper than any backend takes, an escaped NUL — round-trip like any
+/// other, through a save and through a transaction (a store keeps them as
+/// binary where it must).
+pub async fn hostile_values_round_trip(harness: &impl Harness) {
+    let Some(store) = store(harness).await else {
+        return;
+    };
+    let deep = |n: usize| Bytes::from(format!("{}{}", "[".repeat(n), "]".repeat(n)));
+    let values = [
+        ("surrogate", Bytes::from_static(br#""\ud800""#)),
+        ("surrogate-key", Bytes::from_static(br#"{"\udc00":1}"#)),
+        ("nul", Bytes::from_static(br#"{"a":"x\u0000y"}"#)),
+        ("deep", deep(100_000)),
+        ("deep-32", deep(32)),
+        ("deep-31", deep(31)),
+    ];
+    store
+        .save(
+            values
+                .iter()
+                .map(|(key, value)| SetRequest::new(*key, value.clone()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    for (key, value) in &values {
+        assert_data(&store, &get(&store, key).await.expect(key).data, value);
+    }
+    if store.has(Feature::Transactional) {
+        let ops = values
+            .iter()
+            .map(|(key, value)| {
+                Operation::Upsert(SetRequest::new(format!("tx-{key}"), value.clone()))
+            })
+            .collect();
+        store.transact(ops, &Metadata::new()).await.unwrap();
+        for (key, value) in &values {
+            let got = get(&store, &format!("tx-{key}")).await.expect(key);
+            assert_data(&store, &got.data, value);
+        }
+    }
+}
+
 /// Bulk get returns every key in request order, missing ones as `None`.
 pub async fn bulk_get(harness: &impl Harness) {
     let Some(store) = store(harness).await else {
@@ -690,7 +734,7 @@ where
 macro_rules! state_conformance {
     ($harness:ty) => {
         $crate::state_conformance!(@cases $harness;
-            crud_round_trip, missing_key, binary_and_large_values, bulk_get,
+            crud_round_trip, missing_key, binary_and_large_values, hostile_values_round_trip, bulk_get,
             bulk_save_and_delete, etag_last_write, etag_first_write, etag_mismatch,
             etag_concurrent_writers, ttl_expiry, expired_items_count_as_missing,
             transaction_atomicity, key_prefixes, query_filters, query_typed_comparisons,
