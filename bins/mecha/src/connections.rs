@@ -37,9 +37,9 @@ use tokio::time::{Instant, Sleep};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How long a connection closed for having no request in flight has to
-/// close by itself before it is dropped.
-const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How often a connection told to close is checked for requests in
+/// flight; it is dropped once it has none.
+const CLOSE_CHECK: Duration = Duration::from_secs(1);
 
 /// The limits of one port.
 #[derive(Clone, Copy, Debug)]
@@ -150,17 +150,18 @@ pub async fn serve<S, B>(
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             let mut idle = std::pin::pin!(activity.idle(limits.header, limits.idle));
-            // Set once the connection is told to close: when it has had no
-            // request in flight for too long, it gets a moment to say so
-            // (HTTP/2's GOAWAY), then is dropped (a partial request is not a
-            // request in flight, and would hold a graceful close forever).
+            // Once the connection is told to close (no request in flight for
+            // too long, or shutdown), it has a moment to close by itself
+            // (HTTP/2's GOAWAY; HTTP/1 after its request), then is dropped
+            // at the first check that finds no request in flight: a partial
+            // request is not one, and would hold a graceful close forever.
             let mut closing = false;
-            let mut cut_at: Option<Instant> = None;
             loop {
-                let cut = async {
-                    match cut_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
+                let check = async {
+                    if closing {
+                        tokio::time::sleep(CLOSE_CHECK).await;
+                    } else {
+                        std::future::pending::<()>().await;
                     }
                 };
                 tokio::select! {
@@ -174,14 +175,15 @@ pub async fn serve<S, B>(
                         tracing::debug!("closing a connection with no request in flight");
                         connection.as_mut().graceful_shutdown();
                         closing = true;
-                        cut_at = Some(Instant::now() + IDLE_CLOSE_GRACE);
                     }
-                    () = cut => break,
-                    // Shutdown: requests in flight finish (the listeners'
-                    // grace period bounds them).
                     _ = stopping.changed(), if !closing => {
                         connection.as_mut().graceful_shutdown();
                         closing = true;
+                    }
+                    () = check => {
+                        if !activity.busy() {
+                            break;
+                        }
                     }
                 }
             }
@@ -227,6 +229,10 @@ impl Activity {
         drop(state);
         self.changed.notify_waiters();
         InFlight(self.clone())
+    }
+
+    fn busy(&self) -> bool {
+        self.state.lock().expect("lock").in_flight > 0
     }
 
     /// Resolves once the connection has had no request in flight for

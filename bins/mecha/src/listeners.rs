@@ -117,10 +117,11 @@ impl Service for Listeners {
     async fn start(&self) -> anyhow::Result<()> {
         let bound = std::mem::take(&mut *self.bound.lock().expect("lock"));
         let mut serving = self.serving.lock().await;
+        // Ready before the first request is served (health answers from it).
+        self.runtime.set_api_ready();
         for server in bound {
             serving.spawn(server);
         }
-        self.runtime.set_api_ready();
         tracing::info!(
             app_id = %self.app_id,
             http_port = self.http_port,

@@ -13,7 +13,7 @@ use mecha_proto::runtime as pb;
 use mecha_proto::runtime::app_callback_client::AppCallbackClient;
 
 use crate::Channel;
-use crate::discovery::{Asked, grpc_not_yet, patiently};
+use crate::discovery::{Asked, grpc_not_yet, http_not_yet, patiently};
 
 /// How long the start-up check waits (daprd's `--app-binding-options-timeout`).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,7 +38,7 @@ impl Channel {
             .body(body::empty())
             .expect("a valid request");
         match tokio::time::timeout(PROBE_TIMEOUT, self.ask(request)).await {
-            Ok(Ok(response)) if response.status().is_server_error() => {
+            Ok(Ok(response)) if http_not_yet(response.status()) => {
                 Asked::NotYet(format!("it answered {}", response.status()))
             }
             Ok(Ok(response)) => {
@@ -170,7 +170,7 @@ impl Channel {
 impl AppBindings for Channel {
     async fn subscribes(&self, name: &str, route_path: &str) -> bool {
         let what = format!("whether it takes the events of input binding {name}");
-        patiently(&what, || async {
+        patiently(&what, false, || async {
             self.wait_healthy().await;
             self.speaks.takes_binding(self, name, route_path).await
         })

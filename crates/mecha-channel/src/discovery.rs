@@ -1,9 +1,10 @@
 //! Discovery: the runtime asking the app what it takes (its subscriptions,
 //! its input bindings). An app that is still warming up — its port closed
 //! or refusing, or answering 5xx (gRPC: a code daprd maps to a 5xx) — is
-//! asked again, with a backoff capped at 1 s, until it answers or the
-//! runtime stops; an answer that says "none" (404, `UNIMPLEMENTED`) ends
-//! discovery at once. Discovery calls pass outside
+//! asked again, with a backoff capped at 1 s, for up to `PATIENCE` (then
+//! the question counts as answered "none", with an error in the log, as
+//! daprd's single question does); an answer that says "none" (404, 501,
+//! `UNIMPLEMENTED`) ends discovery at once. Discovery calls pass outside
 //! `--app-max-concurrency`, so a busy app cannot make them give up.
 
 use std::future::Future;
@@ -12,6 +13,8 @@ use std::time::Duration;
 /// The first wait between two questions; it doubles up to `MAX_WAIT`.
 const FIRST_WAIT: Duration = Duration::from_millis(50);
 const MAX_WAIT: Duration = Duration::from_secs(1);
+/// How long an app that is not ready is waited for.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// What one question to the app gave.
 pub(crate) enum Asked<T> {
@@ -21,6 +24,13 @@ pub(crate) enum Asked<T> {
     NotYet(String),
 }
 
+/// Whether an HTTP status from the app is one to ask again after: a
+/// server-side error other than 501 (a server without the route, such as
+/// Python's `http.server` for a method it lacks).
+pub(crate) fn http_not_yet(status: http::StatusCode) -> bool {
+    status.is_server_error() && status != http::StatusCode::NOT_IMPLEMENTED
+}
+
 /// Whether a gRPC error from the app is one to ask again after: a failed
 /// connection or a server-side error, not "I do not have this".
 pub(crate) fn grpc_not_yet(status: &tonic::Status) -> bool {
@@ -28,13 +38,15 @@ pub(crate) fn grpc_not_yet(status: &tonic::Status) -> bool {
         && mecha_invoke::status::http_status_for_grpc(status.code() as i32) >= 500
 }
 
-/// Asks until an answer comes, waiting between questions; `what` names it
-/// in the log line, written once at INFO when the app is not ready yet.
-pub(crate) async fn patiently<T, F, Fut>(what: &str, mut ask: F) -> T
+/// Asks until an answer comes, waiting between questions, for up to
+/// `PATIENCE`; then `none` is the answer. `what` names the question in the
+/// log line, written once at INFO when the app is not ready yet.
+pub(crate) async fn patiently<T, F, Fut>(what: &str, none: T, mut ask: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Asked<T>>,
 {
+    let gave_up_at = tokio::time::Instant::now() + PATIENCE;
     let mut wait = FIRST_WAIT;
     let mut logged = false;
     loop {
@@ -44,6 +56,13 @@ where
                     tracing::info!("the app answered {what}");
                 }
                 return answer;
+            }
+            Asked::NotYet(reason) if tokio::time::Instant::now() + wait > gave_up_at => {
+                tracing::error!(
+                    "the app did not answer {what} within {}s ({reason}); taking it as none",
+                    PATIENCE.as_secs()
+                );
+                return none;
             }
             Asked::NotYet(reason) => {
                 if logged {
@@ -70,7 +89,7 @@ mod tests {
     #[tokio::test]
     async fn asks_until_answered() {
         let mut asked = 0;
-        let answer = patiently("a question", || {
+        let answer = patiently("a question", 0, || {
             asked += 1;
             let n = asked;
             async move {
@@ -92,6 +111,14 @@ mod tests {
             .map(|w| w.as_millis())
             .collect();
         assert_eq!(waits, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn server_side_errors_but_501_are_asked_again() {
+        assert!(http_not_yet(http::StatusCode::SERVICE_UNAVAILABLE));
+        assert!(http_not_yet(http::StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!http_not_yet(http::StatusCode::NOT_IMPLEMENTED));
+        assert!(!http_not_yet(http::StatusCode::NOT_FOUND));
     }
 
     #[test]

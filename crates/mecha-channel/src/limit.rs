@@ -67,16 +67,26 @@ impl Limiter {
         }
         let max_waiting = limit * WAITING_PER_SLOT;
         let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Leaves the line however the wait ends, the caller hanging up
+        // included.
+        let _in_line = InLine(&self.waiting);
         if waiting >= max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(ChannelError::Overloaded {
                 limit: *limit,
                 waiting,
             });
         }
         let permit = semaphore.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
         Ok(Some(permit.expect("the semaphore is never closed")))
+    }
+}
+
+/// A place in the line of waiters, given up when dropped.
+struct InLine<'a>(&'a AtomicUsize);
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

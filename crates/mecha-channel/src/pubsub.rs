@@ -23,7 +23,7 @@ use mecha_pubsub::subscription::{
 use mecha_pubsub::{AppSubscriber, BulkEvent, BulkOutcome, Event, Metadata, Outcome, Sink};
 
 use crate::Channel;
-use crate::discovery::{Asked, grpc_not_yet, patiently};
+use crate::discovery::{Asked, grpc_not_yet, http_not_yet, patiently};
 
 /// The most of an app's answer to a delivery that is read.
 const MAX_ANSWER: usize = 1024 * 1024;
@@ -313,7 +313,7 @@ impl Channel {
             Err(err) => return Asked::NotYet(err.to_string()),
         };
         let status = response.status();
-        if status.is_server_error() {
+        if http_not_yet(status) {
             return Asked::NotYet(format!("it answered {status}"));
         }
         let answer = match body::collect(response.into_body(), MAX_ANSWER).await {
@@ -407,7 +407,7 @@ impl Sink for Channel {
 #[async_trait]
 impl AppSubscriber for Channel {
     async fn subscriptions(&self) -> Result<Vec<SubscriptionSpec>, String> {
-        patiently("with its subscriptions", || async {
+        patiently("with its subscriptions", Ok(Vec::new()), || async {
             self.wait_healthy().await;
             self.speaks.subscriptions(self).await
         })

@@ -3,12 +3,12 @@
 //! the app declares itself start. Draining stops every subscription
 //! (streaming ones too), then closes the brokers' connections.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mecha_core::{HostStatus, Service};
-use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::subscription::merge;
 use crate::{AppSubscriber, PubSubBlock, Sink, SubscriptionSpec, Subscriptions};
@@ -19,9 +19,9 @@ pub struct AppSubscriptions {
     /// The app; `None` when the runtime has none (`--app-port`).
     app: Option<Arc<dyn AppSubscriber>>,
     declarative: Vec<SubscriptionSpec>,
-    /// The task that starts them (asking the app patiently): stopped on
-    /// drain if it is still asking.
-    starting: Mutex<Option<AbortHandle>>,
+    /// Cancelled on drain: ends the asking of the app (patient, see the
+    /// app channel), never a subscription half made.
+    stop: CancellationToken,
 }
 
 impl AppSubscriptions {
@@ -36,7 +36,7 @@ impl AppSubscriptions {
             subscriptions,
             app,
             declarative,
-            starting: Mutex::new(None),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -52,20 +52,21 @@ impl Service for AppSubscriptions {
         let subscriptions = self.subscriptions.clone();
         let app = self.app.clone();
         let declarative = self.declarative.clone();
-        let starting = tokio::spawn(async move {
-            host.wait_ready().await;
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = host.wait_ready() => {}
+                () = stop.cancelled() => return,
+            }
             if !host.is_shutting_down() {
-                start(&*host, &subscriptions, app, declarative).await;
+                start(&*host, &subscriptions, app, declarative, &stop).await;
             }
         });
-        *self.starting.lock().expect("lock") = Some(starting.abort_handle());
         Ok(())
     }
 
     async fn drain(&self, grace: Duration) {
-        if let Some(starting) = self.starting.lock().expect("lock").take() {
-            starting.abort();
-        }
+        self.stop.cancel();
         self.subscriptions.close_all(grace).await;
         for broker in self.host.components().all::<PubSubBlock>() {
             broker.component().close().await;
@@ -80,6 +81,7 @@ async fn start(
     subscriptions: &Subscriptions,
     app: Option<Arc<dyn AppSubscriber>>,
     declarative: Vec<SubscriptionSpec>,
+    stop: &CancellationToken,
 ) {
     let Some(app) = app else {
         if !declarative.is_empty() {
@@ -92,7 +94,11 @@ async fn start(
     };
     let components = host.components();
     let programmatic = if components.has::<PubSubBlock>() {
-        match app.subscriptions().await {
+        let asked = tokio::select! {
+            asked = app.subscriptions() => asked,
+            () = stop.cancelled() => return,
+        };
+        match asked {
             Ok(specs) => specs,
             Err(err) => {
                 tracing::error!("error getting topics from app: {err}");

@@ -234,7 +234,17 @@ fn the_api_serves_only_once_components_are_built() {
         "{response}\n{}",
         sidecar.logs()
     );
-    assert_eq!(grpc.join().unwrap(), Some(true), "gRPC health is SERVING");
+    // The waiting gRPC check got an answer only now (its status follows the
+    // runtime's readiness in a task of its own, so it may be a moment late).
+    assert!(grpc.join().unwrap().is_some(), "gRPC answered");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while grpc_health(sidecar.grpc_port) != Some(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gRPC health never SERVING"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         http_status(&sidecar.http("/v1.0/healthz/outbound")),
         Some(204)

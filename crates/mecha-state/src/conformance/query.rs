@@ -139,6 +139,13 @@ pub async fn query_typed_comparisons(harness: &impl Harness) {
         (r#"{"EQ":{"city":"san Francisco"}}"#, vec!["p5"]),
         (r#"{"EQ":{"city":"SAN FRANCISCO"}}"#, vec![]),
         (r#"{"IN":{"n":[5,"5",null]}}"#, vec!["p1", "p4", "p6"]),
+        // Strings before numbers, several of each, and a filter around it:
+        // every value is compared with its own kind.
+        (
+            r#"{"AND":[{"EQ":{"city":"Seattle"}},{"IN":{"n":["5",7,"x",5]}}]}"#,
+            vec!["p1"],
+        ),
+        (r#"{"IN":{"n":["5","nope",2.5,99]}}"#, vec!["p2", "p4"]),
         (r#"{"NEQ":{"state":"CA"}}"#, vec!["p1", "p2", "p4"]),
         (r#"{"NEQ":{"active":true}}"#, vec!["p6"]),
         (r#"{"GT":{"person.id":1040}}"#, vec!["p3", "p4"]),

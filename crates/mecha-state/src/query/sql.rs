@@ -91,21 +91,25 @@ impl Builder<'_> {
     /// shallow however many values there are.
     fn one_of(&mut self, path: &[String], values: &[Scalar]) -> String {
         let path = self.dialect.path(path);
+        // Bound in the order they appear in the SQL: numbers, then strings
+        // (MySQL's placeholders are positional).
         let mut numbers = Vec::new();
-        let mut strings = Vec::new();
-        let mut others = Vec::new();
         for value in values {
-            match value {
-                Scalar::Number(n) => numbers.push(self.bind(SqlParam::Float(*n))),
-                Scalar::String(text) => {
-                    let p = self.bind(SqlParam::Text(text.clone()));
-                    strings.push(self.dialect.string_param(&p));
-                }
-                other => {
-                    if !others.contains(other) {
-                        others.push(other.clone());
-                    }
-                }
+            if let Scalar::Number(n) = value {
+                numbers.push(self.bind(SqlParam::Float(*n)));
+            }
+        }
+        let mut strings = Vec::new();
+        for value in values {
+            if let Scalar::String(text) = value {
+                let p = self.bind(SqlParam::Text(text.clone()));
+                strings.push(self.dialect.string_param(&p));
+            }
+        }
+        let mut others: Vec<&Scalar> = Vec::new();
+        for value in values {
+            if matches!(value, Scalar::Bool(_) | Scalar::Null) && !others.contains(&value) {
+                others.push(value);
             }
         }
         let mut parts = Vec::new();
@@ -123,7 +127,7 @@ impl Builder<'_> {
                 strings.join(", ")
             ));
         }
-        for other in &others {
+        for other in others {
             parts.push(self.equal(&path, other));
         }
         format!("({})", parts.join(" OR "))
@@ -294,7 +298,7 @@ mod tests {
         let sql = translate(&query, &Plain, "key", 3);
         assert_eq!(
             sql.condition,
-            "(COALESCE(str('a.b') = $3, 1 = 0) AND (COALESCE(num('n') IN ($4, $6), 1 = 0) OR COALESCE(str('n') IN ($5, $7), 1 = 0) \
+            "(COALESCE(str('a.b') = $3, 1 = 0) AND (COALESCE(num('n') IN ($4, $5), 1 = 0) OR COALESCE(str('n') IN ($6, $7), 1 = 0) \
              OR COALESCE(is('n', True), 1 = 0)) \
              AND (COALESCE(has('c'), 1 = 0) AND NOT COALESCE(is('c', Null), 1 = 0)) AND COALESCE(num('n') > $8, 1 = 0))"
         );
@@ -303,8 +307,8 @@ mod tests {
             vec![
                 SqlParam::Text("x".into()),
                 SqlParam::Float(1.0),
-                SqlParam::Text("s".into()),
                 SqlParam::Float(2.0),
+                SqlParam::Text("s".into()),
                 SqlParam::Text("t".into()),
                 SqlParam::Float(2.0)
             ]
