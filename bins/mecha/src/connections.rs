@@ -20,7 +20,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use mecha_invoke::body::Guarded;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -44,6 +45,8 @@ const CLOSE_CHECK: Duration = Duration::from_secs(1);
 /// The limits of one port.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Whether the port speaks HTTP/2 only (gRPC), or HTTP/1.1 and h2c.
+    pub http2_only: bool,
     /// From opening to a whole first request (daprd: `ReadHeaderTimeout`).
     pub header: Duration,
     /// With no request in flight, after the first.
@@ -62,6 +65,7 @@ pub struct Limits {
 impl Limits {
     /// Dapr's HTTP API and the metrics port.
     pub const HTTP: Self = Self {
+        http2_only: false,
         header: Duration::from_secs(10),
         idle: Duration::from_secs(60),
         body_stall: Some(Duration::from_secs(10)),
@@ -73,6 +77,7 @@ impl Limits {
 
     /// Dapr's gRPC API and the runtime-to-runtime port.
     pub const GRPC: Self = Self {
+        http2_only: true,
         // As daprd's gRPC servers' `MaxConnectionIdle`.
         idle: Duration::from_secs(180),
         body_stall: None,
@@ -86,7 +91,6 @@ impl Limits {
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
-    http2_only: bool,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -110,7 +114,7 @@ pub async fn serve<S, B>(
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout)
         .max_concurrent_streams(limits.streams);
-    if http2_only {
+    if limits.http2_only {
         builder = builder.http2_only();
     }
     let builder = Arc::new(builder);
@@ -198,63 +202,53 @@ pub async fn serve<S, B>(
 }
 
 /// What a connection is doing: how many requests are in flight, and since
-/// when it has had none.
+/// when it has had none. Requests only count (no lock, no wake-up per
+/// request); the watchdog (`idle`) reads the counts when its timer ends.
 struct Activity {
-    state: Mutex<State>,
-    changed: Notify,
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `opened` to when the last request ended; `u64::MAX`
+    /// before any request.
+    quiet_since: AtomicU64,
 }
 
-struct State {
-    in_flight: usize,
-    quiet_since: Instant,
-    served: bool,
-}
+const NEVER_SERVED: u64 = u64::MAX;
 
 impl Activity {
     fn new() -> Self {
         Self {
-            state: Mutex::new(State {
-                in_flight: 0,
-                quiet_since: Instant::now(),
-                served: false,
-            }),
-            changed: Notify::new(),
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            quiet_since: AtomicU64::new(NEVER_SERVED),
         }
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
-        let mut state = self.state.lock().expect("lock");
-        state.in_flight += 1;
-        state.served = true;
-        drop(state);
-        self.changed.notify_waiters();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
     }
 
     fn busy(&self) -> bool {
-        self.state.lock().expect("lock").in_flight > 0
+        self.in_flight.load(Ordering::Acquire) > 0
     }
 
     /// Resolves once the connection has had no request in flight for
     /// `first` (before any request) or `idle` (after).
     async fn idle(&self, first: Duration, idle: Duration) {
         loop {
-            let changed = self.changed.notified();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            let deadline = {
-                let state = self.state.lock().expect("lock");
-                (state.in_flight == 0)
-                    .then(|| state.quiet_since + if state.served { idle } else { first })
-            };
-            match deadline {
-                None => changed.await,
-                Some(deadline) => {
-                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                        return;
-                    }
+            let deadline = if self.busy() {
+                // Looked at again once a whole idle period could have passed.
+                Instant::now() + idle
+            } else {
+                match self.quiet_since.load(Ordering::Acquire) {
+                    NEVER_SERVED => self.opened + first,
+                    ms => self.opened + Duration::from_millis(ms) + idle,
                 }
+            };
+            if deadline <= Instant::now() && !self.busy() {
+                return;
             }
+            tokio::time::sleep_until(deadline).await;
         }
     }
 }
@@ -264,13 +258,12 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock().expect("lock");
-        state.in_flight -= 1;
-        if state.in_flight == 0 {
-            state.quiet_since = Instant::now();
-        }
-        drop(state);
-        self.0.changed.notify_waiters();
+        let activity = &self.0;
+        let quiet = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        // Set before the count drops, so the watchdog never sees an idle
+        // connection with an old quiet time.
+        activity.quiet_since.store(quiet, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

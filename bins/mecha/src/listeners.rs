@@ -154,17 +154,13 @@ where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let service = tower::ServiceBuilder::new()
-        .map_request(|request: http::Request<RequestBody>| request.map(axum::body::Body::new))
-        .service(service);
-    let runtime = runtime.clone();
-    Box::pin(connections::serve(
+    serve(
         listener,
         service,
-        false,
+        axum::body::Body::new,
         Limits::HTTP,
-        async move { runtime.shutdown_requested().await },
-    ))
+        runtime,
+    )
 }
 
 /// Serves a gRPC port (the API or the runtime-to-runtime port) until
@@ -180,17 +176,41 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let service = tower::ServiceBuilder::new()
-        .map_request(|request: http::Request<RequestBody>| request.map(tonic::body::Body::new))
-        .service(service);
-    let runtime = runtime.clone();
-    Box::pin(connections::serve(
+    serve(
         listener,
         service,
-        true,
+        tonic::body::Body::new,
         Limits::GRPC,
-        async move { runtime.shutdown_requested().await },
-    ))
+        runtime,
+    )
+}
+
+/// Serves `service`, whose requests carry bodies of type `In` (made from
+/// the port's own by `into`), within `limits`.
+fn serve<S, In, Out>(
+    listener: TcpListener,
+    service: S,
+    into: fn(RequestBody) -> In,
+    limits: Limits,
+    runtime: &Arc<Runtime>,
+) -> Server
+where
+    S: tower::Service<http::Request<In>, Response = http::Response<Out>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    In: 'static,
+    Out: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    Out::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |request: http::Request<RequestBody>| request.map(into))
+        .service(service);
+    let runtime = runtime.clone();
+    Box::pin(connections::serve(listener, service, limits, async move {
+        runtime.shutdown_requested().await
+    }))
 }
 
 fn listen_ips(args: &SidecarArgs) -> anyhow::Result<Vec<IpAddr>> {

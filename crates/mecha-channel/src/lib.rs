@@ -125,32 +125,36 @@ impl Channel {
     /// is held until the response body is done (see `limit`).
     pub(crate) async fn send(
         &self,
-        mut request: Request<Body>,
+        request: Request<Body>,
     ) -> Result<Response<Body>, ChannelError> {
         if !self.health.is_healthy() {
             return Err(ChannelError::Unhealthy);
         }
-        self.add_token(request.headers_mut());
-        let (response, slot) = self.limit.run(self.client.request(request)).await?;
-        let response =
-            response.map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
-        Ok(response.map(|body| limit::hold(body::boxed(body), slot)))
+        let (response, slot) = self.limit.run(self.dispatch(request)).await?;
+        Ok(response?.map(|body| limit::hold(body, slot)))
     }
 
     /// Asks the app something about itself (its subscriptions, the input
     /// bindings it takes): outside the concurrency limit, as daprd's
     /// discovery calls are.
-    pub(crate) async fn ask(
+    pub(crate) async fn ask(&self, request: Request<Body>) -> Result<Response<Body>, ChannelError> {
+        self.dispatch(request).await
+    }
+
+    /// The request on its way, with the app's token, owning all it needs.
+    fn dispatch(
         &self,
         mut request: Request<Body>,
-    ) -> Result<Response<Body>, ChannelError> {
+    ) -> impl std::future::Future<Output = Result<Response<Body>, ChannelError>> + Send + 'static
+    {
         self.add_token(request.headers_mut());
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
-        Ok(response.map(body::boxed))
+        let response = self.client.request(request);
+        async move {
+            let response = response
+                .await
+                .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
+            Ok(response.map(body::boxed))
+        }
     }
 
     pub(crate) async fn invoke_http(

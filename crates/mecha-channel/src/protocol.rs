@@ -44,8 +44,8 @@ pub(crate) trait AppProtocol: Send + Sync {
         channel: &Channel,
     ) -> Asked<Result<Vec<SubscriptionSpec>, String>>;
 
-    /// Whether the app takes the events of input binding `name`.
-    /// Whether the app takes an input binding's events (one question).
+    /// Whether the app takes the events of input binding `name` (one
+    /// question; see `discovery`).
     async fn takes_binding(&self, channel: &Channel, name: &str, route_path: &str) -> Asked<bool>;
 
     /// One input binding event.

@@ -253,17 +253,22 @@ impl Channel {
             r#type: cloudevent::DEFAULT_BULK_TYPE.to_owned(),
             path: event.path.clone(),
         };
-        let mut client = AppCallbackClient::new(self.grpc_service());
-        let mut alpha = AppCallbackAlphaClient::new(self.grpc_service());
+        let service = self.grpc_service();
         let request = self.grpc_request(message.clone(), &event.metadata, None);
-        let alpha_request = self.grpc_request(message, &event.metadata, None);
+        let metadata = request.metadata().clone();
         let call = async move {
-            match client.on_bulk_topic_event(request).await {
+            match AppCallbackClient::new(service.clone())
+                .on_bulk_topic_event(request)
+                .await
+            {
                 // Older apps (the JS SDK) have only the alpha method.
-                Err(status) if grpc_unavailable(&status) =>
-                {
+                Err(status) if grpc_unavailable(&status) => {
+                    let mut request = tonic::Request::new(message);
+                    *request.metadata_mut() = metadata;
                     #[allow(deprecated)]
-                    alpha.on_bulk_topic_event_alpha1(alpha_request).await
+                    AppCallbackAlphaClient::new(service)
+                        .on_bulk_topic_event_alpha1(request)
+                        .await
                 }
                 other => other,
             }
