@@ -117,11 +117,9 @@ impl Service for Listeners {
     async fn start(&self) -> anyhow::Result<()> {
         let bound = std::mem::take(&mut *self.bound.lock().expect("lock"));
         let mut serving = self.serving.lock().await;
-        // Ready before the first request is served (health answers from it).
+        // Ready, and said, before the first request is served (health
+        // answers from it; callers read the ports from the log).
         self.runtime.set_api_ready();
-        for server in bound {
-            serving.spawn(server);
-        }
         tracing::info!(
             app_id = %self.app_id,
             http_port = self.http_port,
@@ -130,6 +128,9 @@ impl Service for Listeners {
             internal_grpc_address = %self.internal_ip,
             "API listening"
         );
+        for server in bound {
+            serving.spawn(server);
+        }
         Ok(())
     }
 
