@@ -299,6 +299,7 @@ where
             inner,
             stall: self.stall,
             timer: None,
+            waiting: false,
         });
         let call = tower::ServiceExt::oneshot(self.inner.clone(), request);
         Box::pin(async move {
@@ -315,6 +316,10 @@ pub struct RequestBody {
     stall: Option<Duration>,
     /// Made on the first wait only: most bodies come with their headers.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Whether the timer runs for the current wait. A wait starts when the
+    /// body is read and has nothing: time when nobody reads it (a reader
+    /// waiting for the memory budget) is not the client's stall.
+    waiting: bool,
 }
 
 impl Body for RequestBody {
@@ -328,9 +333,7 @@ impl Body for RequestBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                if let (Some(timer), Some(limit)) = (&mut this.timer, this.stall) {
-                    timer.as_mut().reset(Instant::now() + limit);
-                }
+                this.waiting = false;
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
             Poll::Pending => {
@@ -340,6 +343,10 @@ impl Body for RequestBody {
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if !this.waiting {
+                    timer.as_mut().reset(Instant::now() + limit);
+                    this.waiting = true;
+                }
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(format!(
                         "the request body brought nothing for {}s",

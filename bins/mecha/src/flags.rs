@@ -69,6 +69,16 @@ pub struct SidecarArgs {
     /// The largest request body (a quantity such as 4Mi).
     #[arg(long, default_value = "4Mi")]
     pub max_body_size: String,
+    /// Request bodies the API holds at once, in all (a quantity such as
+    /// 32Mi; at least one body of --max-body-size). A body beyond it waits
+    /// for room (--request-memory-wait), then gets 429 (gRPC
+    /// RESOURCE_EXHAUSTED).
+    #[arg(long, env = "MECHA_REQUEST_MEMORY_BUDGET", default_value = "32Mi")]
+    pub request_memory_budget: String,
+    /// How long a body waits for room in --request-memory-budget (a Go
+    /// duration).
+    #[arg(long, env = "MECHA_REQUEST_MEMORY_WAIT", default_value = "30s")]
+    pub request_memory_wait: String,
     /// Deprecated: the largest request body in MB.
     #[arg(long)]
     pub dapr_http_max_request_size: Option<u64>,

@@ -45,6 +45,12 @@ pub enum Command {
     Components,
 }
 
+/// jemalloc, with a background thread that returns freed memory to the
+/// system within a second of a load (`.cargo/config.toml` sets its decay):
+/// glibc's arenas keep it. See docs/benchmarks.md for the measurements.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let argv = flags::normalize_args(std::env::args());
     let cli = Cli::parse_from(argv);

@@ -162,6 +162,12 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         api_token: env_value("DAPR_API_TOKEN"),
         app_api_token: env_value("APP_API_TOKEN"),
         max_body_size: max_body,
+        request_memory_budget: parse_quantity(&args.request_memory_budget)
+            .map_err(|err| anyhow::anyhow!("--request-memory-budget: {err}"))?
+            .try_into()
+            .unwrap_or(usize::MAX),
+        request_memory_wait: mecha_core::units::parse_go_duration(&args.request_memory_wait)
+            .map_err(|err| anyhow::anyhow!("--request-memory-wait: {err}"))?,
     };
     if !info.placement_addresses.is_empty() {
         tracing::warn!("--placement-host-address given, but actors are not supported by mecha yet");

@@ -16,6 +16,36 @@ use mecha_bindings::*;
 use mecha_core::{ComponentContext, ComponentFactory, MetadataReader};
 use tokio_util::sync::CancellationToken;
 
+/// How far ahead a cron schedule must fire to be taken.
+const FIRES_WITHIN_YEARS: u32 = 8;
+
+/// Whether `cron` fires within `years` from today, checked a day at a time
+/// (at the day's first time the pattern allows). A schedule that never
+/// fires (the 30th of February, a field with no value such as `,`) would
+/// make croner's search walk to the year 5000, minutes of work at each
+/// firing; daprd's cron gives up after 5 years. 8 years cover every
+/// weekday and leap-day combination.
+fn fires_within(cron: &croner::Cron, years: u32) -> bool {
+    /// croner's bit for the values a field lists.
+    const LISTED: u8 = 1;
+    let first = |field: &croner::CronComponent| field.get_set_values(LISTED).first().copied();
+    let pattern = &cron.pattern;
+    let (Some(hour), Some(minute), Some(second)) = (
+        first(&pattern.hours),
+        first(&pattern.minutes),
+        first(&pattern.seconds),
+    ) else {
+        return false;
+    };
+    let today = Utc::now().date_naive();
+    (0..u64::from(years) * 366).any(|day| {
+        today
+            .checked_add_days(chrono::Days::new(day))
+            .and_then(|date| date.and_hms_opt(hour.into(), minute.into(), second.into()))
+            .is_some_and(|time| cron.is_time_matching(&time.and_utc()).unwrap_or(false))
+    })
+}
+
 /// A parsed schedule.
 #[derive(Clone, Debug)]
 pub enum Schedule {
@@ -36,13 +66,18 @@ impl Schedule {
             }
             return Ok(Self::Every(interval));
         }
-        croner::Cron::from_str(text)
-            .map(|cron| Self::Cron(Box::new(cron)))
-            .map_err(|err| format!("invalid schedule format '{text}': {err}"))
+        let cron = croner::Cron::from_str(text)
+            .map_err(|err| format!("invalid schedule format '{text}': {err}"))?;
+        if !fires_within(&cron, FIRES_WITHIN_YEARS) {
+            return Err(format!(
+                "invalid schedule format '{text}': it never fires in the next {FIRES_WITHIN_YEARS} years"
+            ));
+        }
+        Ok(Self::Cron(Box::new(cron)))
     }
 
     /// The next firing after `now`.
-    fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Self::Every(interval) => Some(now + chrono::Duration::from_std(*interval).ok()?),
             Self::Cron(cron) => cron.find_next_occurrence(&now, false).ok(),
@@ -160,7 +195,16 @@ mod tests {
         ] {
             assert!(Schedule::parse(good).is_ok(), "{good}");
         }
-        for bad in ["@every soon", "@every 0s", "not cron", "61 * * * * *"] {
+        for bad in [
+            "@every soon",
+            "@every 0s",
+            "not cron",
+            "61 * * * * *",
+            // Never fires: croner alone would search until the year 5000
+            // (found by the `durations` fuzz target).
+            "0 0 0 30 2 *",
+            "\t\t, *\t *\t\t2 \t\t2 \t ,2 *",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
         let every_five = Schedule::parse("*/5 * * * * *").unwrap();

@@ -12,6 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::future::Either;
+use http_body_util::BodyExt;
+use mecha_api::budget::{Settle, Size};
 use mecha_api::invoke::body;
 use mecha_api::invoke::{is_own_grpc_service, missing_proxy_target};
 use mecha_api::{Api, Instrumented, Transport};
@@ -61,7 +63,7 @@ where
     /// (boxed: only that path pays for it).
     type Future = Either<
         Ready<Result<Response, Infallible>>,
-        Either<Instrumented<S::Future>, Instrumented<Proxied>>,
+        Either<Instrumented<Settle<S::Future>>, Instrumented<Proxied>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -84,11 +86,34 @@ where
             }
         };
         if is_own_grpc_service(request.uri().path()) {
-            return Either::Right(Either::Left(seam.run(self.inner.call(request))));
+            // The runtime's own methods decode their messages whole: the
+            // body is charged to the memory budget until the answer begins.
+            let account = self.api.memory_budget().account_for(request.body());
+            let request = match &account {
+                Some(account) => request.map(|body| {
+                    tonic::body::Body::new(
+                        account
+                            .charge(body, Size::GrpcMessage)
+                            .map_err(over_budget_status),
+                    )
+                }),
+                None => request,
+            };
+            let work = Settle::new(self.inner.call(request), account);
+            return Either::Right(Either::Left(seam.run(work)));
         }
         let api = self.api.clone();
         let work: Proxied = Box::pin(async move { Ok(proxy(&api, request).await) });
         Either::Right(Either::Right(seam.run(work)))
+    }
+}
+
+/// A body's error as tonic answers it: the memory budget's refusal is
+/// `RESOURCE_EXHAUSTED` (tonic finds a `Status` among body errors).
+fn over_budget_status(err: body::BoxError) -> body::BoxError {
+    match mecha_api::OverBudget::find(err.as_ref()) {
+        Some(over) => Box::new(tonic::Status::resource_exhausted(over.to_string())),
+        None => err,
     }
 }
 

@@ -89,3 +89,66 @@ pub(crate) fn query<T>(
         .map(|axum::extract::Query(value)| value)
         .map_err(|err| ApiError::malformed_request(format!("invalid query: {}", err.body_text())))
 }
+
+/// A JSON array read with at most `LIMIT` elements kept: those beyond are
+/// counted and skipped as they are read, so an oversized bulk body costs no
+/// more memory than the limit's worth of items, and its answer can still
+/// give its size.
+#[derive(Debug)]
+pub(crate) struct Bounded<T, const LIMIT: usize> {
+    pub items: Vec<T>,
+    pub total: usize,
+}
+
+impl<T, const LIMIT: usize> Default for Bounded<T, LIMIT> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<T, const LIMIT: usize> Bounded<T, LIMIT> {
+    /// The items, or the limit's message naming what they are.
+    pub fn within(self, what: &str) -> Result<Vec<T>, String> {
+        mecha_core::limits::check_count(what, self.total, LIMIT)?;
+        Ok(self.items)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const LIMIT: usize> Deserialize<'de> for Bounded<T, LIMIT> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SeqVisitor<T, const LIMIT: usize>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>, const LIMIT: usize> serde::de::Visitor<'de>
+            for SeqVisitor<T, LIMIT>
+        {
+            type Value = Bounded<T, LIMIT>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON array")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut bounded = Bounded::default();
+                while bounded.total < LIMIT {
+                    match seq.next_element()? {
+                        Some(item) => bounded.items.push(item),
+                        None => return Ok(bounded),
+                    }
+                    bounded.total += 1;
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    bounded.total += 1;
+                }
+                Ok(bounded)
+            }
+        }
+
+        deserializer.deserialize_seq(SeqVisitor(std::marker::PhantomData))
+    }
+}

@@ -35,3 +35,28 @@ pub fn router(api: Api) -> HttpApi {
     let body_limit = api.body_limit();
     routes::build(Ctx { api, body_limit })
 }
+
+/// The request-body parsers of the routes, for the fuzz targets (`fuzz/`
+/// at the repository root): each runs the route's own parse of a body.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A state save body (`POST /v1.0/state/{store}`).
+    pub fn state_save(bytes: &[u8]) -> bool {
+        crate::state::parse_save(bytes).is_ok()
+    }
+
+    /// A bulk get body (`POST /v1.0/state/{store}/bulk`).
+    pub fn state_bulk_get(bytes: &[u8]) -> bool {
+        crate::state::parse_bulk_get(bytes).is_ok()
+    }
+
+    /// A transaction body (`POST /v1.0/state/{store}/transaction`).
+    pub fn state_transaction(bytes: &[u8]) -> bool {
+        crate::state::parse_transaction("store", bytes).is_ok()
+    }
+
+    /// A bulk publish body (`POST /v1.0-alpha1/publish/bulk/{pubsub}/{topic}`).
+    pub fn bulk_publish(bytes: &[u8]) -> bool {
+        crate::pubsub::parse_bulk("pubsub", "topic", bytes).is_ok()
+    }
+}

@@ -10,10 +10,12 @@ use mecha_api::pubsub::{
     json_field, unreadable_publish,
 };
 use mecha_core::ApiError;
+use mecha_core::limits::MAX_BULK_ITEMS;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::Ctx;
-use crate::body::{self, query_metadata};
+use crate::body::{self, Bounded, query_metadata};
 use crate::error::ErrorResponse;
 use mecha_api::Overflow;
 
@@ -71,22 +73,25 @@ pub(crate) async fn publish_incomplete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A bulk publish body: a JSON array of entries.
-fn parse_bulk(pubsub: &str, topic: &str, bytes: &[u8]) -> Result<Vec<BulkEntry>, ApiError> {
-    let entries = match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Array(entries)) => entries,
-        Ok(other) => {
-            return Err(bulk_body_error(
-                pubsub,
-                topic,
-                format!("expected a JSON array of entries, got {other}"),
-            ));
-        }
-        Err(err) => return Err(bulk_body_error(pubsub, topic, err)),
-    };
+/// A bulk publish body: a JSON array of entries. The array is read as
+/// borrowed JSON text and each entry decoded on its own, so a large body
+/// never becomes one tree of JSON values.
+pub(crate) fn parse_bulk(
+    pubsub: &str,
+    topic: &str,
+    bytes: &[u8],
+) -> Result<Vec<BulkEntry>, ApiError> {
+    let entries: Bounded<&RawValue, MAX_BULK_ITEMS> =
+        serde_json::from_slice(bytes).map_err(|err| bulk_body_error(pubsub, topic, err))?;
     entries
-        .iter()
-        .map(|entry| bulk_entry(pubsub, topic, entry))
+        .within("entries")
+        .map_err(|err| bulk_body_error(pubsub, topic, err))?
+        .into_iter()
+        .map(|raw| {
+            let entry: Value = serde_json::from_str(raw.get())
+                .map_err(|err| bulk_body_error(pubsub, topic, err))?;
+            bulk_entry(pubsub, topic, &entry)
+        })
         .collect()
 }
 
@@ -149,8 +154,12 @@ pub(crate) async fn bulk_publish(
         .body_limit
         .read(&headers, request, Overflow::Malformed)
         .await
-        .map_err(|err| body_error(bulk_body_error(&pubsub, &topic, err.message)))?;
+        .map_err(|err| match err.code {
+            mecha_api::budget::CODE => err,
+            _ => body_error(bulk_body_error(&pubsub, &topic, err.message)),
+        })?;
     let entries = parse_bulk(&pubsub, &topic, &bytes).map_err(body_error)?;
+    drop(bytes);
     let published = ctx
         .api
         .bulk_publish(BulkPublish {

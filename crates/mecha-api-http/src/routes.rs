@@ -6,11 +6,13 @@ use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use futures::future::Either;
+use mecha_api::budget::{Settle, Size};
 use mecha_api::{Instrumented, Refused, Transport};
 use mecha_core::ApiError;
 
@@ -134,7 +136,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, Instrumented<S::Future>>;
+    type Future = Either<Ready<Result<Response, Infallible>>, Instrumented<Settle<S::Future>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -142,11 +144,12 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let path = request.uri().path();
+        let operation = operation(path);
         let seam = match self.api.admit(
             Transport::Http,
             request.method(),
             path,
-            operation(path),
+            operation,
             request.headers(),
         ) {
             Ok(call) => call.seam(),
@@ -159,7 +162,20 @@ where
                     .into_response())));
             }
         };
-        Either::Right(seam.run(self.inner.call(request)))
+        // Bodies read whole are charged to the memory budget until the
+        // answer begins; invocation streams its bodies on.
+        let account = match operation {
+            "invoke" => None,
+            _ => self.api.memory_budget().account_for(request.body()),
+        };
+        let request = match &account {
+            Some(account) => request.map(|body| {
+                let size = Size::of(&body);
+                Body::new(account.charge(body, size))
+            }),
+            None => request,
+        };
+        Either::Right(seam.run(Settle::new(self.inner.call(request), account)))
     }
 }
 

@@ -17,10 +17,11 @@ use mecha_core::ApiError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::body::{self, Object, Text, query_metadata};
+use crate::body::{self, Bounded, Object, Text, query_metadata};
 use crate::error::ErrorResponse;
 use crate::{Ctx, routes};
 use mecha_api::Overflow;
+use mecha_core::limits::{MAX_BULK_ITEMS, MAX_TRANSACTION_OPERATIONS};
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
@@ -91,9 +92,11 @@ async fn state_body(
 }
 
 /// A save body: a JSON array of items.
-fn parse_save(bytes: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
-    let items: Vec<Object<ItemBody<'_>>> = body::json(bytes)?;
+pub(crate) fn parse_save(bytes: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
+    let items: Bounded<Object<ItemBody<'_>>, MAX_BULK_ITEMS> = body::json(bytes)?;
     items
+        .within("items")
+        .map_err(ApiError::malformed_request)?
         .into_iter()
         .map(|item| item.0.into_request(OptionsOf::Save))
         .collect()
@@ -109,6 +112,8 @@ pub(crate) async fn save(
     let store = body::path(store)?;
     let bytes = state_body(&ctx, &store, false, &headers, request).await?;
     let reqs = parse_save(&bytes).map_err(|err| ctx.api.state_body_error(&store, false, err))?;
+    // The items hold copies of what they need: the body goes now.
+    drop(bytes);
     ctx.api.save_state(&store, reqs).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -210,10 +215,19 @@ async fn delete(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct BulkGetBody {
-    keys: Vec<String>,
+pub(crate) struct BulkGetBody {
+    keys: Bounded<String, MAX_BULK_ITEMS>,
     parallelism: Option<i64>,
     metadata: Option<BTreeMap<String, Text>>,
+}
+
+/// A bulk get body: its keys, and the rest of it.
+pub(crate) fn parse_bulk_get(bytes: &[u8]) -> Result<(Vec<String>, BulkGetBody), ApiError> {
+    let Object(mut req): Object<BulkGetBody> = body::json(bytes)?;
+    let keys = std::mem::take(&mut req.keys)
+        .within("keys")
+        .map_err(ApiError::malformed_request)?;
+    Ok((keys, req))
 }
 
 async fn bulk_get(
@@ -224,13 +238,14 @@ async fn bulk_get(
     request: Body,
 ) -> Result<Response, ErrorResponse> {
     let bytes = state_body(ctx, store, false, headers, request).await?;
-    let Object(req): Object<BulkGetBody> =
-        body::json(&bytes).map_err(|err| ctx.api.state_body_error(store, false, err))?;
+    let (keys, req) =
+        parse_bulk_get(&bytes).map_err(|err| ctx.api.state_body_error(store, false, err))?;
+    drop(bytes);
     let mut metadata = to_metadata(req.metadata);
     metadata.extend(query_metadata(params));
     let items = ctx
         .api
-        .get_bulk_state(store, req.keys, req.parallelism.unwrap_or(0), metadata)
+        .get_bulk_state(store, keys, req.parallelism.unwrap_or(0), metadata)
         .await?;
     let body = bulk_items_json(&items);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -241,7 +256,13 @@ async fn bulk_get(
 /// a JSON string, or base64 when they are not UTF-8, instead of daprd's
 /// empty answer.
 fn bulk_items_json(items: &[BulkStateItem]) -> String {
-    let mut out = String::from("[");
+    // Sized once: a growing string would hold up to twice the answer.
+    let size: usize = items
+        .iter()
+        .map(|item| 32 + 2 * item.key.len() + item.data.as_ref().map_or(0, |d| d.len() * 4 / 3 + 8))
+        .sum();
+    let mut out = String::with_capacity(size + 2);
+    out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -294,15 +315,25 @@ struct OperationBody<'a> {
 #[serde(default)]
 struct TransactionBody<'a> {
     #[serde(borrow)]
-    operations: Vec<Object<OperationBody<'a>>>,
+    operations: Bounded<Object<OperationBody<'a>>, MAX_TRANSACTION_OPERATIONS>,
     metadata: Option<BTreeMap<String, Text>>,
 }
 
 /// A transaction body: its operations and its metadata.
-fn parse_transaction(bytes: &[u8]) -> Result<(Vec<TransactionOperation>, Metadata), ApiError> {
+pub(crate) fn parse_transaction(
+    store: &str,
+    bytes: &[u8],
+) -> Result<(Vec<TransactionOperation>, Metadata), ApiError> {
     let Object(req): Object<TransactionBody<'_>> = body::json(bytes)?;
+    if req.operations.total > MAX_TRANSACTION_OPERATIONS {
+        return Err(mecha_api::state::too_many_operations(
+            store,
+            req.operations.total,
+        ));
+    }
     let operations = req
         .operations
+        .items
         .into_iter()
         .map(|Object(op)| {
             Ok(TransactionOperation {
@@ -322,8 +353,9 @@ async fn transaction(
     request: Body,
 ) -> Result<Response, ErrorResponse> {
     let bytes = state_body(ctx, store, true, headers, request).await?;
-    let (operations, mut metadata) =
-        parse_transaction(&bytes).map_err(|err| ctx.api.state_body_error(store, true, err))?;
+    let (operations, mut metadata) = parse_transaction(store, &bytes)
+        .map_err(|err| ctx.api.state_body_error(store, true, err))?;
+    drop(bytes);
     metadata.extend(query_metadata(params));
     ctx.api
         .execute_state_transaction(store, operations, metadata)
@@ -424,12 +456,8 @@ mod tests {
         #[test]
         fn parsers_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_save(&body);
-            let _ = body::json::<Object<BulkGetBody>>(&body);
-            if let Ok(Object(txn)) = body::json::<Object<TransactionBody<'_>>>(&body) {
-                for Object(op) in txn.operations {
-                    let _ = op.request.0.into_request(OptionsOf::Transaction);
-                }
-            }
+            let _ = parse_bulk_get(&body);
+            let _ = parse_transaction("s", &body);
         }
 
         /// Whatever items an app sends, keys, values and etags come out as sent.

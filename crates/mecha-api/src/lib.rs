@@ -5,6 +5,7 @@
 //! between the two transports is a bug in an adapter.
 
 pub mod bindings;
+pub mod budget;
 pub mod call;
 pub mod configuration;
 mod health;
@@ -18,6 +19,7 @@ mod topic_stream;
 
 use std::sync::Arc;
 
+pub use budget::{MemoryBudget, OverBudget};
 pub use mecha_core::ApiError;
 use mecha_invoke::{AppChannel, Peers};
 use mecha_nameresolution::Resolver;
@@ -47,15 +49,32 @@ pub struct Handles {
 #[derive(Clone)]
 pub struct Api {
     runtime: Arc<Runtime>,
-    handles: Arc<Handles>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of an [`Api`] shares.
+struct Shared {
+    handles: Handles,
+    budget: MemoryBudget,
 }
 
 impl Api {
     pub fn new(runtime: Arc<Runtime>, handles: Handles) -> Self {
+        let info = &runtime.info;
+        let budget = MemoryBudget::new(
+            info.request_memory_budget,
+            info.max_body_size,
+            info.request_memory_wait,
+        );
         Self {
             runtime,
-            handles: Arc::new(handles),
+            shared: Arc::new(Shared { handles, budget }),
         }
+    }
+
+    /// `--request-memory-budget`: what the transports charge bodies to.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.shared.budget
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -63,19 +82,19 @@ impl Api {
     }
 
     fn app_channel(&self) -> Option<&Arc<dyn AppChannel>> {
-        self.handles.app_channel.as_ref()
+        self.shared.handles.app_channel.as_ref()
     }
 
     fn resolver(&self) -> Option<&Arc<Resolver>> {
-        self.handles.resolver.as_ref()
+        self.shared.handles.resolver.as_ref()
     }
 
     fn peers(&self) -> Option<&Arc<dyn Peers>> {
-        self.handles.peers.as_ref()
+        self.shared.handles.peers.as_ref()
     }
 
     fn subscriptions(&self) -> &Subscriptions {
-        &self.handles.subscriptions
+        &self.shared.handles.subscriptions
     }
 
     /// `POST /v1.0/shutdown`, gRPC `Shutdown`: stop taking work and drain.

@@ -358,6 +358,9 @@ impl Api {
         if request.topic.is_empty() {
             return Err(topic_empty(&pubsub).into());
         }
+        let limit = mecha_core::limits::MAX_BULK_ITEMS;
+        mecha_core::limits::check_count("entries", request.entries.len(), limit)
+            .map_err(|err| bulk_body_error(&pubsub, &request.topic, err))?;
         let mut seen = HashSet::new();
         if request
             .entries
@@ -547,6 +550,9 @@ fn bulk_publish_failed(pubsub: &str, topic: &str, failed: &[FailedEntry]) -> Api
 /// A publish whose body could not be read (over `--max-body-size`), as
 /// daprd answers it: the publish failed.
 pub fn unreadable_publish(pubsub: &str, topic: &str, err: ApiError) -> ApiError {
+    if err.code == crate::budget::CODE {
+        return err;
+    }
     publish_failed(pubsub, topic, err.message)
 }
 

@@ -325,6 +325,17 @@ impl Api {
 }
 
 /// Maps a block error to Dapr's error for the operation.
+/// A transaction over the block's limit of operations, refused as it is
+/// read (the store's own lower limit is checked when it runs).
+pub fn too_many_operations(store: &str, count: usize) -> ApiError {
+    let limit = mecha_core::limits::MAX_TRANSACTION_OPERATIONS;
+    state_error(
+        Op::Transaction,
+        store,
+        StateError::TooManyOperations { count, limit },
+    )
+}
+
 fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
     let code = op.code();
     let prefix = match op {
@@ -345,7 +356,7 @@ fn state_error(op: Op<'_>, store: &str, err: StateError) -> ApiError {
                 .with_field_violation(key, message)
         }
         StateError::EmptyKey => ApiError::malformed_request("state key cannot be empty"),
-        StateError::KeyTooLong(_) | StateError::KeyWithNul => {
+        StateError::KeyTooLong(_) | StateError::KeyWithNul | StateError::TooManyItems(_) => {
             ApiError::malformed_request(format!("{prefix}: {err}"))
         }
         StateError::Unsupported(Feature::Transactional) => ApiError::new(

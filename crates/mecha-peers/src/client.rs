@@ -13,7 +13,7 @@ use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::body::{self, Body};
 use mecha_invoke::{InvokeRequest, InvokeResponse, Peers};
 use mecha_proto::internal::v1::invocation_client::InvocationClient;
-use mecha_proto::internal::v1::{InvokeFrame, RequestHead, invoke_frame::Frame};
+use mecha_proto::internal::v1::{InvokeFrame, RequestHead, RuntimeError, invoke_frame::Frame};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::frames;
@@ -124,28 +124,10 @@ impl Peers for PeerClient {
                     format!("failed to invoke, id: {target}, err: {too_large}"),
                 ));
             }
-            let grpc = match err.grpc_code {
-                3 => GrpcCode::InvalidArgument,
-                5 => GrpcCode::NotFound,
-                8 => GrpcCode::ResourceExhausted,
-                12 => GrpcCode::Unimplemented,
-                _ => GrpcCode::Internal,
-            };
-            let code: &'static str = if err.code == "ERR_DIRECT_INVOKE" {
-                "ERR_DIRECT_INVOKE"
-            } else {
-                "ERR_INTERNAL"
-            };
-            return Err(ApiError::new(
-                code,
-                u16::try_from(err.http_status).unwrap_or(500),
-                grpc,
-                err.message,
-            ));
+            return Err(remote_error(err));
         }
         Ok(InvokeResponse {
-            status: http::StatusCode::from_u16(u16::try_from(head.status).unwrap_or(500))
-                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+            status: remote_status(head.status),
             headers: headers_from(head.headers),
             grpc_status: head.grpc_status.map(|s| mecha_invoke::GrpcStatus {
                 code: s.code,
@@ -176,6 +158,36 @@ impl Peers for PeerClient {
             .map_err(|err| unreachable("", address, err))?;
         Ok(response.map(body::boxed))
     }
+}
+
+/// The error another runtime answered, as this one answers it: its code
+/// when it is one a caller branches on, its status when it is a real one.
+pub(crate) fn remote_error(err: RuntimeError) -> ApiError {
+    let grpc = match err.grpc_code {
+        3 => GrpcCode::InvalidArgument,
+        5 => GrpcCode::NotFound,
+        8 => GrpcCode::ResourceExhausted,
+        12 => GrpcCode::Unimplemented,
+        _ => GrpcCode::Internal,
+    };
+    let code: &'static str = if err.code == "ERR_DIRECT_INVOKE" {
+        "ERR_DIRECT_INVOKE"
+    } else {
+        "ERR_INTERNAL"
+    };
+    let status = u16::try_from(err.http_status)
+        .ok()
+        .filter(|status| http::StatusCode::from_u16(*status).is_ok())
+        .unwrap_or(500);
+    ApiError::new(code, status, grpc, err.message)
+}
+
+/// The app's status another runtime answered (500 when it is not one).
+pub(crate) fn remote_status(status: u32) -> http::StatusCode {
+    u16::try_from(status)
+        .ok()
+        .and_then(|status| http::StatusCode::from_u16(status).ok())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn status_error(

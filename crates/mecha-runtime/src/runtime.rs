@@ -46,6 +46,11 @@ pub struct RuntimeInfo {
     pub app_api_token: Option<String>,
     /// `--max-body-size`, in bytes.
     pub max_body_size: usize,
+    /// `--request-memory-budget`, in bytes: request bodies held at once
+    /// (at least one body of `max_body_size`).
+    pub request_memory_budget: usize,
+    /// `--request-memory-wait`: how long a body waits for room in it.
+    pub request_memory_wait: std::time::Duration,
 }
 
 impl RuntimeInfo {

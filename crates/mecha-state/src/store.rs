@@ -1,5 +1,6 @@
 //! The block's handle on one configured state component.
 
+use mecha_core::limits::{MAX_BULK_ITEMS, MAX_TRANSACTION_OPERATIONS};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,7 @@ impl KeyedStateStore {
         consistency: Consistency,
         metadata: &Metadata,
     ) -> Result<Vec<BulkGetItem>, StateError> {
+        check_items("keys", keys.len())?;
         let requests = keys
             .iter()
             .map(|key| {
@@ -90,6 +92,7 @@ impl KeyedStateStore {
             return Ok(Vec::new());
         }
         let results = self.component.bulk_get(&requests, parallelism).await;
+        drop(requests);
         Ok(keys
             .into_iter()
             .zip(results)
@@ -100,6 +103,7 @@ impl KeyedStateStore {
     /// Saves items: one is a plain set, several a bulk set in which every
     /// item is attempted.
     pub async fn save(&self, mut reqs: Vec<SetRequest>) -> Result<(), StateError> {
+        check_items("items", reqs.len())?;
         for req in &mut reqs {
             self.prepare_set(req)?;
         }
@@ -116,6 +120,7 @@ impl KeyedStateStore {
     }
 
     pub async fn delete_many(&self, mut reqs: Vec<DeleteRequest>) -> Result<(), StateError> {
+        check_items("keys", reqs.len())?;
         for req in &mut reqs {
             self.prepare_delete(req)?;
         }
@@ -135,9 +140,13 @@ impl KeyedStateStore {
         if !self.has(Feature::Transactional) {
             return Err(StateError::Unsupported(Feature::Transactional));
         }
-        if let Some(limit) = self.component.max_transaction_ops()
-            && ops.len() > limit
-        {
+        let limit = self
+            .component
+            .max_transaction_ops()
+            .map_or(MAX_TRANSACTION_OPERATIONS, |own| {
+                own.min(MAX_TRANSACTION_OPERATIONS)
+            });
+        if ops.len() > limit {
             return Err(StateError::TooManyOperations {
                 count: ops.len(),
                 limit,
@@ -230,6 +239,11 @@ pub fn parse_ttl(metadata: &Metadata) -> Result<Option<Ttl>, StateError> {
         ..-1 => Err(StateError::InvalidTtl("must be -1 or greater".into())),
         _ => Err(StateError::InvalidTtl("must be at most 2147483647".into())),
     }
+}
+
+/// Refuses a bulk request over `MAX_BULK_ITEMS`.
+fn check_items(what: &str, count: usize) -> Result<(), StateError> {
+    mecha_core::limits::check_count(what, count, MAX_BULK_ITEMS).map_err(StateError::TooManyItems)
 }
 
 #[cfg(test)]

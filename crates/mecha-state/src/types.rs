@@ -196,6 +196,9 @@ pub enum StateError {
     Unsupported(Feature),
     #[error("the transaction has {count} operations, more than the store's limit of {limit}")]
     TooManyOperations { count: usize, limit: usize },
+    /// A bulk request over `mecha_core::limits::MAX_BULK_ITEMS`.
+    #[error("{0}")]
+    TooManyItems(String),
     /// A key longer than the store holds (or than any block takes:
     /// `mecha_core::limits::MAX_KEY_BYTES`).
     #[error("the key is longer than the limit of {0} characters")]

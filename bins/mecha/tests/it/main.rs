@@ -13,6 +13,7 @@ mod harness;
 mod invoke;
 mod lifecycle;
 mod lock_secrets;
+mod memory;
 mod pubsub;
 mod run;
 mod scenarios;

@@ -183,6 +183,7 @@ impl Query {
 
     /// Parses Dapr's query JSON.
     pub fn parse(text: &str) -> Result<Self, String> {
+        count_values(text)?;
         let value: Value = serde_json::from_str(text)
             .map_err(|err| format!("failed to parse JSON query body: {err}"))?;
         let Value::Object(object) = value else {
@@ -275,6 +276,88 @@ impl Query {
             ));
         }
         Ok(())
+    }
+}
+
+/// The most JSON values a query may hold in all: room for every limit at
+/// once, so that a query far beyond them is refused before it is read into
+/// a tree of values (an `IN` of a million values would take hundreds of
+/// megabytes as a tree, from a few megabytes of text).
+const MAX_QUERY_VALUES: usize = MAX_IN_VALUES + 8 * MAX_FILTER_TERMS + 8 * MAX_SORT_KEYS + 64;
+
+/// Counts the values of a query's JSON without keeping them, stopping at
+/// the first one over [`MAX_QUERY_VALUES`].
+fn count_values(text: &str) -> Result<(), String> {
+    use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::cell::Cell;
+
+    #[derive(Clone, Copy)]
+    struct Counter<'c>(&'c Cell<usize>);
+
+    impl Counter<'_> {
+        fn bump<E: Error>(self) -> Result<(), E> {
+            let seen = self.0.get() + 1;
+            self.0.set(seen);
+            if seen > MAX_QUERY_VALUES {
+                return Err(E::custom(format!(
+                    "the query has more than {MAX_QUERY_VALUES} JSON values, beyond its limits of \
+                     {MAX_FILTER_TERMS} filter terms, {MAX_IN_VALUES} IN values and {MAX_SORT_KEYS} sort keys"
+                )));
+            }
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Counter<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Counter<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            self.bump()
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            self.bump()
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            self.bump()
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            self.bump()
+        }
+        fn visit_str<E: Error>(self, _: &str) -> Result<(), E> {
+            self.bump()
+        }
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            self.bump()
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.bump()?;
+            while seq.next_element_seed(self)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.bump()?;
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value_seed(self)?;
+            }
+            Ok(())
+        }
+    }
+
+    let seen = Cell::new(0);
+    let mut reader = serde_json::Deserializer::from_str(text);
+    match Counter(&seen).deserialize(&mut reader) {
+        Err(err) if seen.get() > MAX_QUERY_VALUES => Err(err.to_string()),
+        // Malformed JSON is reported by the full parse, with its own words.
+        _ => Ok(()),
     }
 }
 
