@@ -36,6 +36,13 @@ pub enum Layout {
     V2,
 }
 
+/// The longest stored key (with its app prefix) the `key text PRIMARY KEY`
+/// column takes: PostgreSQL's btree holds entries of at most 2704 bytes (a
+/// third of a page, less its headers) and refuses longer keys unless they
+/// compress, so a key's fate would depend on its letters. Refused the same
+/// way before the database sees it.
+const MAX_KEY_BYTES: usize = 2600;
+
 /// The typed configuration of a `state.postgresql` component.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PgStateConfig {
@@ -370,6 +377,9 @@ impl PgStateStore {
     }
 
     async fn set_one(&self, conn: &mut PgConnection, req: &SetRequest) -> Result<(), StateError> {
+        if req.key.len() > MAX_KEY_BYTES {
+            return Err(StateError::KeyTooLong(MAX_KEY_BYTES));
+        }
         let statement = match (&req.etag, req.concurrency) {
             (Some(etag), _) => {
                 self.check_etag(etag)?;

@@ -118,7 +118,10 @@ impl Sidecar {
             .unwrap_or_else(|| temp.path().join("data"));
         let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
         let log = temp.path().join("sidecar.log");
-        let mut command = Command::new(MECHA);
+        // MECHA_TEST_BINARY runs the sidecar tests on another build (such
+        // as the release one, to measure its memory).
+        let binary = std::env::var_os("MECHA_TEST_BINARY").unwrap_or_else(|| MECHA.into());
+        let mut command = Command::new(binary);
         command
             .args(["sidecar", "--app-id", &options.app_id])
             .args(["--dapr-http-port", &http_port.to_string()])
