@@ -42,6 +42,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// flight; it is dropped once it has none.
 const CLOSE_CHECK: Duration = Duration::from_secs(1);
 
+/// HTTP/2's flow-control window per stream (the connection's is 64 times).
+const STREAM_WINDOW: u32 = 128 * 1024;
+
 /// The limits of one port.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -113,7 +116,13 @@ pub async fn serve<S, B>(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout)
-        .max_concurrent_streams(limits.streams);
+        .max_concurrent_streams(limits.streams)
+        // A stream may hold a 64th of its connection's window: a request
+        // waiting for the memory budget stops reading its body, and must
+        // not take the window the requests holding the budget need to
+        // finish (hyper's defaults, 1 MiB each, let one stream take all).
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(64 * STREAM_WINDOW);
     if limits.http2_only {
         builder = builder.http2_only();
     }

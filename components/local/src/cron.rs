@@ -16,15 +16,15 @@ use mecha_bindings::*;
 use mecha_core::{ComponentContext, ComponentFactory, MetadataReader};
 use tokio_util::sync::CancellationToken;
 
-/// How far ahead a cron schedule must fire to be taken.
-const FIRES_WITHIN_YEARS: u32 = 8;
+/// How far ahead a cron schedule must fire to be taken: the weekdays of
+/// the calendar repeat every 28 years (within a century).
+const FIRES_WITHIN_YEARS: u32 = 28;
 
 /// Whether `cron` fires within `years` from today, checked a day at a time
 /// (at the day's first time the pattern allows). A schedule that never
 /// fires (the 30th of February, a field with no value such as `,`) would
 /// make croner's search walk to the year 5000, minutes of work at each
-/// firing; daprd's cron gives up after 5 years. 8 years cover every
-/// weekday and leap-day combination.
+/// firing; daprd's cron gives up after 5 years (and never fires).
 fn fires_within(cron: &croner::Cron, years: u32) -> bool {
     /// croner's bit for the values a field lists.
     const LISTED: u8 = 1;
@@ -192,6 +192,8 @@ mod tests {
             "*/2 * * * *",
             "@hourly",
             "@daily",
+            // The fifth Monday of a February: next in 2044.
+            "0 0 0 * 2 MON#5",
         ] {
             assert!(Schedule::parse(good).is_ok(), "{good}");
         }

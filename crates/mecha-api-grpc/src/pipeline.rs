@@ -93,7 +93,7 @@ where
                 Some(account) => request.map(|body| {
                     tonic::body::Body::new(
                         account
-                            .charge(body, Size::GrpcMessage)
+                            .charge(body, Size::GRPC_MESSAGE)
                             .map_err(over_budget_status),
                     )
                 }),

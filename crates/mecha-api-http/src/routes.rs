@@ -166,7 +166,12 @@ where
         // answer begins; invocation streams its bodies on.
         let account = match operation {
             "invoke" => None,
-            _ => self.api.memory_budget().account_for(request.body()),
+            _ => self
+                .api
+                .memory_budget()
+                .account_for(request.body())
+                // A path no route takes, with a target app, is forwarded.
+                .filter(|_| target_app_id(request.headers()).is_none()),
         };
         let request = match &account {
             Some(account) => request.map(|body| {

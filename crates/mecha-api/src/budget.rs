@@ -133,13 +133,20 @@ struct State {
 pub enum Size {
     /// A declared length (HTTP's `Content-Length`).
     Declared(usize),
-    /// A gRPC message: its length is in the first 5 bytes.
-    GrpcMessage,
+    /// A gRPC message: its length is in the first 5 bytes (`prefix` holds
+    /// those seen so far, `seen` how many).
+    GrpcMessage { prefix: [u8; 5], seen: u8 },
     /// Not known: charged as a body of `--max-body-size`.
     Unknown,
 }
 
 impl Size {
+    /// A gRPC message, its prefix not yet seen.
+    pub const GRPC_MESSAGE: Self = Self::GrpcMessage {
+        prefix: [0; 5],
+        seen: 0,
+    };
+
     /// A body's declared size, when its length is known.
     pub fn of<B: Body>(body: &B) -> Self {
         match body.size_hint().exact() {
@@ -188,6 +195,11 @@ impl Account {
             return Charge::Done;
         }
         state.brought = state.brought.saturating_add(len);
+        // Nothing is charged until the body passes its free allowance:
+        // small bodies of unknown size are never charged as large ones.
+        if state.brought <= FREE_BYTES {
+            return Charge::Done;
+        }
         let target = state.brought.max(expected).saturating_sub(FREE_BYTES);
         let held = state.held.as_ref().map_or(0, |p| p.num_permits());
         let due = target.saturating_sub(held);
@@ -320,16 +332,23 @@ impl<B> Charged<B> {
         match self.size {
             Size::Declared(len) => len.min(max_body),
             Size::Unknown => max_body,
-            Size::GrpcMessage => {
-                // The first chunk starts with the message's prefix: a
-                // compression flag, then its length (big-endian).
-                self.size = match data.get(1..5) {
-                    Some(len) => {
-                        let len = u32::from_be_bytes(len.try_into().expect("4 bytes"));
-                        Size::Declared((len as usize).saturating_add(5))
-                    }
-                    None => Size::Unknown,
-                };
+            Size::GrpcMessage {
+                mut prefix,
+                mut seen,
+            } => {
+                // The body starts with the message's prefix, maybe over
+                // several chunks: a compression flag, then its length
+                // (big-endian). Until it is whole, nothing is expected.
+                for byte in data.iter().take(5 - usize::from(seen)) {
+                    prefix[usize::from(seen)] = *byte;
+                    seen += 1;
+                }
+                if seen < 5 {
+                    self.size = Size::GrpcMessage { prefix, seen };
+                    return 0;
+                }
+                let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+                self.size = Size::Declared((len as usize).saturating_add(5));
                 self.expected(data)
             }
         }
@@ -499,10 +518,43 @@ mod tests {
         let mut message = vec![0u8, 0, 2, 0, 0];
         message.extend(vec![b'x'; FREE_BYTES]);
         let first = Bytes::from(message);
-        let body = account.charge(Full::new(first), Size::GrpcMessage);
+        let body = account.charge(Full::new(first), Size::GRPC_MESSAGE);
         body.collect().await.unwrap();
         // 0x20000 bytes declared, plus the prefix, less what is free.
         assert_eq!(budget.held(), 0x20000 + 5 - FREE_BYTES);
+        drop(account);
+        // The prefix split over chunks, the first of two bytes.
+        let account = budget.account();
+        let chunks = [vec![0u8, 0], vec![2, 0, 0], vec![b'x'; FREE_BYTES]];
+        let body = http_body_util::StreamBody::new(futures::stream::iter(
+            chunks.map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(c)))),
+        ));
+        account
+            .charge(body, Size::GRPC_MESSAGE)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(budget.held(), 0x20000 + 5 - FREE_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_small_body_of_unknown_size_is_free() {
+        let budget = MemoryBudget::new(1024 * 1024, 1024 * 1024, DEFAULT_WAIT);
+        let account = budget.account();
+        account
+            .charge(body(100), Size::Unknown)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(budget.held(), 0);
+        // Past the allowance, it is charged as the largest body.
+        let account = budget.account();
+        account
+            .charge(body(FREE_BYTES + 1), Size::Unknown)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(budget.held(), 1024 * 1024 - FREE_BYTES);
     }
 
     #[tokio::test(start_paused = true)]
