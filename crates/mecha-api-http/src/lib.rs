@@ -42,12 +42,12 @@ pub fn router(api: Api) -> HttpApi {
 pub mod fuzzing {
     /// A state save body (`POST /v1.0/state/{store}`).
     pub fn state_save(bytes: &[u8]) -> bool {
-        crate::state::parse_save(bytes).is_ok()
+        crate::state::parse_save("store", bytes).is_ok()
     }
 
     /// A bulk get body (`POST /v1.0/state/{store}/bulk`).
     pub fn state_bulk_get(bytes: &[u8]) -> bool {
-        crate::state::parse_bulk_get(bytes).is_ok()
+        crate::state::parse_bulk_get("store", bytes).is_ok()
     }
 
     /// A transaction body (`POST /v1.0/state/{store}/transaction`).

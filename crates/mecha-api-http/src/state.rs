@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use mecha_api::state::{
-    BulkStateItem, OptionsOf, TransactionOperation, parse_concurrency, parse_consistency,
-    read_consistency,
+    Bulk, BulkStateItem, OptionsOf, TransactionOperation, parse_concurrency, parse_consistency,
+    read_consistency, too_many_items, too_many_operations,
 };
 use mecha_api::state::{DeleteRequest, Metadata, SetRequest};
 use mecha_core::ApiError;
@@ -92,11 +92,13 @@ async fn state_body(
 }
 
 /// A save body: a JSON array of items.
-pub(crate) fn parse_save(bytes: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
+pub(crate) fn parse_save(store: &str, bytes: &[u8]) -> Result<Vec<SetRequest>, ApiError> {
     let items: Bounded<Object<ItemBody<'_>>, MAX_BULK_ITEMS> = body::json(bytes)?;
+    if items.total > MAX_BULK_ITEMS {
+        return Err(too_many_items(store, Bulk::Save, items.total));
+    }
     items
-        .within("items")
-        .map_err(ApiError::malformed_request)?
+        .items
         .into_iter()
         .map(|item| item.0.into_request(OptionsOf::Save))
         .collect()
@@ -111,7 +113,8 @@ pub(crate) async fn save(
 ) -> Result<StatusCode, ErrorResponse> {
     let store = body::path(store)?;
     let bytes = state_body(&ctx, &store, false, &headers, request).await?;
-    let reqs = parse_save(&bytes).map_err(|err| ctx.api.state_body_error(&store, false, err))?;
+    let reqs =
+        parse_save(&store, &bytes).map_err(|err| ctx.api.state_body_error(&store, false, err))?;
     // The items hold copies of what they need: the body goes now.
     drop(bytes);
     ctx.api.save_state(&store, reqs).await?;
@@ -222,12 +225,15 @@ pub(crate) struct BulkGetBody {
 }
 
 /// A bulk get body: its keys, and the rest of it.
-pub(crate) fn parse_bulk_get(bytes: &[u8]) -> Result<(Vec<String>, BulkGetBody), ApiError> {
+pub(crate) fn parse_bulk_get(
+    store: &str,
+    bytes: &[u8],
+) -> Result<(Vec<String>, BulkGetBody), ApiError> {
     let Object(mut req): Object<BulkGetBody> = body::json(bytes)?;
-    let keys = std::mem::take(&mut req.keys)
-        .within("keys")
-        .map_err(ApiError::malformed_request)?;
-    Ok((keys, req))
+    if req.keys.total > MAX_BULK_ITEMS {
+        return Err(too_many_items(store, Bulk::Get, req.keys.total));
+    }
+    Ok((std::mem::take(&mut req.keys.items), req))
 }
 
 async fn bulk_get(
@@ -239,7 +245,7 @@ async fn bulk_get(
 ) -> Result<Response, ErrorResponse> {
     let bytes = state_body(ctx, store, false, headers, request).await?;
     let (keys, req) =
-        parse_bulk_get(&bytes).map_err(|err| ctx.api.state_body_error(store, false, err))?;
+        parse_bulk_get(store, &bytes).map_err(|err| ctx.api.state_body_error(store, false, err))?;
     drop(bytes);
     let mut metadata = to_metadata(req.metadata);
     metadata.extend(query_metadata(params));
@@ -326,10 +332,7 @@ pub(crate) fn parse_transaction(
 ) -> Result<(Vec<TransactionOperation>, Metadata), ApiError> {
     let Object(req): Object<TransactionBody<'_>> = body::json(bytes)?;
     if req.operations.total > MAX_TRANSACTION_OPERATIONS {
-        return Err(mecha_api::state::too_many_operations(
-            store,
-            req.operations.total,
-        ));
+        return Err(too_many_operations(store, req.operations.total));
     }
     let operations = req
         .operations
@@ -439,7 +442,7 @@ mod tests {
     #[test]
     fn save_items_keep_the_json_the_app_sent() {
         let body = br#"[{"key":"k","value":{"b":1,"a":[1.50,"x"]},"etag":"7","metadata":{"ttlInSeconds":60},"options":{"concurrency":"first-write","consistency":"strong"}}]"#;
-        let reqs = parse_save(body).unwrap();
+        let reqs = parse_save("s", body).unwrap();
         assert_eq!(reqs[0].value, &br#"{"b":1,"a":[1.50,"x"]}"#[..]);
         assert_eq!(reqs[0].etag.as_deref(), Some("7"));
         assert_eq!(reqs[0].metadata["ttlInSeconds"], "60");
@@ -447,7 +450,7 @@ mod tests {
             reqs[0].concurrency,
             mecha_api::state::Concurrency::FirstWrite
         );
-        let missing_value = parse_save(br#"[{"key":"k"}]"#).unwrap();
+        let missing_value = parse_save("s", br#"[{"key":"k"}]"#).unwrap();
         assert_eq!(missing_value[0].value, &b"null"[..]);
     }
 
@@ -455,8 +458,8 @@ mod tests {
         /// No body, however malformed, makes the parsers panic.
         #[test]
         fn parsers_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse_save(&body);
-            let _ = parse_bulk_get(&body);
+            let _ = parse_save("s", &body);
+            let _ = parse_bulk_get("s", &body);
             let _ = parse_transaction("s", &body);
         }
 
@@ -478,7 +481,7 @@ mod tests {
                 .map(|(key, value, etag)| serde_json::json!({"key": key, "value": value, "etag": etag}))
                 .collect();
             let bytes = serde_json::to_vec(&body).unwrap();
-            let reqs = parse_save(&bytes).unwrap();
+            let reqs = parse_save("s", &bytes).unwrap();
             prop_assert_eq!(reqs.len(), items.len());
             for (req, (key, value, etag)) in reqs.iter().zip(&items) {
                 prop_assert_eq!(&req.key, key);

@@ -218,6 +218,13 @@ impl Account {
         }
     }
 
+    /// The refusal of a body this account cannot hold.
+    fn over(&self) -> BoxError {
+        Box::new(OverBudget {
+            budget: self.0.total,
+        })
+    }
+
     fn add(&self, permit: OwnedSemaphorePermit) {
         let mut state = self.0.state.lock().expect("budget lock");
         // Settled meanwhile: the permit goes back at once.
@@ -294,14 +301,7 @@ impl OverBudget {
 
     /// The budget's refusal, when `err` (a body's error) is one.
     pub fn find<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e OverBudget> {
-        let mut current = Some(err);
-        while let Some(err) = current {
-            if let Some(over) = err.downcast_ref::<OverBudget>() {
-                return Some(over);
-            }
-            current = err.source();
-        }
-        None
+        mecha_invoke::body::cause(err)
     }
 }
 
@@ -369,9 +369,6 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Some((_, acquire)) = &mut this.waiting {
-            let over = || OverBudget {
-                budget: this.account.0.total,
-            };
             return match acquire.as_mut().poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(Ok(permit))) => {
@@ -381,7 +378,7 @@ where
                 }
                 Poll::Ready(_) => {
                     this.waiting = None;
-                    Poll::Ready(Some(Err(Box::new(over()))))
+                    Poll::Ready(Some(Err(this.account.over())))
                 }
             };
         }
@@ -397,9 +394,7 @@ where
         };
         match this.account.take(len, expected) {
             Charge::Done => Poll::Ready(Some(Ok(frame))),
-            Charge::Never => Poll::Ready(Some(Err(Box::new(OverBudget {
-                budget: this.account.0.total,
-            })))),
+            Charge::Never => Poll::Ready(Some(Err(this.account.over()))),
             Charge::Wait(due) => {
                 let ledger = &this.account.0;
                 let acquire: Acquire = Box::pin(tokio::time::timeout(

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use http_body_util::BodyExt;
 use mecha_core::ApiError;
 use mecha_invoke::body::{self, Body, BoxError, TooLarge};
 use tracing::Instrument;
@@ -211,56 +210,6 @@ fn grpc_timeout(value: &[u8]) -> Option<Duration> {
     })
 }
 
-/// A request's declared `Content-Length`.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-enum Collect {
-    TooLarge,
-    Failed(BoxError),
-}
-
-/// Reads a whole body of at most `max` bytes into one buffer, sized for
-/// `declared` bytes up front: a body in many chunks is copied once as it
-/// arrives, never held twice (chunks, then their concatenation). A body in
-/// one chunk is kept as it is.
-async fn collect_within<B>(body: B, max: usize, declared: usize) -> Result<Bytes, Collect>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut buffer = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| Collect::Failed(err.into()))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let held = first.as_ref().map_or(0, Bytes::len) + buffer.len();
-        if held + data.len() > max {
-            return Err(Collect::TooLarge);
-        }
-        if data.is_empty() {
-            continue;
-        }
-        match first.take() {
-            None if buffer.is_empty() => first = Some(data),
-            None => buffer.extend_from_slice(&data),
-            Some(earlier) => {
-                buffer.reserve(declared.max(earlier.len() + data.len()));
-                buffer.extend_from_slice(&earlier);
-                buffer.extend_from_slice(&data);
-            }
-        }
-    }
-    Ok(first.unwrap_or_else(|| buffer.freeze()))
-}
-
 /// Compares secrets in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -290,7 +239,11 @@ impl BodyLimit {
 
     /// Whether a declared `Content-Length` is over the limit.
     fn declared_over(self, headers: &HeaderMap) -> bool {
-        declared_length(headers).is_some_and(|len| len > self.bytes as u64)
+        headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len > self.bytes as u64)
     }
 
     /// Reads a whole body, refusing one over the limit before reading it
@@ -318,16 +271,15 @@ impl BodyLimit {
         if self.declared_over(headers) {
             return Err(too_large());
         }
-        let declared = declared_length(headers).unwrap_or(0).min(max as u64) as usize;
-        collect_within(body, max, declared)
-            .await
-            .map_err(|err| match err {
-                Collect::TooLarge => too_large(),
-                Collect::Failed(err) => match crate::OverBudget::find(err.as_ref()) {
-                    Some(over) => over.error(),
-                    None => ApiError::body_read(format!("failed reading the request body: {err}")),
-                },
-            })
+        body::collect(body, max).await.map_err(|err| {
+            if body::is_too_large(err.as_ref()) {
+                return too_large();
+            }
+            match crate::OverBudget::find(err.as_ref()) {
+                Some(over) => over.error(),
+                None => ApiError::body_read(format!("failed reading the request body: {err}")),
+            }
+        })
     }
 
     /// A body that streams on (service invocation): one declared over the

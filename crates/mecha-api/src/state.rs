@@ -325,6 +325,26 @@ impl Api {
 }
 
 /// Maps a block error to Dapr's error for the operation.
+/// A bulk request of the HTTP API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bulk {
+    Save,
+    Get,
+}
+
+/// A bulk request over the block's limit of items, refused as it is read
+/// (without holding its items): the answer the block gives a request over
+/// the limit on either transport.
+pub fn too_many_items(store: &str, bulk: Bulk, count: usize) -> ApiError {
+    let (op, what) = match bulk {
+        Bulk::Save => (Op::Save, "items"),
+        Bulk::Get => (Op::BulkGet, "keys"),
+    };
+    let limit = mecha_core::limits::MAX_BULK_ITEMS;
+    let message = mecha_core::limits::too_many(what, count, limit);
+    state_error(op, store, StateError::TooManyItems(message))
+}
+
 /// A transaction over the block's limit of operations, refused as it is
 /// read (the store's own lower limit is checked when it runs).
 pub fn too_many_operations(store: &str, count: usize) -> ApiError {

@@ -20,9 +20,12 @@ pub const MAX_TRANSACTION_OPERATIONS: usize = 10_000;
 /// Refuses a count of items over `limit`, naming it.
 pub fn check_count(what: &str, count: usize, limit: usize) -> Result<(), String> {
     if count > limit {
-        return Err(format!(
-            "the request has {count} {what}, more than the limit of {limit}"
-        ));
+        return Err(too_many(what, count, limit));
     }
     Ok(())
+}
+
+/// What a request with `count` items over `limit` is told.
+pub fn too_many(what: &str, count: usize, limit: usize) -> String {
+    format!("the request has {count} {what}, more than the limit of {limit}")
 }

@@ -86,10 +86,43 @@ pub fn limited(body: Body, limit: usize) -> Body {
         .boxed_unsync()
 }
 
-/// Reads a whole body (for steps that need it whole, such as a gRPC
-/// `OnInvoke` message), up to `limit` bytes.
-pub async fn collect(body: Body, limit: usize) -> Result<Bytes, BoxError> {
-    Ok(limited(body, limit).collect().await?.to_bytes())
+/// Reads a whole body (for steps that need it whole: a state save, a gRPC
+/// `OnInvoke` message), up to `limit` bytes; past it, fails with
+/// [`TooLarge`]. The bytes go into one buffer, sized from the body's
+/// declared length: a body in many chunks is copied once as it arrives,
+/// never held twice (chunks, then their concatenation). A body in one
+/// chunk is kept as it is.
+pub async fn collect<B>(body: B, limit: usize) -> Result<Bytes, BoxError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let declared = body.size_hint().exact().unwrap_or(0).min(limit as u64) as usize;
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(Into::into)?.into_data() else {
+            continue;
+        };
+        let held = first.as_ref().map_or(0, Bytes::len) + buffer.len();
+        if held + data.len() > limit {
+            return Err(Box::new(TooLarge { limit }));
+        }
+        if data.is_empty() {
+            continue;
+        }
+        match first.take() {
+            None if buffer.is_empty() => first = Some(data),
+            None => buffer.extend_from_slice(&data),
+            Some(earlier) => {
+                buffer.reserve(declared.max(earlier.len() + data.len()));
+                buffer.extend_from_slice(&earlier);
+                buffer.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buffer.freeze()))
 }
 
 /// Reads and discards up to `cap` bytes of a body the runtime refuses, so
@@ -107,12 +140,19 @@ pub fn is_too_large_text(text: &str) -> bool {
 
 /// True when `err` (or its source chain) is a [`TooLarge`].
 pub fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+    cause::<TooLarge>(err).is_some()
+}
+
+/// The first error of type `T` in `err`'s source chain.
+pub fn cause<'e, T: std::error::Error + 'static>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
     let mut current = Some(err);
     while let Some(err) = current {
-        if err.is::<TooLarge>() {
-            return true;
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
         }
         current = err.source();
     }
-    false
+    None
 }
