@@ -33,7 +33,7 @@ pub fn serve(http_port: u16, grpc_port: u16) -> anyhow::Result<()> {
 /// Runs the floor in a child process; returns it with its ports (HTTP, gRPC).
 pub fn spawn() -> anyhow::Result<(std::process::Child, u16, u16)> {
     let (http_port, grpc_port) = (crate::process::free_port(), crate::process::free_port());
-    let child = std::process::Command::new(std::env::current_exe()?)
+    let child = crate::process::command(&std::env::current_exe()?)
         .args([
             "floor",
             "--http-port",

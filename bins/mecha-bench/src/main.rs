@@ -26,6 +26,11 @@ struct Cli {
     /// The mecha binary (default: beside this one).
     #[arg(long, global = true)]
     mecha: Option<PathBuf>,
+    /// Worker threads of the load generator (this process). Pin it apart
+    /// from the runtimes with taskset: the runtimes it starts inherit its
+    /// CPU list unless MECHA_BENCH_RUNTIME_CPUS gives theirs.
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
 }
 
 #[derive(Subcommand)]
@@ -79,9 +84,10 @@ fn main() -> anyhow::Result<()> {
         mecha.display()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(cli.threads.max(1))
         .enable_all()
         .build()?;
+    println!("{}\n", process::cores_note(cli.threads.max(1)));
     match cli.command {
         Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
         Bench::Invoke(args) => runtime.block_on(invoke::invoke(&mecha, args)),

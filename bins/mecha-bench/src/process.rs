@@ -15,6 +15,43 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A command for a process beside the load generator (a runtime, an app):
+/// on the CPUs MECHA_BENCH_RUNTIME_CPUS lists (a taskset list), if set,
+/// so the load generator can be pinned apart (`taskset -c 1 mecha-bench
+/// --threads 1 ...` with `MECHA_BENCH_RUNTIME_CPUS=0`). taskset execs
+/// the program: the child's pid is the program's.
+pub fn command(program: &Path) -> Command {
+    match std::env::var("MECHA_BENCH_RUNTIME_CPUS") {
+        Ok(cpus) if !cpus.is_empty() => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", &cpus]).arg(program);
+            command
+        }
+        _ => Command::new(program),
+    }
+}
+
+/// How the cores were shared, for the report: the load generator's
+/// threads and CPUs, and the runtimes'.
+pub fn cores_note(threads: usize) -> String {
+    let own = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .map(|list| list.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let runtimes = std::env::var("MECHA_BENCH_RUNTIME_CPUS")
+        .ok()
+        .filter(|cpus| !cpus.is_empty())
+        .unwrap_or_else(|| own.clone());
+    format!(
+        "Cores: the load generator ran {threads} threads on CPUs {own}; the runtimes and apps on CPUs {runtimes}."
+    )
+}
+
 pub struct Sidecar {
     pub child: Child,
     pub http_port: u16,
@@ -46,7 +83,7 @@ pub fn spawn_app(
 ) -> anyhow::Result<(Sidecar, Duration)> {
     let dir = tempfile::tempdir()?;
     let (http_port, grpc_port) = (free_port(), free_port());
-    let mut command = Command::new(mecha);
+    let mut command = command(mecha);
     command
         .args(["sidecar", "--app-id", app_id, "--log-level", "warn"])
         .args(["--dapr-http-port", &http_port.to_string()])

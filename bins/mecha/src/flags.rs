@@ -94,6 +94,11 @@ pub struct SidecarArgs {
     /// Mecha's data directory (default $XDG_DATA_HOME/mecha).
     #[arg(long, env = "MECHA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Threads that run the runtime's work (1: a single thread in all).
+    /// Default: MECHA_WORKER_THREADS when it holds a number from 1 to 1024,
+    /// else as many as the machine has cores, at most 2.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
 
     // daprd flags accepted but not implemented yet.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", hide = true)]

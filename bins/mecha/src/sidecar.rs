@@ -27,7 +27,7 @@ use crate::subscriptions::declarative_spec;
 pub fn main(args: SidecarArgs) -> ExitCode {
     let started = Instant::now();
     logging::init(&args.log_level, args.log_as_json);
-    let tokio = match scheduler() {
+    let tokio = match scheduler(args.worker_threads.map(usize::from).or_else(env_workers)) {
         Ok(tokio) => tokio,
         Err(err) => {
             eprintln!("cannot start the async runtime: {err}");
@@ -43,21 +43,47 @@ pub fn main(args: SidecarArgs) -> ExitCode {
     }
 }
 
-/// The async scheduler: one worker per core, or one thread in all with
-/// `MECHA_WORKER_THREADS=1` (fewer thread wake-ups per call; less CPU at
-/// moderate load, less throughput at full load).
-fn scheduler() -> std::io::Result<tokio::runtime::Runtime> {
-    match env_value("MECHA_WORKER_THREADS").and_then(|n| n.parse::<usize>().ok()) {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
+/// The most worker threads a sidecar starts by default: a sidecar beside
+/// one app on a 64-core node must not start 64 workers and their stacks.
+/// Two keep a slow call from holding up the rest; more add throughput
+/// only under loads a sidecar rarely carries (`--worker-threads`).
+const DEFAULT_MAX_WORKERS: usize = 2;
+
+/// The async scheduler: `--worker-threads` workers, by default one per
+/// core up to [`DEFAULT_MAX_WORKERS`]; with 1, one thread in all (fewer
+/// thread wake-ups per call; less CPU at moderate load, less throughput at
+/// full load).
+fn scheduler(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(DEFAULT_MAX_WORKERS)
+    });
+    if workers == 1 {
+        return tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build(),
-        Some(n) if n > 1 => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-        _ => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+            .build();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
+/// `MECHA_WORKER_THREADS`, when set to a number from 1 to 1024. The
+/// variable was read leniently before the flag existed, so a value out of
+/// range is warned about and left at the default, not refused.
+fn env_workers() -> Option<usize> {
+    let value = env_value("MECHA_WORKER_THREADS")?;
+    match value.trim().parse::<usize>() {
+        Ok(n @ 1..=1024) => Some(n),
+        _ => {
+            tracing::warn!(
+                value,
+                "MECHA_WORKER_THREADS is not a number from 1 to 1024; ignored"
+            );
+            None
+        }
     }
 }
 

@@ -13,16 +13,42 @@ use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::body::{self, Body};
 use mecha_invoke::{InvokeRequest, InvokeResponse, Peers};
 use mecha_proto::internal::v1::invocation_client::InvocationClient;
-use mecha_proto::internal::v1::{InvokeFrame, RequestHead, RuntimeError, invoke_frame::Frame};
-use tonic::transport::{Channel, Endpoint};
+use mecha_proto::internal::v1::{
+    InvokeFrame, RequestHead, ResponseHead, RuntimeError, invoke_frame::Frame,
+};
 
-use crate::frames;
 use crate::server::{headers_from, headers_to};
+use crate::{frames, whole};
 
-/// Connections to other runtimes, pooled by address.
+/// The gRPC client of the peer plane: tonic's codec straight over hyper's
+/// pooled HTTP/2 client (no buffer task between them, as tonic's `Channel`
+/// has).
+#[derive(Clone)]
+struct Transport(HyperClient<HttpConnector, Body>);
+
+impl tower::Service<http::Request<tonic::body::Body>> for Transport {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper_util::client::legacy::Error;
+    type Future = hyper_util::client::legacy::ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The pool makes or waits for its connection in `call`.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        self.0.request(request.map(body::boxed))
+    }
+}
+
+/// Connections to other runtimes: one HTTP/2 connection per address,
+/// shared by invocations and proxied gRPC calls.
 pub struct PeerClient {
-    channels: Mutex<HashMap<String, Channel>>,
     raw: HyperClient<HttpConnector, Body>,
+    clients: Mutex<HashMap<String, InvocationClient<Transport>>>,
 }
 
 impl Default for PeerClient {
@@ -30,10 +56,10 @@ impl Default for PeerClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         Self {
-            channels: Mutex::default(),
             raw: HyperClient::builder(TokioExecutor::new())
                 .http2_only(true)
                 .build(connector),
+            clients: Mutex::default(),
         }
     }
 }
@@ -49,18 +75,30 @@ fn unreachable(target: &str, address: &str, err: impl std::fmt::Display) -> ApiE
     )
 }
 
+/// A request body that failed, as the caller gets it.
+fn body_failed(target: &str, err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        "ERR_DIRECT_INVOKE",
+        500,
+        GrpcCode::Internal,
+        format!("failed to invoke, id: {target}, err: {err}"),
+    )
+}
+
 impl PeerClient {
-    fn channel(&self, target: &str, address: &str) -> Result<Channel, ApiError> {
-        let mut channels = self.channels.lock().expect("lock");
-        if let Some(channel) = channels.get(address) {
-            return Ok(channel.clone());
+    fn client(&self, target: &str, address: &str) -> Result<InvocationClient<Transport>, ApiError> {
+        let mut clients = self.clients.lock().expect("lock");
+        if let Some(client) = clients.get(address) {
+            return Ok(client.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|err| unreachable(target, address, err))?
-            .tcp_nodelay(true)
-            .connect_lazy();
-        channels.insert(address.to_owned(), channel.clone());
-        Ok(channel)
+        let origin: http::Uri = format!("http://{address}")
+            .parse()
+            .map_err(|err| unreachable(target, address, err))?;
+        let client = InvocationClient::with_origin(Transport(self.raw.clone()), origin)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        clients.insert(address.to_owned(), client.clone());
+        Ok(client)
     }
 }
 
@@ -72,73 +110,47 @@ impl Peers for PeerClient {
         target: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
-        let mut client = InvocationClient::new(self.channel(target, address)?)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
+        let mut client = self.client(target, address)?;
         let caller = req.caller.unwrap_or_default();
-        let head = InvokeFrame {
-            frame: Some(Frame::Request(RequestHead {
-                target_app_id: target.to_owned(),
-                method: req.method,
-                verb: req.verb.as_str().to_owned(),
-                query: req.query,
-                headers: headers_to(&req.headers),
-                caller_app_id: caller.app_id,
-                caller_namespace: caller.namespace.unwrap_or_default(),
-                any_type_url: req.any_type_url.unwrap_or_default(),
-            })),
+        let mut head = RequestHead {
+            target_app_id: target.to_owned(),
+            method: req.method,
+            verb: req.verb.as_str().to_owned(),
+            query: req.query,
+            headers: headers_to(&req.headers),
+            caller_app_id: caller.app_id,
+            caller_namespace: caller.namespace.unwrap_or_default(),
+            any_type_url: req.any_type_url.unwrap_or_default(),
+            body: None,
         };
+        let mut body = req.body;
+        if frames::fits_whole(&body) {
+            // A small call: one message each way.
+            let whole = body::collect(body, frames::WHOLE_MAX)
+                .await
+                .map_err(|err| body_failed(target, err))?;
+            head.body = Some(whole);
+            match whole::send(&self.raw, address, head).await? {
+                whole::Sent::Answered(response) => return Ok(response),
+                whole::Sent::Failed(err) => return Err(unreachable(target, address, err)),
+                whole::Sent::NotKnown(older) => {
+                    head = older;
+                    body = body::full(head.body.take().unwrap_or_default());
+                }
+            }
+        }
         // The request body streams behind the head; a body that fails (too
         // large) stops the stream before `end`, so the callee never takes it
         // for a whole one, and the failure is remembered for the answer.
-        let failed_rx: SharedFailure = SharedFailure::default();
-        let outgoing = outgoing(head, req.body, failed_rx.clone());
-        let mut incoming = match client.invoke(outgoing).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => return Err(status_error(target, address, &status, failed_rx)),
+        let failed: SharedFailure = SharedFailure::default();
+        let head = InvokeFrame {
+            frame: Some(Frame::Request(head)),
         };
-        let head = match incoming.message().await {
-            Ok(Some(InvokeFrame {
-                frame: Some(Frame::Response(head)),
-            })) => head,
-            Ok(_) => {
-                return Err(unreachable(
-                    target,
-                    address,
-                    "the runtime answered without a response head",
-                ));
-            }
-            Err(status) => return Err(status_error(target, address, &status, failed_rx)),
-        };
-        if let Some(err) = head.error {
-            if let Some(too_large) = failed_rx
-                .lock()
-                .expect("lock")
-                .clone()
-                .filter(|e| body::is_too_large_text(e))
-            {
-                return Err(ApiError::new(
-                    "ERR_DIRECT_INVOKE",
-                    500,
-                    GrpcCode::Internal,
-                    format!("failed to invoke, id: {target}, err: {too_large}"),
-                ));
-            }
-            return Err(remote_error(err));
+        let outgoing = outgoing(head, body, failed.clone());
+        match client.invoke(outgoing).await {
+            Ok(response) => answer(target, address, response.into_inner(), Some(failed)).await,
+            Err(status) => Err(status_error(target, address, &status, Some(failed))),
         }
-        Ok(InvokeResponse {
-            status: remote_status(head.status),
-            headers: headers_from(head.headers),
-            grpc_status: head.grpc_status.map(|s| mecha_invoke::GrpcStatus {
-                code: s.code,
-                message: s.message,
-                details: s.details,
-            }),
-            // Read to the close even when the body is not (see
-            // frames::pumped_body): an early cancel on every call ends in
-            // HTTP/2 resets the callee's connection cannot bear.
-            body: frames::pumped_body(incoming).0,
-        })
     }
 
     async fn forward_grpc(
@@ -158,6 +170,77 @@ impl Peers for PeerClient {
             .map_err(|err| unreachable("", address, err))?;
         Ok(response.map(body::boxed))
     }
+}
+
+/// The callee's answer: its head, then its body (whole in the head, or in
+/// frames behind it). `failed` is why the request body stopped, if it did.
+async fn answer(
+    target: &str,
+    address: &str,
+    mut incoming: tonic::Streaming<InvokeFrame>,
+    failed: Option<SharedFailure>,
+) -> Result<InvokeResponse, ApiError> {
+    let mut head = match incoming.message().await {
+        Ok(Some(InvokeFrame {
+            frame: Some(Frame::Response(head)),
+        })) => head,
+        Ok(_) => {
+            return Err(unreachable(
+                target,
+                address,
+                "the runtime answered without a response head",
+            ));
+        }
+        Err(status) => return Err(status_error(target, address, &status, failed)),
+    };
+    if let Some(err) = head.error {
+        if let Some(too_large) = too_large(failed) {
+            return Err(body_failed(target, too_large));
+        }
+        return Err(remote_error(err));
+    }
+    let body = match head.body.take() {
+        Some(whole) => {
+            // Read to the close: nothing follows a whole answer but the
+            // stream's end, and a stream left open would be reset.
+            if let Ok(Some(_)) = incoming.message().await {
+                return Err(unreachable(
+                    target,
+                    address,
+                    "the runtime sent frames after a whole answer",
+                ));
+            }
+            body::full(whole)
+        }
+        // Read to the close even when the body is not (see
+        // frames::pumped_body): an early cancel on every call ends in
+        // HTTP/2 resets the callee's connection cannot bear.
+        None => frames::pumped_body(incoming).0,
+    };
+    Ok(response_of(head, body))
+}
+
+/// The app's answer, from its head and its body.
+pub(crate) fn response_of(head: ResponseHead, body: Body) -> InvokeResponse {
+    InvokeResponse {
+        status: remote_status(head.status),
+        headers: headers_from(head.headers),
+        grpc_status: head.grpc_status.map(|s| mecha_invoke::GrpcStatus {
+            code: s.code,
+            message: s.message,
+            details: s.details,
+        }),
+        body,
+    }
+}
+
+/// The request body's failure, when it was too large.
+fn too_large(failed: Option<SharedFailure>) -> Option<String> {
+    failed?
+        .lock()
+        .expect("lock")
+        .clone()
+        .filter(|e| body::is_too_large_text(e))
 }
 
 /// The error another runtime answered, as this one answers it: its code
@@ -194,26 +277,18 @@ fn status_error(
     target: &str,
     address: &str,
     status: &tonic::Status,
-    failed: SharedFailure,
+    failed: Option<SharedFailure>,
 ) -> ApiError {
-    if let Some(err) = failed
-        .lock()
-        .expect("lock")
-        .clone()
-        .filter(|e| body::is_too_large_text(e))
-    {
-        return ApiError::new(
-            "ERR_DIRECT_INVOKE",
-            500,
-            GrpcCode::Internal,
-            format!("failed to invoke, id: {target}, err: {err}"),
-        );
+    if let Some(err) = too_large(failed) {
+        return body_failed(target, err);
     }
     // The message of a transport failure is terse; its causes say more.
     let mut detail = status.message().to_owned();
     if let Some(source) = std::error::Error::source(status) {
         let causes = mecha_invoke::describe(source);
-        if !detail.contains(&causes) {
+        if causes.contains(&detail) {
+            detail = causes;
+        } else if !detail.contains(&causes) {
             detail.push_str(": ");
             detail.push_str(&causes);
         }

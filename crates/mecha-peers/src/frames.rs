@@ -12,6 +12,18 @@ use mecha_invoke::body::{Body, BoxError};
 use mecha_proto::internal::v1::{InvokeFrame, invoke_frame::Frame};
 use tonic::Status;
 
+/// The largest body that travels whole in its head (`Call`, and a small
+/// answer): one message each way, no frames, no tasks.
+pub const WHOLE_MAX: usize = 64 * 1024;
+
+/// Whether `body` travels whole in its head: its length is known and at
+/// most [`WHOLE_MAX`].
+pub fn fits_whole(body: &Body) -> bool {
+    http_body::Body::size_hint(body)
+        .exact()
+        .is_some_and(|len| len <= WHOLE_MAX as u64)
+}
+
 pub fn chunk(bytes: Bytes) -> InvokeFrame {
     InvokeFrame {
         frame: Some(Frame::Chunk(bytes)),
@@ -148,6 +160,36 @@ where
         body(tokio_stream::wrappers::ReceiverStream::new(rx)),
         closed_rx,
     )
+}
+
+/// A plain HTTP/2 answer's body (`first`, then the rest of `incoming`),
+/// read by a task of its own to the end of its stream whether or not the
+/// body is read to its end, as [`pumped_body`] does for frame streams. A
+/// reset stream fails the body.
+pub fn pumped_raw(first: Bytes, mut incoming: hyper::body::Incoming) -> Body {
+    use http_body_util::BodyExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<BodyFrame<Bytes>, BoxError>>(4);
+    tokio::spawn(async move {
+        let mut forwarding = first.is_empty() || tx.send(Ok(BodyFrame::data(first))).await.is_ok();
+        while let Some(frame) = incoming.frame().await {
+            // Trailers are not carried, as on the streamed path.
+            if frame.as_ref().is_ok_and(|frame| !frame.is_data()) {
+                continue;
+            }
+            let frame = frame.map_err(|err| -> BoxError { Box::new(err) });
+            let last = frame.is_err();
+            if forwarding && tx.send(frame).await.is_err() {
+                // Nobody reads the body any more: drain the rest.
+                forwarding = false;
+            }
+            if last {
+                break;
+            }
+        }
+    });
+    mecha_invoke::body::boxed(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ))
 }
 
 /// A body as frames: its data in chunks, then `end`; a failing body stops

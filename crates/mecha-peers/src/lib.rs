@@ -1,7 +1,9 @@
 //! The peer plane: how runtimes call each other, on the internal port
-//! (`--dapr-internal-grpc-port`). Service invocation travels here as
-//! Mecha's own `mecha.internal.v1.Invocation` stream (a head, body chunks,
-//! an end), and transparent gRPC proxying as the app's own HTTP/2 request;
+//! (`--dapr-internal-grpc-port`). Service invocation travels here in
+//! Mecha's own protocol (`mecha.internal.v1.Invocation`): a small call as
+//! one plain HTTP/2 request and answer ([`whole`]), any other as a stream
+//! (a head, body chunks, an end); transparent gRPC proxying travels as the
+//! app's own HTTP/2 request;
 //! actor calls and reminder delivery will travel here too.
 //!
 //! - [`PeerClient`]: the caller side (the `Peers` seam of `mecha-invoke`).
@@ -12,6 +14,7 @@ mod client;
 mod frames;
 mod proxy;
 mod server;
+mod whole;
 
 use std::convert::Infallible;
 

@@ -56,6 +56,13 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if request.uri().path() == crate::whole::PATH {
+            let api = self.api.clone();
+            return Box::pin(async move {
+                let response = crate::whole::serve(api, request.map(body::boxed)).await;
+                Ok(response.map(tonic::body::Body::new))
+            });
+        }
         if is_own_grpc_service(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }

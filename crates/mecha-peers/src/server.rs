@@ -4,11 +4,13 @@
 
 use std::pin::Pin;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use mecha_api::Api;
 use mecha_core::ApiError;
-use mecha_invoke::{Caller, InvokeRequest};
+use mecha_invoke::body::Body;
+use mecha_invoke::{Caller, InvokeRequest, InvokeResponse};
 use mecha_proto::internal::v1::invocation_server::Invocation;
 use mecha_proto::internal::v1::{
     AppGrpcStatus, Header, InvokeFrame, RequestHead, ResponseHead, RuntimeError,
@@ -60,15 +62,45 @@ pub(crate) fn runtime_error(err: &ApiError) -> RuntimeError {
     }
 }
 
-fn error_head(err: &ApiError) -> InvokeFrame {
-    InvokeFrame {
-        frame: Some(Frame::Response(ResponseHead {
-            status: 0,
-            headers: vec![],
-            error: Some(runtime_error(err)),
-            grpc_status: None,
-        })),
+/// The head of a runtime's error.
+pub(crate) fn error_head(err: &ApiError) -> ResponseHead {
+    ResponseHead {
+        status: 0,
+        headers: vec![],
+        error: Some(runtime_error(err)),
+        ..ResponseHead::default()
     }
+}
+
+/// The head of the app's answer; with `body` when the answer is whole in it.
+pub(crate) fn response_head(response: &InvokeResponse, body: Option<Bytes>) -> ResponseHead {
+    ResponseHead {
+        status: u32::from(response.status.as_u16()),
+        headers: headers_to(&response.headers),
+        error: None,
+        grpc_status: response.grpc_status.clone().map(|s| AppGrpcStatus {
+            code: s.code,
+            message: s.message,
+            details: s.details,
+        }),
+        body,
+        body_error: String::new(),
+    }
+}
+
+fn head_frame(head: ResponseHead) -> InvokeFrame {
+    InvokeFrame {
+        frame: Some(Frame::Response(head)),
+    }
+}
+
+/// The app's answer as frames: its head, then its body in chunks and `end`.
+fn streamed(response: InvokeResponse) -> Frames {
+    let head = head_frame(response_head(&response, None));
+    let body = frames::frames(response.body).map(|frame| {
+        frame.map_err(|err| Status::internal(format!("the app's response body failed: {err}")))
+    });
+    Box::pin(futures::stream::once(async { Ok(head) }).chain(body))
 }
 
 type Frames = Pin<Box<dyn Stream<Item = Result<InvokeFrame, Status>> + Send>>;
@@ -76,6 +108,39 @@ type Frames = Pin<Box<dyn Stream<Item = Result<InvokeFrame, Status>> + Send>>;
 /// How long an answer waits, after its body, for the caller to close its
 /// request stream.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The call `head` (its body apart) made to this runtime's app.
+pub(crate) async fn answer(
+    api: &Api,
+    head: RequestHead,
+    body: Body,
+) -> Result<InvokeResponse, ApiError> {
+    let own = &api.runtime().info.app_id;
+    if head.target_app_id != *own {
+        // A stale registration pointed the caller here.
+        return Err(mecha_api::invoke::channel_error(
+            &head.target_app_id,
+            mecha_invoke::ChannelError::Unreachable(format!(
+                "this runtime serves {own}, not {}",
+                head.target_app_id
+            )),
+        ));
+    }
+    let verb = Method::from_bytes(head.verb.as_bytes()).unwrap_or(Method::POST);
+    let req = InvokeRequest {
+        method: head.method,
+        verb,
+        query: head.query,
+        headers: headers_from(head.headers),
+        body,
+        caller: Some(Caller {
+            app_id: head.caller_app_id,
+            namespace: Some(head.caller_namespace).filter(|ns| !ns.is_empty()),
+        }),
+        any_type_url: Some(head.any_type_url).filter(|t| !t.is_empty()),
+    };
+    api.invoke_local(req).await
+}
 
 #[tonic::async_trait]
 impl Invocation for InternalService {
@@ -94,66 +159,18 @@ impl Invocation for InternalService {
                 ));
             }
         };
-        let own = &self.api.runtime().info.app_id;
-        if head.target_app_id != *own {
-            // A stale registration pointed the caller here.
-            let err = mecha_api::invoke::channel_error(
-                &head.target_app_id,
-                mecha_invoke::ChannelError::Unreachable(format!(
-                    "this runtime serves {own}, not {}",
-                    head.target_app_id
-                )),
-            );
-            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(
-                error_head(&err),
-            )]))));
-        }
-        let verb = Method::from_bytes(head.verb.as_bytes()).unwrap_or(Method::POST);
         let (body, request_closed) = frames::pumped_body(stream);
-        let req = InvokeRequest {
-            method: head.method,
-            verb,
-            query: head.query,
-            headers: headers_from(head.headers),
-            body,
-            caller: Some(Caller {
-                app_id: head.caller_app_id,
-                namespace: Some(head.caller_namespace).filter(|ns| !ns.is_empty()),
-            }),
-            any_type_url: Some(head.any_type_url).filter(|t| !t.is_empty()),
-        };
         // The answer ends only once the caller's request stream is closed,
         // so HTTP/2 never has to reset it.
         let closed = futures::stream::once(async move {
             let _ = tokio::time::timeout(CLOSE_WAIT, request_closed).await;
         })
         .filter_map(|()| futures::future::ready(None));
-        let out: Frames = match self.api.invoke_local(req).await {
-            Ok(response) => {
-                let head = InvokeFrame {
-                    frame: Some(Frame::Response(ResponseHead {
-                        status: u32::from(response.status.as_u16()),
-                        headers: headers_to(&response.headers),
-                        error: None,
-                        grpc_status: response.grpc_status.map(|s| AppGrpcStatus {
-                            code: s.code,
-                            message: s.message,
-                            details: s.details,
-                        }),
-                    })),
-                };
-                let body = frames::frames(response.body).map(|frame| {
-                    frame.map_err(|err| {
-                        Status::internal(format!("the app's response body failed: {err}"))
-                    })
-                });
-                Box::pin(
-                    futures::stream::once(async { Ok(head) })
-                        .chain(body)
-                        .chain(closed),
-                )
+        let out: Frames = match answer(&self.api, head, body).await {
+            Ok(response) => Box::pin(streamed(response).chain(closed)),
+            Err(err) => {
+                Box::pin(futures::stream::iter([Ok(head_frame(error_head(&err)))]).chain(closed))
             }
-            Err(err) => Box::pin(futures::stream::iter([Ok(error_head(&err))]).chain(closed)),
         };
         Ok(Response::new(out))
     }

@@ -224,14 +224,34 @@ async fn echo(State(state): State<Arc<AppState>>, request: Request) -> Response 
         .into_response()
 }
 
-/// Streams `bytes` bytes of a known pattern back, in 64 KiB chunks.
+/// Streams `bytes` bytes of a known pattern back, in 64 KiB chunks; with
+/// `&whole`, in one body of declared length; with `&fail`, declares that
+/// length, sends half of it and fails.
 async fn download(request: Request) -> Response {
-    let total: usize = request
-        .uri()
-        .query()
-        .and_then(|q| q.strip_prefix("bytes="))
+    let query = request.uri().query().unwrap_or_default();
+    let total: usize = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("bytes="))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    if query.split('&').any(|kv| kv == "whole") {
+        return Response::new(Body::from(vec![7u8; total]));
+    }
+    if query.split('&').any(|kv| kv == "fail") {
+        // The failure comes a moment after the half, so that the head and
+        // the half are on the wire first (else the app's server drops the
+        // connection before it has answered at all).
+        let half = futures::stream::once(async move { Ok(Bytes::from(vec![7u8; total / 2])) })
+            .chain(futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(std::io::Error::other("the app's body broke off"))
+            }));
+        return (
+            [("content-length", total.to_string())],
+            Body::from_stream(half),
+        )
+            .into_response();
+    }
     let chunk = Bytes::from(vec![7u8; 64 * 1024]);
     let chunks = total / chunk.len();
     let rest = total % chunk.len();

@@ -1,6 +1,6 @@
 //! The command line: daprd's flags, resource errors at start, `validate`.
 
-use crate::harness::{Options, Resources, Sidecar, run_mecha};
+use crate::harness::{Options, Resources, Sidecar, http_status, run_mecha};
 
 const GOOD: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n  type: state.in-memory\n  version: v1\n";
 
@@ -170,6 +170,36 @@ fn daprd_style_flags_work_and_unsupported_ones_are_reported_once() {
     assert!(
         serde_json::from_str::<serde_json::Value>(first).is_ok(),
         "--log-as-json: {first}"
+    );
+}
+
+/// `--worker-threads` refuses a value out of range; `MECHA_WORKER_THREADS`,
+/// read leniently since before the flag existed, warns about one and keeps
+/// the default.
+#[test]
+fn worker_threads_by_flag_and_environment() {
+    for bad in ["0", "1025", "many"] {
+        let out = run_mecha(&["sidecar", "--worker-threads", bad]);
+        assert!(!out.status.success(), "--worker-threads {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--worker-threads"), "{stderr}");
+    }
+    let single = Sidecar::start(Options {
+        app_id: "one-thread".into(),
+        args: vec!["--worker-threads".into(), "1".into()],
+        ..Options::default()
+    });
+    assert_eq!(http_status(&single.http("/v1.0/healthz")), Some(204));
+    let lenient = Sidecar::start(Options {
+        app_id: "env-threads".into(),
+        env: vec![("MECHA_WORKER_THREADS".into(), "many".into())],
+        ..Options::default()
+    });
+    assert_eq!(http_status(&lenient.http("/v1.0/healthz")), Some(204));
+    let logs = lenient.logs();
+    assert!(
+        logs.contains("MECHA_WORKER_THREADS is not a number from 1 to 1024; ignored"),
+        "{logs}"
     );
 }
 

@@ -580,6 +580,83 @@ async fn large_bodies_stream_through_with_flat_memory() {
     );
 }
 
+/// Bodies of known length up to 64 KiB travel between runtimes whole in
+/// one message each way; longer ones, and any of unknown length, in
+/// frames. Every size either side of that line arrives whole and intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_either_side_of_the_one_message_limit() {
+    const WHOLE_MAX: usize = 64 * 1024;
+    let host = Host::new();
+    let app = App::http(0).await;
+    let _callee = host
+        .runtime("sizes", &app_args(app.port, "http"), &[])
+        .await;
+    let caller = host.runtime("sizer", &[], &[]).await;
+    for size in [0, 1, WHOLE_MAX - 1, WHOLE_MAX, WHOLE_MAX + 1, 300 * 1024] {
+        let body = vec![5u8; size];
+        let response = client()
+            .post(caller.http("/v1.0/invoke/sizes/method/up"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "request of {size} bytes");
+        let seen: Value = response.json().await.unwrap();
+        assert_eq!(seen["length"], size as u64, "request of {size} bytes");
+        assert_eq!(
+            seen["checksum"],
+            checksum(0, &body),
+            "request of {size} bytes"
+        );
+        // Answers of declared length, and in chunks of unknown length.
+        for shape in ["&whole", ""] {
+            let response = client()
+                .get(caller.http(&format!(
+                    "/v1.0/invoke/sizes/method/download?bytes={size}{shape}"
+                )))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200, "answer of {size}{shape}");
+            let answer = response.bytes().await.unwrap();
+            assert_eq!(answer.len(), size, "answer of {size}{shape}");
+            assert!(answer.iter().all(|b| *b == 7), "answer of {size}{shape}");
+        }
+    }
+    // An answer of declared length whose body fails reaches the caller as
+    // a broken answer (before or after its head, as the caller's HTTP
+    // server manages), never as an error of the runtimes; and the next
+    // call goes through.
+    for size in [1000, 300 * 1024] {
+        let sent = client()
+            .get(caller.http(&format!(
+                "/v1.0/invoke/sizes/method/download?bytes={size}&fail"
+            )))
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            let status = response.status().as_u16();
+            let body = response.bytes().await;
+            assert_eq!(status, 200, "failing answer of {size}: {body:?}");
+            assert!(
+                body.is_err(),
+                "a failing answer of {size} bytes reads as a failure"
+            );
+        }
+        let next = client()
+            .get(caller.http("/v1.0/invoke/sizes/method/download?bytes=10&whole"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            next.status().as_u16(),
+            200,
+            "the call after a failing answer"
+        );
+        assert_eq!(next.bytes().await.unwrap().len(), 10);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_down_then_recovered() {
     let host = Host::new();
