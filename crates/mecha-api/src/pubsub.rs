@@ -272,21 +272,27 @@ impl Api {
         let now = SystemTime::now();
         let is_cloudevent = content_type
             .is_some_and(|c| cloudevent::base_content_type(c) == cloudevent::CONTENT_TYPE);
-        let event = if is_cloudevent {
-            cloudevent::augment(data, &origin, now, ttl).map_err(|err| {
-                pubsub_error(
-                    "ERR_PUBSUB_CLOUD_EVENTS_SER",
-                    500,
-                    GrpcCode::InvalidArgument,
-                    "cannot create cloudevent".into(),
-                )
-                .with_reason("DAPR_PUBSUB_CLOUD_EVENT_CREATION")
-                .with_info_metadata("appID", self.runtime().info.app_id.clone())
-                .with_info_metadata("error", err.to_string())
-            })?
-        } else {
-            cloudevent::wrap(data, content_type, metadata, &origin, now, ttl)
-        };
+        if !is_cloudevent {
+            return Ok(Bytes::from(cloudevent::wrap_to_vec(
+                data,
+                content_type,
+                metadata,
+                &origin,
+                now,
+                ttl,
+            )));
+        }
+        let event = cloudevent::augment(data, &origin, now, ttl).map_err(|err| {
+            pubsub_error(
+                "ERR_PUBSUB_CLOUD_EVENTS_SER",
+                500,
+                GrpcCode::InvalidArgument,
+                "cannot create cloudevent".into(),
+            )
+            .with_reason("DAPR_PUBSUB_CLOUD_EVENT_CREATION")
+            .with_info_metadata("appID", self.runtime().info.app_id.clone())
+            .with_info_metadata("error", err.to_string())
+        })?;
         Ok(Bytes::from(
             serde_json::to_vec(&event).expect("JSON values serialise"),
         ))

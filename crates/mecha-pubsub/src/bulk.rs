@@ -60,6 +60,7 @@ async fn batches(
     sink: Arc<dyn Sink>,
     settings: BulkSettings,
 ) {
+    let mut sending: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = Instant::now() + settings.max_await;
@@ -69,14 +70,33 @@ async fn batches(
                 Ok(None) | Err(_) => break,
             }
         }
-        deliver_batch(&context, sink.as_ref(), batch).await;
+        let prepared = prepare_batch(&context, batch).await;
+        // One batch at a time goes to the subscriber, in order; the next
+        // one is gathered and read while it is out.
+        if let Some(previous) = sending.take() {
+            let _ = previous.await;
+        }
+        let (context, sink) = (context.clone(), sink.clone());
+        sending = Some(tokio::spawn(async move {
+            send_batch(&context, sink.as_ref(), prepared).await;
+        }));
+    }
+    if let Some(last) = sending {
+        let _ = last.await;
     }
 }
 
-async fn deliver_batch(context: &SubscriptionContext, sink: &dyn Sink, batch: Vec<Pending>) {
-    let spec = &context.spec;
+/// A batch read and routed, ready to send.
+struct PreparedBatch {
+    batch: Vec<Pending>,
+    /// By message: its result when it is settled without being sent.
+    results: Vec<Option<Result<(), Redeliver>>>,
+    /// Route by route, the entries and the index of their message.
+    by_path: BTreeMap<String, Vec<(usize, BulkEntry)>>,
+}
+
+async fn prepare_batch(context: &SubscriptionContext, batch: Vec<Pending>) -> PreparedBatch {
     let mut results: Vec<Option<Result<(), Redeliver>>> = Vec::with_capacity(batch.len());
-    // Route by route, the entries and the index of their message.
     let mut by_path: BTreeMap<String, Vec<(usize, BulkEntry)>> = BTreeMap::new();
     for (index, pending) in batch.iter().enumerate() {
         if context.is_stopping() {
@@ -87,9 +107,10 @@ async fn deliver_batch(context: &SubscriptionContext, sink: &dyn Sink, batch: Ve
             Prepared::Skip(skip) => results.push(Some(context.skip(&pending.message, skip).await)),
             Prepared::Deliver {
                 event,
+                body,
                 path,
                 metadata,
-                ..
+                whole,
             } => {
                 let (payload, content_type) = if context.raw_payload() {
                     let content_type = pending
@@ -105,33 +126,51 @@ async fn deliver_batch(context: &SubscriptionContext, sink: &dyn Sink, batch: Ve
                         cloudevent::CONTENT_TYPE.to_owned(),
                     )
                 };
+                // A raw payload goes as its bytes, not as its event.
+                let json = (whole && !context.raw_payload()).then_some(body);
                 let entry = BulkEntry {
-                    entry_id: uuid::Uuid::new_v4().to_string(),
+                    entry_id: cloudevent::new_id(),
                     payload,
                     content_type,
                     metadata,
+                    json,
                 };
                 by_path.entry(path).or_default().push((index, entry));
                 results.push(None);
             }
         }
     }
+    PreparedBatch {
+        batch,
+        results,
+        by_path,
+    }
+}
+
+async fn send_batch(context: &SubscriptionContext, sink: &dyn Sink, prepared: PreparedBatch) {
+    let spec = &context.spec;
+    let PreparedBatch {
+        batch,
+        mut results,
+        by_path,
+    } = prepared;
     let topic = batch
         .first()
         .map(|p| p.message.topic.clone())
         .unwrap_or_default();
     for (path, entries) in by_path {
+        let (indices, entries): (Vec<usize>, Vec<BulkEntry>) = entries.into_iter().unzip();
         let event = BulkEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: cloudevent::new_id(),
             pubsub: spec.pubsub.clone(),
             topic: topic.clone(),
             path,
             metadata: Metadata::from([(PUBSUB_NAME_KEY.to_owned(), spec.pubsub.clone())]),
-            entries: entries.iter().map(|(_, entry)| entry.clone()).collect(),
+            entries,
         };
         let outcome = sink.deliver_bulk(&event).await;
         let mut failed = Vec::new();
-        for (index, entry) in &entries {
+        for (index, entry) in indices.iter().zip(&event.entries) {
             let message = &batch[*index].message;
             results[*index] = match outcome.of(&entry.entry_id) {
                 Outcome::Retry(reason) => {

@@ -21,6 +21,24 @@ pub const DEFAULT_DATA_CONTENT_TYPE: &str = "text/plain";
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 pub const OCTET_STREAM: &str = "application/octet-stream";
 
+/// A new event id: a version 4 UUID, unique in all likelihood as one drawn
+/// from the system's random source per id would be, without a system call
+/// per id: a random base drawn once per process, stepped by a counter
+/// through an odd multiplier (so no two counts give one id).
+pub fn new_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<u128> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    const STEP: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
+    let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+    let count = u128::from(COUNT.fetch_add(1, Ordering::Relaxed));
+    let bits = base ^ count.wrapping_mul(STEP);
+    uuid::Builder::from_random_bytes(bits.to_be_bytes())
+        .into_uuid()
+        .to_string()
+}
+
 /// Who publishes, where, in which trace.
 #[derive(Clone, Copy, Debug)]
 pub struct Origin<'a> {
@@ -84,6 +102,69 @@ pub fn wrap(
     now: SystemTime,
     ttl: Option<Duration>,
 ) -> CloudEvent {
+    wrapped(data, content_type, metadata, origin, now, ttl).into_event()
+}
+
+/// [`wrap`], as the JSON bytes published: JSON data is copied into them as
+/// it is, checked but never parsed into a tree and written out again.
+pub fn wrap_to_vec(
+    data: &[u8],
+    content_type: Option<&str>,
+    metadata: &Metadata,
+    origin: &Origin<'_>,
+    now: SystemTime,
+    ttl: Option<Duration>,
+) -> Vec<u8> {
+    let wrapped = wrapped(data, content_type, metadata, origin, now, ttl);
+    serde_json::to_vec(&wrapped).expect("JSON values serialise")
+}
+
+/// A new event: its attributes, and its data apart.
+struct Wrapped<'d> {
+    attributes: CloudEvent,
+    data: Payload<'d>,
+}
+
+impl Wrapped<'_> {
+    fn into_event(self) -> CloudEvent {
+        let mut event = self.attributes;
+        let (key, value) = match self.data {
+            Payload::Json(raw) => (
+                "data",
+                serde_json::from_str(raw.get()).expect("checked as JSON"),
+            ),
+            Payload::Text(text) => ("data", Value::String(text.to_owned())),
+            Payload::Base64(encoded) => ("data_base64", Value::String(encoded)),
+        };
+        event.insert(key.into(), value);
+        event
+    }
+}
+
+impl serde::Serialize for Wrapped<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.attributes.len() + 1))?;
+        for (key, value) in &self.attributes {
+            map.serialize_entry(key, value)?;
+        }
+        match &self.data {
+            Payload::Json(raw) => map.serialize_entry("data", raw)?,
+            Payload::Text(text) => map.serialize_entry("data", text)?,
+            Payload::Base64(encoded) => map.serialize_entry("data_base64", encoded)?,
+        }
+        map.end()
+    }
+}
+
+fn wrapped<'d>(
+    data: &'d [u8],
+    content_type: Option<&str>,
+    metadata: &Metadata,
+    origin: &Origin<'_>,
+    now: SystemTime,
+    ttl: Option<Duration>,
+) -> Wrapped<'d> {
     let content_type = content_type
         .filter(|c| !c.is_empty())
         .unwrap_or(DEFAULT_DATA_CONTENT_TYPE);
@@ -91,7 +172,7 @@ pub fn wrap(
     let text = |key: &str, value: &str| (key.to_owned(), Value::String(value.to_owned()));
     let id = override_of(metadata, "id")
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(new_id);
     event.extend([
         text("id", &id),
         text("specversion", SPEC_VERSION),
@@ -109,10 +190,6 @@ pub fn wrap(
     if let Some(subject) = override_of(metadata, "subject") {
         event.insert("subject".into(), subject.into());
     }
-    match payload(data, content_type) {
-        Payload::Json(value) => event.insert("data".into(), value),
-        Payload::Base64(encoded) => event.insert("data_base64".into(), encoded.into()),
-    };
     let traceparent = override_of(metadata, "traceparent")
         .or_else(|| override_of(metadata, "traceid"))
         .unwrap_or(origin.traceparent);
@@ -121,15 +198,20 @@ pub fn wrap(
     if let Some(ttl) = ttl {
         event.insert("expiration".into(), expiration(now, ttl).into());
     }
-    event
+    Wrapped {
+        attributes: event,
+        data: payload(data, content_type),
+    }
 }
 
-enum Payload {
-    Json(Value),
+enum Payload<'d> {
+    /// JSON, checked.
+    Json(&'d serde_json::value::RawValue),
+    Text(&'d str),
     Base64(String),
 }
 
-fn payload(data: &[u8], content_type: &str) -> Payload {
+fn payload<'d>(data: &'d [u8], content_type: &str) -> Payload<'d> {
     let base64 = || Payload::Base64(base64::engine::general_purpose::STANDARD.encode(data));
     if base_content_type(content_type) == OCTET_STREAM {
         return base64();
@@ -139,11 +221,11 @@ fn payload(data: &[u8], content_type: &str) -> Payload {
         return base64();
     };
     if is_json(content_type)
-        && let Ok(value) = serde_json::from_str::<Value>(text)
+        && let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(text)
     {
-        return Payload::Json(value);
+        return Payload::Json(raw);
     }
-    Payload::Json(Value::String(text.to_owned()))
+    Payload::Text(text)
 }
 
 /// What the runtime sets on every event it publishes.
@@ -186,7 +268,7 @@ pub fn augment(
             event.insert(key.to_owned(), Value::String(value));
         }
     };
-    default("id", uuid::Uuid::new_v4().to_string());
+    default("id", new_id());
     default("source", DEFAULT_SOURCE.to_owned());
     default("type", DEFAULT_TYPE.to_owned());
     default("specversion", SPEC_VERSION.to_owned());
@@ -220,7 +302,7 @@ pub fn from_raw_payload(
 ) -> CloudEvent {
     let mut event = CloudEvent::new();
     let text = |value: &str| Value::String(value.to_owned());
-    event.insert("id".into(), text(&uuid::Uuid::new_v4().to_string()));
+    event.insert("id".into(), Value::String(new_id()));
     event.insert("specversion".into(), text(SPEC_VERSION));
     event.insert("datacontenttype".into(), text(OCTET_STREAM));
     event.insert("source".into(), text(DEFAULT_SOURCE));
@@ -368,6 +450,56 @@ mod tests {
             None,
         );
         assert_eq!(not_utf8["data_base64"], "//4=");
+    }
+
+    /// The bytes published are the event `wrap` builds, with JSON data
+    /// kept as it came.
+    #[test]
+    fn wrapped_bytes_are_the_wrapped_event() {
+        let metadata: Metadata = [("cloudevent.id".to_owned(), "fixed".to_owned())].into();
+        for (data, content_type) in [
+            (
+                &br#" {"a": [1, 2.50, "x\u00e9"], "b": null} "#[..],
+                Some("application/json"),
+            ),
+            (b"12345678901234567890", Some("application/json")),
+            (b"{nope", Some("application/json")),
+            (b"hello", None),
+            (&[0, 159, 255], Some("application/octet-stream")),
+            (&[0xff, 0xfe], Some("image/png")),
+        ] {
+            let ttl = Some(Duration::from_secs(5));
+            let event = wrap(data, content_type, &metadata, &origin(), at(7), ttl);
+            let bytes = wrap_to_vec(data, content_type, &metadata, &origin(), at(7), ttl);
+            let parsed: CloudEvent = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(parsed, event, "{}", String::from_utf8_lossy(&bytes));
+        }
+        // JSON data is copied, not rewritten: its spelling is kept.
+        let bytes = wrap_to_vec(
+            br#"{"n": 2.50}"#,
+            Some("application/json"),
+            &metadata,
+            &origin(),
+            at(7),
+            None,
+        );
+        assert!(
+            String::from_utf8(bytes)
+                .unwrap()
+                .contains(r#""data":{"n": 2.50}"#),
+            "the data as it came"
+        );
+    }
+
+    #[test]
+    fn ids_are_version_4_uuids_and_never_repeat() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
     }
 
     #[test]

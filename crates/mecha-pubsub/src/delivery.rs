@@ -40,6 +40,8 @@ pub(crate) enum Prepared {
         body: Bytes,
         path: String,
         metadata: Metadata,
+        /// `body` is `event` as JSON: the runtime added nothing to it.
+        whole: bool,
     },
     Skip(Skip),
 }
@@ -85,6 +87,7 @@ impl SubscriptionContext {
     pub(crate) fn prepare(&self, message: &Message) -> Prepared {
         let mut metadata = message.metadata.clone();
         metadata.insert(PUBSUB_NAME_KEY.to_owned(), self.spec.pubsub.clone());
+        let mut whole = true;
         let (event, body) = if self.raw_payload {
             let event = cloudevent::from_raw_payload(
                 &message.data,
@@ -102,6 +105,7 @@ impl SubscriptionContext {
                             && let Some(value) = message.metadata.get(key)
                         {
                             event.insert(key.to_owned(), value.clone().into());
+                            whole = false;
                         }
                     }
                     (event, message.data.clone())
@@ -133,6 +137,7 @@ impl SubscriptionContext {
                 body,
                 path,
                 metadata,
+                whole,
             },
             None => Prepared::Skip(Skip::NoRoute),
         }
@@ -260,6 +265,7 @@ impl Handler for Deliverer {
                 body,
                 path,
                 metadata,
+                ..
             } => (event, body, path, metadata),
             Prepared::Skip(skip) => return context.skip(&message, skip).await,
         };

@@ -56,10 +56,10 @@ impl Subscriptions {
         let spec = context.spec.clone();
         let (handler, max_in_flight): (Arc<dyn Handler>, Option<usize>) = match bulk {
             // A batch can only fill when the component hands over that
-            // many messages at once.
+            // many messages at once, and the next one while it is out.
             Some(settings) => (
                 BulkDeliverer::start(context, sink, settings),
-                Some(settings.max_messages.max(1)),
+                Some(settings.max_messages.max(1) * 2),
             ),
             None => (Arc::new(Deliverer::new(context, sink)), None),
         };

@@ -127,6 +127,9 @@ pub struct BulkEntry {
     pub payload: BulkPayload,
     pub content_type: String,
     pub metadata: Metadata,
+    /// The event's JSON as it came from the broker, when the runtime added
+    /// nothing to it: an HTTP bulk body carries these bytes as they are.
+    pub json: Option<Bytes>,
 }
 
 #[derive(Clone, Debug)]
@@ -197,41 +200,55 @@ pub fn bulk_outcome_of_http_body(body: &[u8]) -> BulkOutcome {
     BulkOutcome::PerEntry(outcomes)
 }
 
-/// The body of an HTTP bulk delivery.
+/// The body of an HTTP bulk delivery, written straight out: an event that
+/// came as JSON the runtime did not change is copied in, not rebuilt.
 pub fn bulk_http_body(event: &BulkEvent) -> Vec<u8> {
     use base64::Engine as _;
-    let entries: Vec<Value> = event
+    fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+        serde_json::to_writer(out, value).expect("JSON values serialise");
+    }
+    let size: usize = event
         .entries
         .iter()
-        .map(|entry| {
-            let payload = match &entry.payload {
-                BulkPayload::CloudEvent(ce) => Value::Object(ce.clone()),
-                BulkPayload::Raw(bytes) => {
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-                }
-            };
-            let mut object = serde_json::Map::new();
-            object.insert("entryId".into(), entry.entry_id.clone().into());
-            object.insert("event".into(), payload);
-            object.insert(
-                "metadata".into(),
-                serde_json::to_value(&entry.metadata).unwrap_or_default(),
-            );
-            if !entry.content_type.is_empty() {
-                object.insert("contentType".into(), entry.content_type.clone().into());
-            }
-            Value::Object(object)
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({
-        "id": event.id,
-        "type": cloudevent::DEFAULT_BULK_TYPE,
-        "topic": event.topic,
-        "pubsubname": event.pubsub,
-        "metadata": event.metadata,
-        "entries": entries,
-    }))
-    .expect("JSON values serialise")
+        .map(|entry| entry.json.as_ref().map_or(512, Bytes::len) + 256)
+        .sum();
+    let mut out = Vec::with_capacity(size + 256);
+    out.extend_from_slice(br#"{"id":"#);
+    json(&mut out, &event.id);
+    out.extend_from_slice(br#","type":"#);
+    json(&mut out, cloudevent::DEFAULT_BULK_TYPE);
+    out.extend_from_slice(br#","topic":"#);
+    json(&mut out, &event.topic);
+    out.extend_from_slice(br#","pubsubname":"#);
+    json(&mut out, &event.pubsub);
+    out.extend_from_slice(br#","metadata":"#);
+    json(&mut out, &event.metadata);
+    out.extend_from_slice(br#","entries":["#);
+    for (index, entry) in event.entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"entryId":"#);
+        json(&mut out, &entry.entry_id);
+        out.extend_from_slice(br#","event":"#);
+        match (&entry.json, &entry.payload) {
+            (Some(bytes), _) => out.extend_from_slice(bytes),
+            (None, BulkPayload::CloudEvent(ce)) => json(&mut out, ce),
+            (None, BulkPayload::Raw(bytes)) => json(
+                &mut out,
+                &base64::engine::general_purpose::STANDARD.encode(bytes),
+            ),
+        }
+        out.extend_from_slice(br#","metadata":"#);
+        json(&mut out, &entry.metadata);
+        if !entry.content_type.is_empty() {
+            out.extend_from_slice(br#","contentType":"#);
+            json(&mut out, &entry.content_type);
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// What events are delivered to.
@@ -276,6 +293,53 @@ mod tests {
             outcome_of_http_body(br#"{"status":"success"}"#),
             Outcome::Retry(_)
         ));
+    }
+
+    /// The HTTP bulk body: every entry's event, whether it is copied in as
+    /// it came, written from its parsed form, or a raw payload.
+    #[test]
+    fn bulk_body_holds_every_entry() {
+        let event: CloudEvent = serde_json::from_str(r#"{"id":"e1","data":{"n":1}}"#).unwrap();
+        let metadata = Metadata::from([("k".to_owned(), "v \"q\"".to_owned())]);
+        let entry = |id: &str, payload, json: Option<&str>| BulkEntry {
+            entry_id: id.into(),
+            payload,
+            content_type: "application/cloudevents+json".into(),
+            metadata: metadata.clone(),
+            json: json.map(|j| Bytes::copy_from_slice(j.as_bytes())),
+        };
+        let bulk = BulkEvent {
+            id: "b".into(),
+            pubsub: "ps".into(),
+            topic: "t\"x".into(),
+            path: "/p".into(),
+            metadata: metadata.clone(),
+            entries: vec![
+                entry(
+                    "1",
+                    BulkPayload::CloudEvent(event.clone()),
+                    Some(r#" {"id":"e1","data":{"n":1}} "#),
+                ),
+                entry("2", BulkPayload::CloudEvent(event.clone()), None),
+                entry("3", BulkPayload::Raw(Bytes::from_static(&[0, 255])), None),
+            ],
+        };
+        let body: Value = serde_json::from_slice(&bulk_http_body(&bulk)).unwrap();
+        assert_eq!(body["id"], "b");
+        assert_eq!(body["type"], cloudevent::DEFAULT_BULK_TYPE);
+        assert_eq!(body["topic"], "t\"x");
+        assert_eq!(body["pubsubname"], "ps");
+        assert_eq!(body["metadata"]["k"], "v \"q\"");
+        let entries = body["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0]["event"], Value::Object(event.clone()));
+        assert_eq!(entries[1]["event"], Value::Object(event));
+        assert_eq!(entries[2]["event"], "AP8=");
+        for (entry, id) in entries.iter().zip(["1", "2", "3"]) {
+            assert_eq!(entry["entryId"], id);
+            assert_eq!(entry["metadata"]["k"], "v \"q\"");
+            assert_eq!(entry["contentType"], "application/cloudevents+json");
+        }
     }
 
     #[test]
