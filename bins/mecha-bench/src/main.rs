@@ -29,8 +29,9 @@ struct Cli {
     /// Worker threads of the load generator (this process). Pin it apart
     /// from the runtimes with taskset: the runtimes it starts inherit its
     /// CPU list unless MECHA_BENCH_RUNTIME_CPUS gives theirs.
-    #[arg(long, global = true, default_value_t = 2)]
-    threads: usize,
+    #[arg(long, global = true, default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: u16,
 }
 
 #[derive(Subcommand)]
@@ -83,11 +84,13 @@ fn main() -> anyhow::Result<()> {
         "no mecha binary at {}; build it with the same profile",
         mecha.display()
     );
+    process::check_pinning()?;
+    let threads = usize::from(cli.threads);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.threads.max(1))
+        .worker_threads(threads)
         .enable_all()
         .build()?;
-    println!("{}\n", process::cores_note(cli.threads.max(1)));
+    println!("{}\n", process::cores_note(threads));
     match cli.command {
         Bench::State(args) => runtime.block_on(load::state(&mecha, args)),
         Bench::Invoke(args) => runtime.block_on(invoke::invoke(&mecha, args)),

@@ -31,6 +31,18 @@ pub fn command(program: &Path) -> Command {
     }
 }
 
+/// Fails early, and says why, when MECHA_BENCH_RUNTIME_CPUS is set and
+/// `taskset` cannot run.
+pub fn check_pinning() -> anyhow::Result<()> {
+    let set = std::env::var("MECHA_BENCH_RUNTIME_CPUS").is_ok_and(|cpus| !cpus.is_empty());
+    if set && Command::new("taskset").arg("-V").output().is_err() {
+        anyhow::bail!(
+            "MECHA_BENCH_RUNTIME_CPUS needs taskset (Debian: util-linux), which cannot run here"
+        );
+    }
+    Ok(())
+}
+
 /// How the cores were shared, for the report: the load generator's
 /// threads and CPUs, and the runtimes'.
 pub fn cores_note(threads: usize) -> String {

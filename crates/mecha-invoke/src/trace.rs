@@ -6,18 +6,27 @@ use http::HeaderMap;
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 
-/// 64 random bits: SplitMix64, seeded once per thread from the system's
-/// random source. Trace and span ids need ids spread evenly and never
-/// zero, not secrecy; a system call per id (two per hop) showed in the
-/// profile of every call.
+/// 64 random bits from one of two SplitMix64 streams per thread, seeded
+/// once from the system's random source, taken in turn: a trace id's 128
+/// bits come from 128 bits of state, not one stream's 64. Trace and span
+/// ids need ids spread evenly and never zero, not secrecy; a system call
+/// per id (two per hop) showed in the profile of every call.
 fn random_u64() -> u64 {
     use std::cell::Cell;
     thread_local! {
-        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
+        static STATE: Cell<(u64, u64, bool)> = {
+            let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+            Cell::new((a, b, false))
+        };
     }
     STATE.with(|state| {
-        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        state.set(next);
+        let (a, b, second) = state.get();
+        let next = if second { b } else { a }.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(if second {
+            (a, next, false)
+        } else {
+            (next, b, true)
+        });
         let mut z = next;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -49,6 +49,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for Transport {
 pub struct PeerClient {
     raw: HyperClient<HttpConnector, Body>,
     clients: Mutex<HashMap<String, InvocationClient<Transport>>>,
+    /// Addresses of runtimes that predate small calls: every call to them
+    /// streams, instead of being refused once per call first.
+    streams_only: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Default for PeerClient {
@@ -60,6 +63,7 @@ impl Default for PeerClient {
                 .http2_only(true)
                 .build(connector),
             clients: Mutex::default(),
+            streams_only: Mutex::default(),
         }
     }
 }
@@ -124,7 +128,8 @@ impl Peers for PeerClient {
             body: None,
         };
         let mut body = req.body;
-        if frames::fits_whole(&body) {
+        let streams_only = || self.streams_only.lock().expect("lock").contains(address);
+        if frames::fits_whole(&body) && !streams_only() {
             // A small call: one message each way.
             let whole = body::collect(body, frames::WHOLE_MAX)
                 .await
@@ -134,6 +139,10 @@ impl Peers for PeerClient {
                 whole::Sent::Answered(response) => return Ok(response),
                 whole::Sent::Failed(err) => return Err(unreachable(target, address, err)),
                 whole::Sent::NotKnown(older) => {
+                    self.streams_only
+                        .lock()
+                        .expect("lock")
+                        .insert(address.to_owned());
                     head = older;
                     body = body::full(head.body.take().unwrap_or_default());
                 }

@@ -152,8 +152,16 @@ async fn send_batch(context: &SubscriptionContext, sink: &dyn Sink, prepared: Pr
     let PreparedBatch {
         batch,
         mut results,
-        by_path,
+        mut by_path,
     } = prepared;
+    // Read while the previous batch was out: if the subscription began to
+    // close meanwhile, the broker keeps these.
+    if context.is_stopping() {
+        by_path.clear();
+        for result in results.iter_mut().filter(|r| r.is_none()) {
+            *result = Some(Err(Redeliver("the subscription is closing".into())));
+        }
+    }
     let topic = batch
         .first()
         .map(|p| p.message.topic.clone())

@@ -221,11 +221,60 @@ fn payload<'d>(data: &'d [u8], content_type: &str) -> Payload<'d> {
         return base64();
     };
     if is_json(content_type)
+        && serde_json::from_str::<Strict>(text).is_ok()
         && let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(text)
     {
         return Payload::Json(raw);
     }
     Payload::Text(text)
+}
+
+/// Any JSON value, read as strictly as a subscriber parses the event (its
+/// nesting depth, its strings' escapes, its numbers' range), and kept
+/// nowhere. A `RawValue` alone only skips over a value, and would let
+/// through data no subscriber could then read.
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
 }
 
 /// What the runtime sets on every event it publishes.
@@ -457,6 +506,21 @@ mod tests {
     #[test]
     fn wrapped_bytes_are_the_wrapped_event() {
         let metadata: Metadata = [("cloudevent.id".to_owned(), "fixed".to_owned())].into();
+        // JSON no subscriber could read (a lone surrogate, a number out of
+        // range, nesting past 128) goes as text, as JSON that does not
+        // parse always did.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for unreadable in [r#""\ud800""#, "1e400", &deep] {
+            let event = wrap(
+                unreadable.as_bytes(),
+                Some("application/json"),
+                &metadata,
+                &origin(),
+                at(7),
+                None,
+            );
+            assert_eq!(event["data"], unreadable, "{unreadable}");
+        }
         for (data, content_type) in [
             (
                 &br#" {"a": [1, 2.50, "x\u00e9"], "b": null} "#[..],
@@ -464,6 +528,7 @@ mod tests {
             ),
             (b"12345678901234567890", Some("application/json")),
             (b"{nope", Some("application/json")),
+            (deep.as_bytes(), Some("application/json")),
             (b"hello", None),
             (&[0, 159, 255], Some("application/octet-stream")),
             (&[0xff, 0xfe], Some("image/png")),

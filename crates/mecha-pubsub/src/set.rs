@@ -56,10 +56,14 @@ impl Subscriptions {
         let spec = context.spec.clone();
         let (handler, max_in_flight): (Arc<dyn Handler>, Option<usize>) = match bulk {
             // A batch can only fill when the component hands over that
-            // many messages at once, and the next one while it is out.
+            // many messages at once, and the next one while it is out;
+            // batches of one stay one message at a time.
             Some(settings) => (
                 BulkDeliverer::start(context, sink, settings),
-                Some(settings.max_messages.max(1) * 2),
+                Some(match settings.max_messages {
+                    0 | 1 => 1,
+                    many => many * 2,
+                }),
             ),
             None => (Arc::new(Deliverer::new(context, sink)), None),
         };
