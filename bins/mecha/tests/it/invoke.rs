@@ -532,9 +532,14 @@ async fn large_bodies_stream_through_with_flat_memory() {
         .into_iter()
         .zip(before)
     {
+        // A body held whole would add 100 MB. What streaming adds is the
+        // HTTP/2 windows (5 MB a connection, 2 MB a stream), the HTTP/1
+        // buffers, and pages the allocator has not returned yet: 8-18 MB
+        // on the caller, in release and debug builds alike, before and
+        // after the small-call path; once 28 MB in a debug build.
         let peak = rss_mb(pid, "VmHWM:");
         assert!(
-            peak - before < 20.0,
+            peak - before < 40.0,
             "the {name} runtime's memory stayed flat: peak {peak:.1} MB from {before:.1} MB for 100 MB bodies"
         );
     }
