@@ -157,8 +157,8 @@ impl Peers for PeerClient {
         };
         let outgoing = outgoing(head, body, failed.clone());
         match client.invoke(outgoing).await {
-            Ok(response) => answer(target, address, response.into_inner(), Some(failed)).await,
-            Err(status) => Err(status_error(target, address, &status, Some(failed))),
+            Ok(response) => answer(target, address, response.into_inner(), &failed).await,
+            Err(status) => Err(status_error(target, address, &status, &failed)),
         }
     }
 
@@ -181,15 +181,15 @@ impl Peers for PeerClient {
     }
 }
 
-/// The callee's answer: its head, then its body (whole in the head, or in
-/// frames behind it). `failed` is why the request body stopped, if it did.
+/// The callee's answer: its head, then its body in frames behind it.
+/// `failed` is why the request body stopped, if it did.
 async fn answer(
     target: &str,
     address: &str,
     mut incoming: tonic::Streaming<InvokeFrame>,
-    failed: Option<SharedFailure>,
+    failed: &SharedFailure,
 ) -> Result<InvokeResponse, ApiError> {
-    let mut head = match incoming.message().await {
+    let head = match incoming.message().await {
         Ok(Some(InvokeFrame {
             frame: Some(Frame::Response(head)),
         })) => head,
@@ -208,25 +208,10 @@ async fn answer(
         }
         return Err(remote_error(err));
     }
-    let body = match head.body.take() {
-        Some(whole) => {
-            // Read to the close: nothing follows a whole answer but the
-            // stream's end, and a stream left open would be reset.
-            if let Ok(Some(_)) = incoming.message().await {
-                return Err(unreachable(
-                    target,
-                    address,
-                    "the runtime sent frames after a whole answer",
-                ));
-            }
-            body::full(whole)
-        }
-        // Read to the close even when the body is not (see
-        // frames::pumped_body): an early cancel on every call ends in
-        // HTTP/2 resets the callee's connection cannot bear.
-        None => frames::pumped_body(incoming).0,
-    };
-    Ok(response_of(head, body))
+    // Read to the close even when the body is not (see
+    // frames::pumped_body): an early cancel on every call ends in HTTP/2
+    // resets the callee's connection cannot bear.
+    Ok(response_of(head, frames::pumped_body(incoming).0))
 }
 
 /// The app's answer, from its head and its body.
@@ -244,8 +229,8 @@ pub(crate) fn response_of(head: ResponseHead, body: Body) -> InvokeResponse {
 }
 
 /// The request body's failure, when it was too large.
-fn too_large(failed: Option<SharedFailure>) -> Option<String> {
-    failed?
+fn too_large(failed: &SharedFailure) -> Option<String> {
+    failed
         .lock()
         .expect("lock")
         .clone()
@@ -286,7 +271,7 @@ fn status_error(
     target: &str,
     address: &str,
     status: &tonic::Status,
-    failed: Option<SharedFailure>,
+    failed: &SharedFailure,
 ) -> ApiError {
     if let Some(err) = too_large(failed) {
         return body_failed(target, err);

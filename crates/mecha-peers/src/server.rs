@@ -65,8 +65,6 @@ pub(crate) fn runtime_error(err: &ApiError) -> RuntimeError {
 /// The head of a runtime's error.
 pub(crate) fn error_head(err: &ApiError) -> ResponseHead {
     ResponseHead {
-        status: 0,
-        headers: vec![],
         error: Some(runtime_error(err)),
         ..ResponseHead::default()
     }
