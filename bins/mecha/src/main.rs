@@ -7,6 +7,7 @@ mod listeners;
 mod logging;
 mod metrics;
 mod nameresolution;
+mod pages;
 mod planning;
 mod run;
 mod sidecar;

@@ -267,6 +267,9 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         declarative,
     ));
     host.add(InputBindings::new(status, app.map(|app| app as _)));
+    host.add(StartupPages {
+        runtime: runtime.clone(),
+    });
     tracing::debug!(services = ?host.names(), "starting");
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
     host.run(started, stop_signal(runtime), grace).await
@@ -291,6 +294,40 @@ impl Service for AppListening {
             app.wait_for_app().await;
             tracing::info!("the app is listening");
             runtime.set_app_ready();
+        });
+        Ok(())
+    }
+}
+
+/// Gives back the pages of code that only start-up ran, once every service
+/// has started, and again once the app's side has started (its
+/// subscriptions and input bindings): see [`crate::pages`].
+struct StartupPages {
+    runtime: Arc<Runtime>,
+}
+
+/// How long after the runtime is ready the rest of start-up is taken to be
+/// over: the app-side services (reading the app's subscriptions, starting
+/// input bindings) and the first rounds of periodic work (name resolution
+/// heartbeats every 2.5 s, the first pub/sub cleanup at 10 s, whose
+/// statements are compiled once).
+const APP_START_SETTLES: Duration = Duration::from_secs(15);
+
+#[async_trait]
+impl Service for StartupPages {
+    fn name(&self) -> &'static str {
+        "start-up pages"
+    }
+
+    async fn start(&self) -> anyhow::Result<()> {
+        let released = crate::pages::release_startup_pages();
+        tracing::debug!(released, "start-up pages given back");
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            runtime.wait_ready().await;
+            tokio::time::sleep(APP_START_SETTLES).await;
+            let released = crate::pages::release_startup_pages();
+            tracing::debug!(released, "app start-up pages given back");
         });
         Ok(())
     }

@@ -28,6 +28,9 @@ pub fn open(
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(connection_string, flags)?;
+    // Room for every statement a component keeps compiled on one
+    // connection (pub/sub's writer has 14), so none is compiled again.
+    conn.set_prepared_statement_cache_capacity(32);
     conn.busy_timeout(busy_timeout)?;
     if wal && !is_memory(connection_string) {
         conn.pragma_update(None, "journal_mode", "WAL")?;

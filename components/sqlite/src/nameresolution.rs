@@ -165,13 +165,13 @@ impl NameResolver for SqliteNameResolver {
              ON CONFLICT (registration_id) DO UPDATE SET last_update = excluded.last_update"
         );
         let row = (id.clone(), address, app_id, namespace);
-        let write = {
-            let (upsert, row) = (upsert.clone(), row.clone());
-            move |conn: &mut rusqlite::Connection| -> anyhow::Result<usize> {
-                Ok(conn.execute(&upsert, params![row.0, row.1, row.2, row.3, now_ms()])?)
-            }
+        // The statement is kept compiled: the heartbeat runs it every few
+        // seconds of an idle runtime's life.
+        let write = move |conn: &mut rusqlite::Connection| -> anyhow::Result<usize> {
+            let mut statement = conn.prepare_cached(&upsert)?;
+            Ok(statement.execute(params![row.0, row.1, row.2, row.3, now_ms()])?)
         };
-        self.db.run(true, write).await?;
+        self.db.run(true, write.clone()).await?;
         let _ = Self::delete_dead(&self.db, table.clone(), self.config.update_interval).await;
 
         // Heartbeats; a row lost (deleted by hand, or by a cleanup after a
@@ -186,12 +186,7 @@ impl NameResolver for SqliteNameResolver {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let (upsert, row) = (upsert.clone(), row.clone());
-                let beat = db
-                    .run(true, move |conn| -> anyhow::Result<usize> {
-                        Ok(conn.execute(&upsert, params![row.0, row.1, row.2, row.3, now_ms()])?)
-                    })
-                    .await;
+                let beat = db.run(true, write.clone()).await;
                 if let Err(err) = beat {
                     tracing::warn!(error = %err, "name resolution heartbeat failed");
                 }

@@ -11,9 +11,11 @@ mod service;
 mod stream;
 
 use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
 
 use mecha_api::Api;
 use mecha_proto::runtime::dapr_server::DaprServer;
+use tonic::server::NamedService;
 use tonic::service::Routes;
 
 pub use convert::status_from;
@@ -46,18 +48,78 @@ pub fn routes(api: Api) -> Routes {
             reporter.set_service_status(service, NotServing).await;
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the committed descriptor set is valid");
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("the committed descriptor set is valid");
+    let reflection = Lazy::new(|| {
+        reflection_builder()
+            .build_v1()
+            .expect("the committed descriptor set is valid")
+    });
+    let reflection_alpha = Lazy::new(|| {
+        reflection_builder()
+            .build_v1alpha()
+            .expect("the committed descriptor set is valid")
+    });
     Routes::new(dapr)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mecha_proto::FILE_DESCRIPTOR_SET)
+}
+
+/// A gRPC service made on its first call. gRPC reflection decodes every
+/// message type of the API into tables of its own (over a megabyte for
+/// each of its two versions), which most runtimes are never asked for.
+struct Lazy<S> {
+    service: Arc<OnceLock<S>>,
+    make: fn() -> S,
+}
+
+impl<S> Lazy<S> {
+    fn new(make: fn() -> S) -> Self {
+        Self {
+            service: Arc::default(),
+            make,
+        }
+    }
+}
+
+impl<S> Clone for Lazy<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            make: self.make,
+        }
+    }
+}
+
+impl<S: NamedService> NamedService for Lazy<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, Request> tower::Service<Request> for Lazy<S>
+where
+    S: tower::Service<Request> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Only for services that are always ready, as tonic's generated
+        // servers (reflection's among them) are: the one made is not
+        // asked.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.service.get_or_init(self.make).clone().call(request)
+    }
 }
 
 /// The gRPC API port as one service (served by the runtime's listeners):

@@ -33,6 +33,32 @@ async fn reflection_lists_the_dapr_service() {
         names.contains(&"dapr.proto.runtime.v1.Dapr".to_owned()),
         "{names:?}"
     );
+
+    // The older reflection version, which grpcurl falls back to.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let mut alpha = Alpha::new(sidecar.channel().await);
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let mut stream = alpha
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(AlphaResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected v1alpha reflection answer");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "dapr.proto.runtime.v1.Dapr"),
+        "{:?}",
+        list.service
+    );
 }
 
 /// The status details are encoded so that the Python SDK's
