@@ -156,9 +156,18 @@ fn sidecar(args: &[&str]) -> Sidecar {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_large_requests_stay_within_their_bounds() {
-    // Bodies beyond the budget wait as long as the others take (a debug
-    // build on two cores is slow): this test is about memory, not refusals.
-    let sidecar = sidecar(&["--request-memory-wait", "10m"]);
+    // A budget with room for every body at once: this test is about the
+    // memory they cost, not about waiting (bodies_beyond_the_budget_*).
+    // With the default budget half of them waited, their senders stalled
+    // on a full TCP window for as long as the others took in a debug build
+    // (over a minute on a slow day), and the client's kernel gave up on
+    // the connection ("Connection timed out").
+    let sidecar = sidecar(&[
+        "--request-memory-budget",
+        "64Mi",
+        "--request-memory-wait",
+        "10m",
+    ]);
     let pid = sidecar.pid();
     // Idle: after one small call of each kind, so that what a first call
     // builds once (statements, caches) is part of it.
