@@ -143,11 +143,25 @@ mod image {
         }
     }
 
-    /// The mappings of `smaps` (the text of `/proc/self/smaps`) that are
-    /// read from a file, not writable, and hold no private copy of a page.
-    pub(super) fn unwritten_file_mappings(smaps: &str) -> Vec<Range<usize>> {
-        let mut found = Vec::new();
-        let mut current: Option<Range<usize>> = None;
+    /// One mapping of `/proc/self/smaps`, with the fields used here.
+    pub(super) struct Mapping {
+        pub(super) range: Range<usize>,
+        read_only: bool,
+        file_backed: bool,
+        pub(super) rss_kb: u64,
+        anonymous_kb: u64,
+    }
+
+    /// The mappings listed in `smaps` (the text of `/proc/self/smaps`).
+    pub(super) fn mappings(smaps: &str) -> Vec<Mapping> {
+        let kb = |rest: &str| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        };
+        let mut found: Vec<Mapping> = Vec::new();
         for line in smaps.lines() {
             let mut fields = line.split_whitespace();
             let first = fields.next().unwrap_or("");
@@ -159,18 +173,32 @@ mod image {
             {
                 let perms = fields.next().unwrap_or("");
                 let path = fields.nth(3).unwrap_or("");
-                let read_only = perms.as_bytes().get(1) == Some(&b'-');
-                current = (read_only && path.starts_with('/')).then_some(start..end);
-            } else if let Some(rest) = line.strip_prefix("Anonymous:") {
-                let anonymous = rest.trim().trim_end_matches("kB").trim();
-                if let Some(range) = current.take()
-                    && anonymous == "0"
-                {
-                    found.push(range);
+                found.push(Mapping {
+                    range: start..end,
+                    read_only: perms.as_bytes().get(1) == Some(&b'-'),
+                    file_backed: path.starts_with('/'),
+                    rss_kb: 0,
+                    anonymous_kb: 0,
+                });
+            } else if let Some(mapping) = found.last_mut() {
+                if let Some(rest) = line.strip_prefix("Rss:") {
+                    mapping.rss_kb = kb(rest);
+                } else if let Some(rest) = line.strip_prefix("Anonymous:") {
+                    mapping.anonymous_kb = kb(rest);
                 }
             }
         }
         found
+    }
+
+    /// The mappings of `smaps` that are read from a file, not writable, and
+    /// hold no private copy of a page.
+    pub(super) fn unwritten_file_mappings(smaps: &str) -> Vec<Range<usize>> {
+        mappings(smaps)
+            .into_iter()
+            .filter(|m| m.read_only && m.file_backed && m.anonymous_kb == 0)
+            .map(|m| m.range)
+            .collect()
     }
 
     /// The whole pages inside `range`.
@@ -259,25 +287,14 @@ Anonymous:           132 kB
         assert_eq!(whole_pages(&(100..200), 4096), 4096..4096);
     }
 
-    /// The resident size, in kB, of the mapping that holds `address`
-    /// (`/proc/self/smaps`).
+    /// The resident size, in kB, of the mapping that holds `address`.
     fn resident_kb(address: usize) -> u64 {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut inside = false;
-        for line in smaps.lines() {
-            let first = line.split_whitespace().next().unwrap_or("");
-            if let Some((start, end)) = first.split_once('-')
-                && let (Ok(start), Ok(end)) = (
-                    usize::from_str_radix(start, 16),
-                    usize::from_str_radix(end, 16),
-                )
-            {
-                inside = (start..end).contains(&address);
-            } else if inside && let Some(rest) = line.strip_prefix("Rss:") {
-                return rest.trim().trim_end_matches("kB").trim().parse().unwrap();
-            }
-        }
-        panic!("no mapping holds {address:#x}");
+        mappings(&smaps)
+            .into_iter()
+            .find(|m| m.range.contains(&address))
+            .unwrap_or_else(|| panic!("no mapping holds {address:#x}"))
+            .rss_kb
     }
 
     #[test]

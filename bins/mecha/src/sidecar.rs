@@ -320,10 +320,12 @@ impl Service for StartupPages {
     }
 
     async fn start(&self) -> anyhow::Result<()> {
-        let released = crate::pages::release_startup_pages();
-        tracing::debug!(released, "start-up pages given back");
+        // In a task of its own: reading /proc/self/smaps is no part of
+        // start-up.
         let runtime = self.runtime.clone();
         tokio::spawn(async move {
+            let released = crate::pages::release_startup_pages();
+            tracing::debug!(released, "start-up pages given back");
             runtime.wait_ready().await;
             tokio::time::sleep(APP_START_SETTLES).await;
             let released = crate::pages::release_startup_pages();
