@@ -78,13 +78,21 @@ impl Limits {
         connections: 8192,
     };
 
-    /// Dapr's gRPC API and the runtime-to-runtime port.
+    /// Dapr's gRPC API.
     pub const GRPC: Self = Self {
         http2_only: true,
         // As daprd's gRPC servers' `MaxConnectionIdle`.
         idle: Duration::from_secs(180),
         body_stall: None,
         ..Self::HTTP
+    };
+
+    /// The runtime-to-runtime port: as the gRPC API, and HTTP/1.1 for
+    /// small calls (`mecha_peers`), whose pooled connections the callers
+    /// drop after 90 s idle, before this side's 180 s.
+    pub const PEERS: Self = Self {
+        http2_only: false,
+        ..Self::GRPC
     };
 }
 

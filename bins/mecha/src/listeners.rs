@@ -57,7 +57,7 @@ impl Listeners {
             let listener = bind(ip, args.dapr_http_port, "HTTP API").await?;
             bound.push(serve_http(listener, http.clone(), &runtime));
             let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
-            bound.push(serve_grpc(listener, grpc.clone(), &runtime));
+            bound.push(serve_grpc(listener, grpc.clone(), Limits::GRPC, &runtime));
         }
         let internal_ip: IpAddr = match &args.dapr_internal_grpc_listen_address {
             Some(address) => address
@@ -76,6 +76,7 @@ impl Listeners {
         bound.push(serve_grpc(
             internal,
             mecha_peers::service(api.clone()),
+            Limits::PEERS,
             &runtime,
         ));
         if args.enable_metrics {
@@ -164,9 +165,14 @@ where
     )
 }
 
-/// Serves a gRPC port (the API or the runtime-to-runtime port) until
-/// shutdown is requested.
-fn serve_grpc<S>(listener: TcpListener, service: S, runtime: &Arc<Runtime>) -> Server
+/// Serves a gRPC port (the API, or the runtime-to-runtime port, with its
+/// `limits`) until shutdown is requested.
+fn serve_grpc<S>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    runtime: &Arc<Runtime>,
+) -> Server
 where
     S: tower::Service<
             http::Request<tonic::body::Body>,
@@ -177,13 +183,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    serve(
-        listener,
-        service,
-        tonic::body::Body::new,
-        Limits::GRPC,
-        runtime,
-    )
+    serve(listener, service, tonic::body::Body::new, limits, runtime)
 }
 
 /// Serves `service`, whose requests carry bodies of type `In` (made from

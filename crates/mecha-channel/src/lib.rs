@@ -50,7 +50,10 @@ pub struct Channel {
     /// How it speaks to the app: HTTP or gRPC.
     speaks: &'static dyn protocol::AppProtocol,
     client: client::Client,
+    /// `scheme://host:port`.
     base: String,
+    /// The same, parsed once.
+    origin: (http::uri::Scheme, http::uri::Authority),
     limit: limit::Limiter,
     health: Arc<health::Health>,
 }
@@ -70,7 +73,21 @@ impl Channel {
             config.address.clone()
         };
         let base = format!("{scheme}://{host}:{}", config.port);
+        let origin = base
+            .parse::<Uri>()
+            .ok()
+            .and_then(|uri| uri.into_parts().authority)
+            .expect("an address and a port make an authority");
+        let origin = (
+            if config.protocol.is_tls() {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
+            origin,
+        );
         let channel = Arc::new(Self {
+            origin,
             speaks: protocol::of(config.protocol),
             limit: limit::Limiter::new(config.max_concurrency),
             health: health::Health::new(config.health.is_some()),
@@ -105,9 +122,15 @@ impl Channel {
     }
 
     pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, ChannelError> {
-        format!("{}{path_and_query}", self.base)
-            .parse()
-            .map_err(|err| ChannelError::Unreachable(format!("invalid request path: {err}")))
+        let invalid =
+            |err: http::Error| ChannelError::Unreachable(format!("invalid request path: {err}"));
+        let (scheme, authority) = &self.origin;
+        Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(invalid)
     }
 
     fn add_token(&self, headers: &mut http::HeaderMap) {

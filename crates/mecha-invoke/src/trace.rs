@@ -34,18 +34,31 @@ fn random_u64() -> u64 {
     })
 }
 
+/// Writes random lower-case hex into `out` (whose length is even), never
+/// all zeros.
+fn random_hex_into(out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    loop {
+        let mut zero = true;
+        for chunk in out.chunks_mut(16) {
+            let bits = random_u64();
+            zero &= bits >> (64 - 4 * chunk.len()) == 0;
+            for (i, byte) in chunk.iter_mut().enumerate() {
+                *byte = HEX[((bits >> (60 - 4 * i)) & 0xf) as usize];
+            }
+        }
+        if !zero {
+            return;
+        }
+    }
+}
+
 /// `bytes` random bytes as lower-case hex, never all zeros.
+#[cfg(test)]
 fn random_hex(bytes: usize) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes * 2 + 16);
-    while out.len() < bytes * 2 {
-        let _ = write!(out, "{:016x}", random_u64());
-    }
-    out.truncate(bytes * 2);
-    if out.bytes().all(|b| b == b'0') {
-        return random_hex(bytes);
-    }
-    out
+    let mut out = vec![0; bytes * 2];
+    random_hex_into(&mut out);
+    String::from_utf8(out).expect("hex is ASCII")
 }
 
 /// The trace id and flags of a valid `traceparent` (version 00).
@@ -72,18 +85,24 @@ fn parse(value: &str) -> Option<(&str, &str)> {
 /// id when the caller sent a valid one, else a new sampled trace. An invalid
 /// one is replaced, and `tracestate` is kept only with a valid parent.
 pub fn next_hop(headers: &mut HeaderMap) {
-    let current = headers
+    // `00-{trace: 32}-{parent: 16}-{flags: 2}`
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    let kept = headers
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse(v).map(|(t, f)| (t.to_owned(), f.to_owned())));
-    let value = match current {
-        Some((trace, flags)) => format!("00-{trace}-{}-{flags}", random_hex(8)),
-        None => {
-            headers.remove(TRACESTATE);
-            format!("00-{}-{}-01", random_hex(16), random_hex(8))
-        }
-    };
-    crate::headers::set(headers, TRACEPARENT, &value);
+        .and_then(parse)
+        .map(|(trace, flags)| {
+            value[3..35].copy_from_slice(trace.as_bytes());
+            value[53..55].copy_from_slice(flags.as_bytes());
+        })
+        .is_some();
+    if !kept {
+        headers.remove(TRACESTATE);
+        random_hex_into(&mut value[3..35]);
+    }
+    random_hex_into(&mut value[36..52]);
+    let value = http::HeaderValue::from_bytes(&value).expect("hex and dashes");
+    headers.insert(TRACEPARENT, value);
 }
 
 /// The W3C `baggage` header.

@@ -45,13 +45,33 @@ impl tower::Service<http::Request<tonic::body::Body>> for Transport {
 }
 
 /// Connections to other runtimes: one HTTP/2 connection per address,
-/// shared by invocations and proxied gRPC calls.
+/// shared by invocations and proxied gRPC calls, and a pool of HTTP/1.1
+/// connections for small calls to runtimes that take them.
 pub struct PeerClient {
     raw: HyperClient<HttpConnector, Body>,
+    http1: HyperClient<HttpConnector, Body>,
     clients: Mutex<HashMap<String, InvocationClient<Transport>>>,
-    /// Addresses of runtimes that predate small calls: every call to them
-    /// streams, instead of being refused once per call first.
-    streams_only: Mutex<std::collections::HashSet<String>>,
+    /// What each runtime called so far takes, by address.
+    peers: Mutex<HashMap<String, Peer>>,
+}
+
+/// How to make a small call to one runtime.
+#[derive(Clone)]
+struct Peer {
+    /// Its small calls' URI.
+    uri: http::Uri,
+    takes: Takes,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// Small calls over HTTP/2 (and it may say it takes HTTP/1.1).
+    Http2,
+    /// Small calls over HTTP/1.1, as it said in an answer.
+    Http1,
+    /// Only streams: it predates small calls, and every call to it
+    /// streams instead of being refused once per call first.
+    StreamsOnly,
 }
 
 impl Default for PeerClient {
@@ -61,9 +81,15 @@ impl Default for PeerClient {
         Self {
             raw: HyperClient::builder(TokioExecutor::new())
                 .http2_only(true)
+                .build(connector.clone()),
+            http1: HyperClient::builder(TokioExecutor::new())
+                // Below the internal port's idle timeout (180 s), so the
+                // pool drops a connection before the callee does.
+                .pool_idle_timeout(std::time::Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
                 .build(connector),
             clients: Mutex::default(),
-            streams_only: Mutex::default(),
+            peers: Mutex::default(),
         }
     }
 }
@@ -104,6 +130,30 @@ impl PeerClient {
         clients.insert(address.to_owned(), client.clone());
         Ok(client)
     }
+
+    /// How to make a small call to the runtime at `address`.
+    fn peer(&self, target: &str, address: &str) -> Result<Peer, ApiError> {
+        let mut peers = self.peers.lock().expect("lock");
+        if let Some(peer) = peers.get(address) {
+            return Ok(peer.clone());
+        }
+        let uri: http::Uri = format!("http://{address}{}", whole::PATH)
+            .parse()
+            .map_err(|err| unreachable(target, address, err))?;
+        let peer = Peer {
+            uri,
+            takes: Takes::Http2,
+        };
+        peers.insert(address.to_owned(), peer.clone());
+        Ok(peer)
+    }
+
+    /// Records what the runtime at `address` takes.
+    fn learned(&self, address: &str, takes: Takes) {
+        if let Some(peer) = self.peers.lock().expect("lock").get_mut(address) {
+            peer.takes = takes;
+        }
+    }
 }
 
 #[async_trait]
@@ -114,7 +164,6 @@ impl Peers for PeerClient {
         target: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
-        let mut client = self.client(target, address)?;
         let caller = req.caller.unwrap_or_default();
         let mut head = RequestHead {
             target_app_id: target.to_owned(),
@@ -128,21 +177,35 @@ impl Peers for PeerClient {
             body: None,
         };
         let mut body = req.body;
-        let streams_only = || self.streams_only.lock().expect("lock").contains(address);
-        if frames::fits_whole(&body) && !streams_only() {
+        let peer = self.peer(target, address)?;
+        if frames::fits_whole(&body) && peer.takes != Takes::StreamsOnly {
             // A small call: one message each way.
             let whole = body::collect(body, frames::WHOLE_MAX)
                 .await
                 .map_err(|err| body_failed(target, err))?;
             head.body = Some(whole);
-            match whole::send(&self.raw, address, head).await? {
-                whole::Sent::Answered(response) => return Ok(response),
-                whole::Sent::Failed(err) => return Err(unreachable(target, address, err)),
+            let http1 = peer.takes == Takes::Http1;
+            let client = if http1 { &self.http1 } else { &self.raw };
+            match whole::send(client, peer.uri, http1, head).await? {
+                whole::Sent::Answered {
+                    response,
+                    http1: takes_http1,
+                } => {
+                    if takes_http1 && !http1 {
+                        self.learned(address, Takes::Http1);
+                    }
+                    return Ok(response);
+                }
+                whole::Sent::Failed(err) => {
+                    if http1 {
+                        // Whatever serves the address now is asked again,
+                        // over HTTP/2, on the next call.
+                        self.learned(address, Takes::Http2);
+                    }
+                    return Err(unreachable(target, address, err));
+                }
                 whole::Sent::NotKnown(older) => {
-                    self.streams_only
-                        .lock()
-                        .expect("lock")
-                        .insert(address.to_owned());
+                    self.learned(address, Takes::StreamsOnly);
                     head = older;
                     body = body::full(head.body.take().unwrap_or_default());
                 }
@@ -156,6 +219,7 @@ impl Peers for PeerClient {
             frame: Some(Frame::Request(head)),
         };
         let outgoing = outgoing(head, body, failed.clone());
+        let mut client = self.client(target, address)?;
         match client.invoke(outgoing).await {
             Ok(response) => answer(target, address, response.into_inner(), &failed).await,
             Err(status) => Err(status_error(target, address, &status, &failed)),

@@ -63,6 +63,14 @@ where
                 Ok(response.map(tonic::body::Body::new))
             });
         }
+        if request.version() < http::Version::HTTP_2 {
+            // HTTP/1.1 is for small calls only; gRPC needs HTTP/2.
+            let mut refused = Response::new(tonic::body::Body::new(body::full(
+                "this port takes HTTP/1.1 for small calls only",
+            )));
+            *refused.status_mut() = http::StatusCode::BAD_REQUEST;
+            return Box::pin(std::future::ready(Ok(refused)));
+        }
         if is_own_grpc_service(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }

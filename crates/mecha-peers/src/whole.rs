@@ -1,11 +1,20 @@
-//! Small calls between runtimes: one plain HTTP/2 request and one answer,
-//! each a single frame that ends its stream (see the protocol's comment in
-//! `invocation.proto`). gRPC would add trailers after the answer, and a
-//! request body piped by a task of its own: each a write, and on a small
-//! call each write wakes the other runtime once more. For the same reason
-//! a call whose head is small travels in the request's headers: a request
-//! body is sent only after the connection's task has opened the stream,
-//! in a write of its own.
+//! Small calls between runtimes: one plain request and one answer (see the
+//! protocol's comment in `invocation.proto`), over HTTP/1.1 to a runtime
+//! that says it takes them ([`HTTP1`]), else over HTTP/2.
+//!
+//! Over HTTP/1.1 the head travels as the request's body: head and body go
+//! out in one write, and the answer in one, with no header compression, no
+//! flow-control frames, and no task per stream on the callee.
+//!
+//! Over HTTP/2 (the first call to a runtime, and runtimes that predate
+//! HTTP/1.1 small calls) each way is a single frame that ends its stream.
+//! gRPC would add trailers after the answer, and a request body piped by a
+//! task of its own: each a write, and on a small call each write wakes the
+//! other runtime once more. For the same reason a call whose head is small
+//! travels in the request's headers there: a request body is sent only
+//! after the connection's task has opened the stream, in a write of its
+//! own. HPACK Huffman-codes that header, which costs more than everything
+//! else in the call, hence HTTP/1.1 once the runtime is known to take it.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -16,8 +25,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use mecha_api::Api;
 use mecha_core::ApiError;
+use mecha_invoke::InvokeResponse;
 use mecha_invoke::body::{self, Body, BoxError};
-use mecha_invoke::{InvokeResponse, headers};
 use mecha_proto::internal::v1::{RequestHead, ResponseHead};
 use prost::Message;
 
@@ -30,8 +39,12 @@ pub const PATH: &str = "/mecha.internal.v1.Invocation/Whole";
 const CONTENT_TYPE: &str = "application/x-mecha-whole";
 
 /// The request header that holds a small call's head (base64), when it
-/// fits in [`IN_HEADER_MAX`] bytes.
+/// fits in [`IN_HEADER_MAX`] bytes (HTTP/2 only).
 const CALL_HEADER: &str = "x-mecha-call";
+
+/// The answer's header by which a runtime says that its internal port
+/// takes small calls over HTTP/1.1 too.
+pub const HTTP1: &str = "x-mecha-http1";
 
 /// The largest head sent in [`CALL_HEADER`], encoded (a runtime accepts
 /// 16 KiB of request headers on its internal port).
@@ -96,7 +109,12 @@ pub async fn serve(api: Api, request: http::Request<Body>) -> http::Response<Bod
 
 fn answered(body: Body) -> http::Response<Body> {
     let mut response = http::Response::new(body);
-    headers::set(response.headers_mut(), "content-type", CONTENT_TYPE);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(CONTENT_TYPE),
+    );
+    headers.insert(HTTP1, http::HeaderValue::from_static("1"));
     response
 }
 
@@ -133,7 +151,11 @@ impl http_body::Body for Prefixed {
 
 /// What became of a small call.
 pub enum Sent {
-    Answered(InvokeResponse),
+    /// `http1`: the runtime takes small calls over HTTP/1.1.
+    Answered {
+        response: InvokeResponse,
+        http1: bool,
+    },
     /// The runtime at the address predates small calls: send it as a
     /// stream instead.
     NotKnown(RequestHead),
@@ -141,18 +163,22 @@ pub enum Sent {
 }
 
 /// The caller side: sends `head` (holding the whole request body) to the
-/// runtime at `address`.
+/// runtime at `uri` (its [`PATH`]) through `client`, which speaks HTTP/1.1
+/// when `http1`, else HTTP/2.
 pub async fn send(
     client: &HyperClient<HttpConnector, Body>,
-    address: &str,
+    uri: http::Uri,
+    http1: bool,
     head: RequestHead,
 ) -> Result<Sent, ApiError> {
     let encoded = head.encode_to_vec();
-    let mut request = http::Request::post(format!("http://{address}{PATH}"))
+    let mut request = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
         .body(body::empty())
         .map_err(|err| ApiError::internal(err.to_string()))?;
-    if base64::encoded_len(encoded.len(), true).is_some_and(|len| len <= IN_HEADER_MAX) {
+    if http1 {
+        *request.body_mut() = body::full(encoded);
+    } else if base64::encoded_len(encoded.len(), true).is_some_and(|len| len <= IN_HEADER_MAX) {
         let mut value = http::HeaderValue::try_from(BASE64.encode(&encoded))
             .map_err(|err| ApiError::internal(err.to_string()))?;
         // Never into the connection's header table: each call's differs.
@@ -179,6 +205,7 @@ pub async fn send(
             .unwrap_or_default();
         return Ok(Sent::Failed(format!("status {status}: {text}")));
     }
+    let http1 = response.headers().contains_key(HTTP1);
     let mut incoming = response.into_body();
     // The head, and what came with it of the body behind it.
     let mut buf = BytesMut::new();
@@ -245,5 +272,8 @@ pub async fn send(
         }
         None => frames::pumped_raw(buf.freeze(), incoming),
     };
-    Ok(Sent::Answered(crate::client::response_of(head, body)))
+    Ok(Sent::Answered {
+        response: crate::client::response_of(head, body),
+        http1,
+    })
 }

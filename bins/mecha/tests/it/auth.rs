@@ -109,7 +109,7 @@ async fn grpc_calls_need_the_token() {
 }
 
 /// The runtime-to-runtime port named in the startup log.
-fn internal_port(sidecar: &Sidecar) -> u16 {
+pub(crate) fn internal_port(sidecar: &Sidecar) -> u16 {
     let logs = sidecar.logs();
     let (_, rest) = logs
         .split_once("internal_grpc_port=")

@@ -585,6 +585,103 @@ async fn large_bodies_stream_through_with_flat_memory() {
     );
 }
 
+/// Server-side connections established on 127.0.0.1:`port`.
+fn established_on(port: u16) -> usize {
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// A small call goes over HTTP/2 to a runtime first; its answer says that
+/// the runtime's internal port takes small calls over HTTP/1.1, and later
+/// ones go over one pooled HTTP/1.1 connection. That port takes nothing
+/// else over HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_calls_move_to_http1_once_the_callee_says_it_takes_them() {
+    use mecha_proto::internal::v1::{RequestHead, ResponseHead};
+    use prost::Message;
+
+    let host = Host::new();
+    let app = App::http(0).await;
+    let callee = host
+        .runtime("h1-orders", &app_args(app.port, "http"), &[])
+        .await;
+    let caller = host.runtime("h1-frontend", &[], &[]).await;
+    let port = crate::auth::internal_port(&callee);
+    let call = || async {
+        let response = client()
+            .post(caller.http("/v1.0/invoke/h1-orders/method/small"))
+            .body("small")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let seen: Value = response.json().await.unwrap();
+        assert_eq!(seen["headers"]["dapr-caller-app-id"], "h1-frontend");
+        assert_eq!(seen["length"], 5);
+    };
+    assert_eq!(established_on(port), 0);
+    call().await;
+    assert_eq!(established_on(port), 1, "the first call: HTTP/2");
+    for _ in 0..5 {
+        call().await;
+    }
+    assert_eq!(
+        established_on(port),
+        2,
+        "the HTTP/2 connection, and one HTTP/1.1 connection for every later call"
+    );
+
+    // The port's side of it, asked directly.
+    let head = RequestHead {
+        target_app_id: "h1-orders".into(),
+        method: "direct".into(),
+        verb: "POST".into(),
+        caller_app_id: "tester".into(),
+        body: Some(b"hi".to_vec().into()),
+        ..RequestHead::default()
+    };
+    let whole = format!("http://127.0.0.1:{port}/mecha.internal.v1.Invocation/Whole");
+    let response = client()
+        .post(&whole)
+        .header("content-type", "application/x-mecha-whole")
+        .body(head.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.headers()["x-mecha-http1"], "1");
+    let bytes = response.bytes().await.unwrap();
+    let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    assert_eq!(bytes.len(), 4 + len, "the head holds the whole answer");
+    let answer = ResponseHead::decode(&bytes[4..]).unwrap();
+    assert_eq!(answer.status, 200);
+    let seen: Value = serde_json::from_slice(&answer.body.unwrap()).unwrap();
+    assert_eq!(seen["path"], "/direct");
+    assert_eq!(seen["headers"]["dapr-caller-app-id"], "tester");
+    assert_eq!(seen["length"], 2);
+
+    // gRPC needs HTTP/2: over HTTP/1.1 the port refuses it.
+    let grpc = client()
+        .post(format!(
+            "http://127.0.0.1:{port}/dapr.proto.runtime.v1.Dapr/GetMetadata"
+        ))
+        .header("content-type", "application/grpc")
+        .body(vec![0, 0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc.status().as_u16(), 400);
+}
+
 /// Bodies of known length up to 64 KiB travel between runtimes whole in
 /// one message each way; longer ones, and any of unknown length, in
 /// frames. Every size either side of that line arrives whole and intact.
