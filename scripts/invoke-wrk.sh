@@ -32,7 +32,9 @@ ON_MECHA_CPUS=() ON_WRK_CPUS=()
 [ -n "$MECHA_CPUS" ] && ON_MECHA_CPUS=(taskset -c "$MECHA_CPUS")
 [ -n "$WRK_CPUS" ] && ON_WRK_CPUS=(taskset -c "$WRK_CPUS")
 
-APP=36100 CALLER=36110 CALLEE=36120
+# Below the ephemeral range (32768 and up), where an outgoing connection
+# may hold a port.
+APP=26100 CALLER=26110 CALLEE=26120
 NGINX=("${ON_MECHA_CPUS[@]}" nginx)
 start_nginx "$WORK" "$APP"
 PIDS+=("$(cat "$WORK/nginx.pid.outer")")
@@ -68,12 +70,29 @@ micros() {
 }
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
+# Appends each runtime's RSS (kB) to $WORK/rss.<pid> every 100 ms until
+# killed: the peak under load (VmHWM would include start-up).
+sample_rss() {
+  while true; do
+    for pid in "${PIDS[@]:1}"; do
+      awk '/^VmRSS/ {print $2}' /proc/"$pid"/status >>"$WORK/rss.$pid" 2>/dev/null || true
+    done
+    sleep 0.1
+  done
+}
+
 for i in $(seq "$RUNS"); do
   for path in direct via; do
     url=$DIRECT
     [ "$path" = via ] && url=$VIA
     "${ON_WRK_CPUS[@]}" wrk -t1 -c1 -d"${SECONDS_EACH}s" --latency -s "$WORK/post.lua" "$url" >"$WORK/lat.$path.$i"
+    sampler=
+    if [ "$path" = via ]; then
+      sample_rss &
+      sampler=$!
+    fi
     "${ON_WRK_CPUS[@]}" wrk -t2 -c16 -d"${SECONDS_EACH}s" -s "$WORK/post.lua" "$url" >"$WORK/tput.$path.$i"
+    [ -z "$sampler" ] || kill "$sampler"
     grep -q "Non-2xx" "$WORK/lat.$path.$i" "$WORK/tput.$path.$i" && {
       echo "$path: answers that are not 2xx" >&2
       exit 1
@@ -94,6 +113,6 @@ awk -v a="$direct_p50" -v b="$via_p50" -v c="$direct_p99" -v d="$via_p99" \
     printf "added p50 %.0f us, added p99 %.0f us, throughput %.1f %% of direct\n", b - a, d - c, 100 * f / e
   }'
 for pid in "${PIDS[@]:1}"; do
-  printf 'runtime %s: RSS %s kB, peak %s kB\n' "$pid" \
-    "$(awk '/^VmRSS/ {print $2}' /proc/"$pid"/status)" "$(awk '/^VmHWM/ {print $2}' /proc/"$pid"/status)"
+  printf 'runtime %s: RSS %s kB after the runs, peak under 16 connections %s kB (sampled every 100 ms)\n' "$pid" \
+    "$(awk '/^VmRSS/ {print $2}' /proc/"$pid"/status)" "$(sort -n "$WORK/rss.$pid" | tail -1)"
 done
