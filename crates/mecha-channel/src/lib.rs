@@ -1,7 +1,8 @@
 //! The app channel: the runtime's calls into its app.
 //!
-//! One pooled hyper client per app, speaking what `--app-protocol` says:
-//! HTTP/1.1 (`http`, `https`) or HTTP/2 (`h2c`, `grpc`, `grpcs`); TLS
+//! One pooled client per app, speaking what `--app-protocol` says:
+//! HTTP/1.1 (`http`, through [`mecha_http1::Pool`]; `https`) or HTTP/2 (`h2c`,
+//! `grpc`, `grpcs`), through hyper's pooled client but for `http`; TLS
 //! without certificate verification for `https` and `grpcs`, as daprd
 //! does. Calls pass `--app-max-concurrency` (with a bounded waiting line),
 //! carry `APP_API_TOKEN` as `dapr-api-token`, and are refused while health
@@ -50,6 +51,9 @@ pub struct Channel {
     /// How it speaks to the app: HTTP or gRPC.
     speaks: &'static dyn protocol::AppProtocol,
     client: client::Client,
+    /// Plain HTTP apps (`--app-protocol http`) are called through this pool
+    /// instead of `client`.
+    http1: Option<Arc<mecha_http1::Pool>>,
     /// `scheme://host:port`.
     base: String,
     /// The same, parsed once.
@@ -86,7 +90,11 @@ impl Channel {
             },
             origin,
         );
+        let http1 = (config.protocol == Protocol::Http)
+            .then(|| mecha_http1::Pool::new(&format!("{host}:{}", config.port)).ok())
+            .flatten();
         let channel = Arc::new(Self {
+            http1,
             origin,
             speaks: protocol::of(config.protocol),
             limit: limit::Limiter::new(config.max_concurrency),
@@ -171,12 +179,22 @@ impl Channel {
     ) -> impl std::future::Future<Output = Result<Response<Body>, ChannelError>> + Send + 'static
     {
         self.add_token(request.headers_mut());
-        let response = self.client.request(request);
+        type Sent = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Response<Body>, body::BoxError>> + Send>,
+        >;
+        let sent: Sent = match &self.http1 {
+            Some(pool) => {
+                let pool = pool.clone();
+                Box::pin(async move { pool.send(request).await })
+            }
+            None => {
+                let response = self.client.request(request);
+                Box::pin(async move { Ok(response.await?.map(body::boxed)) })
+            }
+        };
         async move {
-            let response = response
-                .await
-                .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(&err)))?;
-            Ok(response.map(body::boxed))
+            sent.await
+                .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(err.as_ref())))
         }
     }
 

@@ -49,7 +49,6 @@ impl tower::Service<http::Request<tonic::body::Body>> for Transport {
 /// connections for small calls to runtimes that take them.
 pub struct PeerClient {
     raw: HyperClient<HttpConnector, Body>,
-    http1: HyperClient<HttpConnector, Body>,
     clients: Mutex<HashMap<String, InvocationClient<Transport>>>,
     /// What each runtime called so far takes, by address.
     peers: Mutex<HashMap<String, Peer>>,
@@ -61,6 +60,9 @@ struct Peer {
     /// Its small calls' URI.
     uri: http::Uri,
     takes: Takes,
+    /// Its HTTP/1.1 connections (none until it takes small calls over
+    /// HTTP/1.1).
+    http1: std::sync::Arc<mecha_http1::Pool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,12 +83,6 @@ impl Default for PeerClient {
         Self {
             raw: HyperClient::builder(TokioExecutor::new())
                 .http2_only(true)
-                .build(connector.clone()),
-            http1: HyperClient::builder(TokioExecutor::new())
-                // Below the internal port's idle timeout (180 s), so the
-                // pool drops a connection before the callee does.
-                .pool_idle_timeout(std::time::Duration::from_secs(90))
-                .pool_max_idle_per_host(256)
                 .build(connector),
             clients: Mutex::default(),
             peers: Mutex::default(),
@@ -140,9 +136,12 @@ impl PeerClient {
         let uri: http::Uri = format!("http://{address}{}", whole::PATH)
             .parse()
             .map_err(|err| unreachable(target, address, err))?;
+        let http1 =
+            mecha_http1::Pool::new(address).map_err(|err| unreachable(target, address, err))?;
         let peer = Peer {
             uri,
             takes: Takes::Http2,
+            http1,
         };
         peers.insert(address.to_owned(), peer.clone());
         Ok(peer)
@@ -185,8 +184,12 @@ impl Peers for PeerClient {
                 .map_err(|err| body_failed(target, err))?;
             head.body = Some(whole);
             let http1 = peer.takes == Takes::Http1;
-            let client = if http1 { &self.http1 } else { &self.raw };
-            match whole::send(client, peer.uri, http1, head).await? {
+            let via = if http1 {
+                whole::Via::Http1(&peer.http1)
+            } else {
+                whole::Via::Http2(&self.raw)
+            };
+            match whole::send(via, peer.uri, head).await? {
                 whole::Sent::Answered {
                     response,
                     http1: takes_http1,

@@ -166,7 +166,7 @@ where
 /// read by a task of its own to the end of its stream whether or not the
 /// body is read to its end, as [`pumped_body`] does for frame streams. A
 /// reset stream fails the body.
-pub fn pumped_raw(first: Bytes, mut incoming: hyper::body::Incoming) -> Body {
+pub fn pumped_raw(first: Bytes, mut incoming: Body) -> Body {
     use http_body_util::BodyExt;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<BodyFrame<Bytes>, BoxError>>(4);
     tokio::spawn(async move {
@@ -176,7 +176,6 @@ pub fn pumped_raw(first: Bytes, mut incoming: hyper::body::Incoming) -> Body {
             if frame.as_ref().is_ok_and(|frame| !frame.is_data()) {
                 continue;
             }
-            let frame = frame.map_err(|err| -> BoxError { Box::new(err) });
             let last = frame.is_err();
             if forwarding && tx.send(frame).await.is_err() {
                 // Nobody reads the body any more: drain the rest.

@@ -162,15 +162,18 @@ pub enum Sent {
     Failed(String),
 }
 
+/// How a small call travels.
+pub enum Via<'a> {
+    /// On the peer's HTTP/2 connection.
+    Http2(&'a HyperClient<HttpConnector, Body>),
+    /// On the peer's pool of HTTP/1.1 connections.
+    Http1(&'a std::sync::Arc<mecha_http1::Pool>),
+}
+
 /// The caller side: sends `head` (holding the whole request body) to the
-/// runtime at `uri` (its [`PATH`]) through `client`, which speaks HTTP/1.1
-/// when `http1`, else HTTP/2.
-pub async fn send(
-    client: &HyperClient<HttpConnector, Body>,
-    uri: http::Uri,
-    http1: bool,
-    head: RequestHead,
-) -> Result<Sent, ApiError> {
+/// runtime at `uri` (its [`PATH`]) `via` HTTP/1.1 or HTTP/2.
+pub async fn send(via: Via<'_>, uri: http::Uri, head: RequestHead) -> Result<Sent, ApiError> {
+    let http1 = matches!(via, Via::Http1(_));
     let encoded = head.encode_to_vec();
     let mut request = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
@@ -187,9 +190,20 @@ pub async fn send(
     } else {
         *request.body_mut() = body::full(encoded);
     }
-    let response = match client.request(request).await {
+    let sent = match via {
+        Via::Http2(client) => client
+            .request(request)
+            .await
+            .map(|response| response.map(body::boxed))
+            .map_err(|err| mecha_invoke::describe(&err)),
+        Via::Http1(pool) => pool
+            .send(request)
+            .await
+            .map_err(|err| mecha_invoke::describe(err.as_ref())),
+    };
+    let response = match sent {
         Ok(response) => response,
-        Err(err) => return Ok(Sent::Failed(mecha_invoke::describe(&err))),
+        Err(err) => return Ok(Sent::Failed(err)),
     };
     // An older runtime's gRPC server answers a path it does not serve
     // with a gRPC status.
@@ -227,7 +241,7 @@ pub async fn send(
                     buf.extend_from_slice(&data);
                 }
             }
-            Some(Err(err)) => return Ok(Sent::Failed(mecha_invoke::describe(&err))),
+            Some(Err(err)) => return Ok(Sent::Failed(mecha_invoke::describe(err.as_ref()))),
             None => return Ok(Sent::Failed("the answer ended before its head".into())),
         }
     };
@@ -266,7 +280,7 @@ pub async fn send(
                         "the runtime sent more after a whole answer".into(),
                     ));
                 }
-                Some(Err(err)) => return Ok(Sent::Failed(mecha_invoke::describe(&err))),
+                Some(Err(err)) => return Ok(Sent::Failed(mecha_invoke::describe(err.as_ref()))),
             }
             body::full(whole)
         }
