@@ -57,7 +57,7 @@ pub struct Channel {
     /// `scheme://host:port`.
     base: String,
     /// The same, parsed once.
-    origin: (http::uri::Scheme, http::uri::Authority),
+    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     limit: limit::Limiter,
     health: Arc<health::Health>,
 }
@@ -77,19 +77,21 @@ impl Channel {
             config.address.clone()
         };
         let base = format!("{scheme}://{host}:{}", config.port);
+        // An address that makes no authority (`--app-channel-address` is
+        // not checked) fails each call, as it did before, rather than the
+        // start.
         let origin = base
             .parse::<Uri>()
             .ok()
             .and_then(|uri| uri.into_parts().authority)
-            .expect("an address and a port make an authority");
-        let origin = (
-            if config.protocol.is_tls() {
-                http::uri::Scheme::HTTPS
-            } else {
-                http::uri::Scheme::HTTP
-            },
-            origin,
-        );
+            .map(|authority| {
+                let scheme = if config.protocol.is_tls() {
+                    http::uri::Scheme::HTTPS
+                } else {
+                    http::uri::Scheme::HTTP
+                };
+                (scheme, authority)
+            });
         let http1 = (config.protocol == Protocol::Http)
             .then(|| mecha_http1::Pool::new(&format!("{host}:{}", config.port)).ok())
             .flatten();
@@ -132,7 +134,12 @@ impl Channel {
     pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, ChannelError> {
         let invalid =
             |err: http::Error| ChannelError::Unreachable(format!("invalid request path: {err}"));
-        let (scheme, authority) = &self.origin;
+        let Some((scheme, authority)) = &self.origin else {
+            return Err(ChannelError::Unreachable(format!(
+                "the app's address makes no URI: {}",
+                self.base
+            )));
+        };
         Uri::builder()
             .scheme(scheme.clone())
             .authority(authority.clone())
@@ -246,5 +253,43 @@ impl AppChannel for Channel {
 
     async fn forward_grpc(&self, request: Request<Body>) -> Result<Response<Body>, ChannelError> {
         self.speaks.forward_grpc(self, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--app-channel-address` is not checked: one that makes no URI fails
+    /// each call with a message, and does not stop the start.
+    #[tokio::test]
+    async fn an_app_address_that_makes_no_uri_fails_calls_not_the_start() {
+        let channel = Channel::start(ChannelConfig {
+            protocol: Protocol::Http,
+            address: "not an address".into(),
+            port: 3000,
+            max_concurrency: None,
+            token: None,
+            health: None,
+            max_body: 1024,
+        });
+        let Err(err) = channel
+            .invoke(InvokeRequest {
+                method: "m".into(),
+                verb: http::Method::GET,
+                query: String::new(),
+                headers: http::HeaderMap::new(),
+                body: body::empty(),
+                caller: None,
+                any_type_url: None,
+            })
+            .await
+        else {
+            panic!("no URI, no call");
+        };
+        assert!(
+            err.to_string().contains("the app's address makes no URI"),
+            "{err}"
+        );
     }
 }

@@ -26,9 +26,11 @@ use mecha_invoke::body::{self, Body, BoxError};
 /// ends.
 const MAX_IDLE: usize = 256;
 
-/// How long a connection may wait unused before it is closed: below the
-/// internal port's idle limit (180 s), so a peer's connection is closed
-/// by its caller, never under a request in flight.
+/// How long a connection may wait unused and still be taken: below the
+/// internal port's idle limit (180 s), so a request never goes out on a
+/// connection the other runtime is about to close. An older one is closed
+/// when a request's look through the list meets it; one never met again
+/// stays open until the other side closes it (there is no timer).
 const IDLE_FOR: Duration = Duration::from_secs(90);
 
 /// HTTP/1.1 connections to `address` (`host:port`).
