@@ -92,9 +92,10 @@ impl Channel {
                 };
                 (scheme, authority)
             });
-        let http1 = (config.protocol == Protocol::Http)
-            .then(|| mecha_http1::Pool::new(&format!("{host}:{}", config.port)).ok())
-            .flatten();
+        let http1 = origin
+            .as_ref()
+            .filter(|_| config.protocol == Protocol::Http)
+            .and_then(|(_, authority)| mecha_http1::Pool::new(authority.as_str()).ok());
         let channel = Arc::new(Self {
             http1,
             origin,

@@ -1,11 +1,9 @@
 //! Which headers travel with an invocation, and how they map to gRPC
 //! metadata.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
-
 use http::header::{
-    CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE,
+    CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 
 /// Headers that belong to one connection and never travel (RFC 9110 §7.6.1),

@@ -87,16 +87,14 @@ fn parse(value: &str) -> Option<(&str, &str)> {
 pub fn next_hop(headers: &mut HeaderMap) {
     // `00-{trace: 32}-{parent: 16}-{flags: 2}`
     let mut value = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    let kept = headers
+    let current = headers
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse)
-        .map(|(trace, flags)| {
-            value[3..35].copy_from_slice(trace.as_bytes());
-            value[53..55].copy_from_slice(flags.as_bytes());
-        })
-        .is_some();
-    if !kept {
+        .and_then(parse);
+    if let Some((trace, flags)) = current {
+        value[3..35].copy_from_slice(trace.as_bytes());
+        value[53..55].copy_from_slice(flags.as_bytes());
+    } else {
         headers.remove(TRACESTATE);
         random_hex_into(&mut value[3..35]);
     }

@@ -219,7 +219,7 @@ pub async fn send(via: Via<'_>, uri: http::Uri, head: RequestHead) -> Result<Sen
             .unwrap_or_default();
         return Ok(Sent::Failed(format!("status {status}: {text}")));
     }
-    let http1 = response.headers().contains_key(HTTP1);
+    let takes_http1 = response.headers().contains_key(HTTP1);
     let mut incoming = response.into_body();
     // The head, and what came with it of the body behind it.
     let mut buf = BytesMut::new();
@@ -288,6 +288,6 @@ pub async fn send(via: Via<'_>, uri: http::Uri, head: RequestHead) -> Result<Sen
     };
     Ok(Sent::Answered {
         response: crate::client::response_of(head, body),
-        http1,
+        http1: takes_http1,
     })
 }
