@@ -86,6 +86,22 @@ pub trait ConfigurationStore: Send + Sync + 'static {
     ) -> Result<(), ConfigError>;
 }
 
+/// A subscriber's handler that takes nothing once its subscription has
+/// ended.
+struct Ended {
+    handler: Arc<dyn UpdateHandler>,
+    stop: CancellationToken,
+}
+
+#[async_trait]
+impl UpdateHandler for Ended {
+    async fn update(&self, subscription_id: &str, items: Items) {
+        if !self.stop.is_cancelled() {
+            self.handler.update(subscription_id, items).await;
+        }
+    }
+}
+
 /// A configured store and its live subscriptions.
 #[derive(Clone)]
 pub struct ConfigurationHandle {
@@ -129,6 +145,13 @@ impl ConfigurationHandle {
     ) -> Result<(String, CancellationToken), ConfigError> {
         let id = uuid::Uuid::new_v4().to_string();
         let stop = CancellationToken::new();
+        // A store's watch may hold a change it read as the token is
+        // cancelled; the guard drops it, so that nothing reaches the
+        // subscriber once `unsubscribe` has returned, whatever the store.
+        let handler = Arc::new(Ended {
+            handler,
+            stop: stop.clone(),
+        });
         self.component
             .watch(&id, keys, metadata, handler, stop.clone())
             .await?;
