@@ -517,10 +517,15 @@ impl StateStore for SqliteStateStore {
     }
 
     async fn query(&self, req: &QueryRequest) -> Result<QueryResponse, StateError> {
-        let table = self.inner.config.table_name.clone();
-        let req = req.clone();
-        self.run(false, move |conn, _| query_rows(conn, &table, &req))
-            .await
+        // The statement and its parameters are made here, so that the
+        // blocking thread needs no copy of the request (an `IN` list of
+        // 10,000 values is megabytes).
+        let (statement, params) = query_statement(&self.inner.config.table_name, req);
+        let (limit, offset) = (req.query.limit, req.query.offset);
+        let rows = self
+            .run(false, move |conn, _| query_rows(conn, &statement, params))
+            .await?;
+        Ok(QueryResponse::page_of(limit, offset, rows))
     }
 }
 
@@ -578,11 +583,8 @@ impl Dialect for Sqlite {
     }
 }
 
-fn query_rows(
-    conn: &Connection,
-    table: &str,
-    req: &QueryRequest,
-) -> Result<QueryResponse, StateError> {
+/// The `SELECT` for `req` and its parameters.
+fn query_statement(table: &str, req: &QueryRequest) -> (String, Vec<rusqlite::types::Value>) {
     let mut params: Vec<rusqlite::types::Value> = Vec::new();
     let mut scope = String::new();
     if let Some(prefix) = &req.key_prefix {
@@ -603,17 +605,23 @@ fn query_rows(
         translated.order_by,
         sql::limit_offset(&req.query, "-1"),
     );
-    let mut stmt = conn.prepare(&statement).map_err(backend)?;
-    let rows = stmt
-        .query_map(params_from_iter(params), |row| {
-            Ok(QueryItem {
-                key: row.get(0)?,
-                data: Bytes::from(row.get::<_, String>(1)?.into_bytes()),
-                etag: Some(row.get(2)?),
-            })
+    (statement, params)
+}
+
+fn query_rows(
+    conn: &Connection,
+    statement: &str,
+    params: Vec<rusqlite::types::Value>,
+) -> Result<Vec<QueryItem>, StateError> {
+    let mut stmt = conn.prepare(statement).map_err(backend)?;
+    stmt.query_map(params_from_iter(params), |row| {
+        Ok(QueryItem {
+            key: row.get(0)?,
+            data: Bytes::from(row.get::<_, String>(1)?.into_bytes()),
+            etag: Some(row.get(2)?),
         })
-        .map_err(backend)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(backend)?;
-    Ok(QueryResponse::page(&req.query, rows))
+    })
+    .map_err(backend)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(backend)
 }
