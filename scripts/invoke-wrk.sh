@@ -3,7 +3,9 @@
 # with wrk and nginx as the app (issue 13's acceptance): a 1 KB POST and a
 # 1 KB answer; latency with one connection (closed loop), throughput with
 # 16. Each figure is the median of RUNS runs, direct and through the
-# runtimes interleaved.
+# runtimes interleaved, and beside them the same through two nginx
+# reverse proxies (keep-alive both ways; the same three loopback hops as
+# through the runtimes): the cost of two proxy hops at its cheapest.
 #   scripts/invoke-wrk.sh [path/to/mecha] [RUNS] [SECONDS]
 # Defaults: the README's build (target/release/mecha), 3 runs, 5 s.
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light).
@@ -15,9 +17,9 @@ BIN=${1:-target/release/mecha}
 RUNS=${2:-3}
 SECONDS_EACH=${3:-5}
 WORK=$(mktemp -d)
-PIDS=()
+PIDS=() PROXIES=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}" "${PROXIES[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -34,7 +36,7 @@ ON_MECHA_CPUS=() ON_WRK_CPUS=()
 
 # Below the ephemeral range (32768 and up), where an outgoing connection
 # may hold a port.
-APP=26100 CALLER=26110 CALLEE=26120
+APP=26100 CALLER=26110 CALLEE=26120 PROXY_CALLEE=26130 PROXY_CALLER=26131
 NGINX=("${ON_MECHA_CPUS[@]}" nginx)
 start_nginx "$WORK" "$APP"
 PIDS+=("$(cat "$WORK/nginx.pid.outer")")
@@ -51,6 +53,10 @@ runtime() {
 }
 runtime nginx-app "$CALLEE" --app-port "$APP"
 runtime caller "$CALLER"
+start_nginx_proxy "$WORK" "$PROXY_CALLEE" "$APP"
+PROXIES+=("$(cat "$WORK/proxy.$PROXY_CALLEE.pid.outer")")
+start_nginx_proxy "$WORK" "$PROXY_CALLER" "$PROXY_CALLEE"
+PROXIES+=("$(cat "$WORK/proxy.$PROXY_CALLER.pid.outer")")
 
 cat > "$WORK/post.lua" <<LUA
 wrk.method = "POST"
@@ -59,6 +65,7 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 DIRECT="http://127.0.0.1:$APP/echo"
 VIA="http://127.0.0.1:$CALLER/v1.0/invoke/nginx-app/method/echo"
+PROXIED="http://127.0.0.1:$PROXY_CALLER/echo"
 curl -sf -X POST -d '{}' "$VIA" >/dev/null
 
 # A wrk latency figure in µs.
@@ -82,9 +89,10 @@ sample_rss() {
 }
 
 for i in $(seq "$RUNS"); do
-  for path in direct via; do
+  for path in direct via nginx; do
     url=$DIRECT
     [ "$path" = via ] && url=$VIA
+    [ "$path" = nginx ] && url=$PROXIED
     "${ON_WRK_CPUS[@]}" wrk -t1 -c1 -d"${SECONDS_EACH}s" --latency -s "$WORK/post.lua" "$url" >"$WORK/lat.$path.$i"
     sampler=
     if [ "$path" = via ]; then
@@ -100,7 +108,7 @@ for i in $(seq "$RUNS"); do
   done
 done
 
-for path in direct via; do
+for path in direct via nginx; do
   p50=$(cat "$WORK"/lat."$path".* | micros 50% | median)
   p99=$(cat "$WORK"/lat."$path".* | micros 99% | median)
   rps=$(cat "$WORK"/tput."$path".* | awk '/^Requests\/sec/ {print $2}' | median)
@@ -111,6 +119,11 @@ done
 awk -v a="$direct_p50" -v b="$via_p50" -v c="$direct_p99" -v d="$via_p99" \
   -v e="$direct_rps" -v f="$via_rps" 'BEGIN {
     printf "added p50 %.0f us, added p99 %.0f us, throughput %.1f %% of direct\n", b - a, d - c, 100 * f / e
+  }'
+# shellcheck disable=SC2154
+awk -v a="$direct_p50" -v b="$nginx_p50" -v c="$direct_p99" -v d="$nginx_p99" \
+  -v e="$direct_rps" -v f="$nginx_rps" -v g="$via_rps" 'BEGIN {
+    printf "two nginx hops: added p50 %.0f us, added p99 %.0f us, throughput %.1f %% of direct; through the runtimes: %.0f %% of their throughput\n", b - a, d - c, 100 * f / e, 100 * g / f
   }'
 for pid in "${PIDS[@]:1}"; do
   printf 'runtime %s: RSS %s kB after the runs, peak under 16 connections %s kB (sampled every 100 ms)\n' "$pid" \

@@ -96,7 +96,7 @@ pub struct SidecarArgs {
     pub data_dir: Option<PathBuf>,
     /// Threads that run the runtime's work (1: a single thread in all).
     /// Default: MECHA_WORKER_THREADS when it holds a number from 1 to 1024,
-    /// else as many as the machine has cores, at most 2.
+    /// else 1.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
 

@@ -43,22 +43,21 @@ pub fn main(args: SidecarArgs) -> ExitCode {
     }
 }
 
-/// The most worker threads a sidecar starts by default: a sidecar beside
-/// one app on a 64-core node must not start 64 workers and their stacks.
-/// Two keep a slow call from holding up the rest; more add throughput
-/// only under loads a sidecar rarely carries (`--worker-threads`).
-const DEFAULT_MAX_WORKERS: usize = 2;
+/// The worker threads a sidecar starts by default: one, a single thread
+/// in all (tokio's current-thread scheduler). A sidecar beside one app
+/// spends most of each call waiting for the network, and with two or more
+/// workers tokio wakes an idle worker to look for work on nearly every
+/// call: through two runtimes, that took the added p50 from about +100 to
+/// about +200 µs on a 2-core machine, for no more throughput even at 16
+/// connections (`docs/benchmarks.md`, issue 13, fifth part). More workers
+/// (`--worker-threads`) are for a sidecar whose calls cost CPU of their own
+/// (large bodies to parse) under heavy load.
+const DEFAULT_WORKERS: usize = 1;
 
-/// The async scheduler: `--worker-threads` workers, by default one per
-/// core up to [`DEFAULT_MAX_WORKERS`]; with 1, one thread in all (fewer
-/// thread wake-ups per call; less CPU at moderate load, less throughput at
-/// full load).
+/// The async scheduler: `--worker-threads` workers, by default
+/// [`DEFAULT_WORKERS`]; with 1, one thread in all.
 fn scheduler(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(DEFAULT_MAX_WORKERS)
-    });
+    let workers = workers.unwrap_or(DEFAULT_WORKERS);
     if workers == 1 {
         return tokio::runtime::Builder::new_current_thread()
             .enable_all()
