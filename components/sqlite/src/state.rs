@@ -521,11 +521,10 @@ impl StateStore for SqliteStateStore {
         // blocking thread needs no copy of the request (an `IN` list of
         // 10,000 values is megabytes).
         let (statement, params) = query_statement(&self.inner.config.table_name, req);
-        let (limit, offset) = (req.query.limit, req.query.offset);
         let rows = self
             .run(false, move |conn, _| query_rows(conn, &statement, params))
             .await?;
-        Ok(QueryResponse::page_of(limit, offset, rows))
+        Ok(QueryResponse::page(&req.query, rows))
     }
 }
 

@@ -187,22 +187,19 @@ impl Channel {
     ) -> impl std::future::Future<Output = Result<Response<Body>, ChannelError>> + Send + 'static
     {
         self.add_token(request.headers_mut());
-        type Sent = std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Response<Body>, body::BoxError>> + Send>,
-        >;
-        let sent: Sent = match &self.http1 {
-            Some(pool) => {
-                let pool = pool.clone();
-                Box::pin(async move { pool.send(request).await })
-            }
-            None => {
-                let response = self.client.request(request);
-                Box::pin(async move { Ok(response.await?.map(body::boxed)) })
-            }
+        let route = match &self.http1 {
+            Some(pool) => Route::Pool(pool.clone(), request),
+            None => Route::Client(self.client.request(request)),
         };
         async move {
-            sent.await
-                .map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(err.as_ref())))
+            let sent = match route {
+                Route::Pool(pool, request) => pool.send(request).await,
+                Route::Client(response) => response
+                    .await
+                    .map(|response| response.map(body::boxed))
+                    .map_err(Into::into),
+            };
+            sent.map_err(|err| ChannelError::Unreachable(mecha_invoke::describe(err.as_ref())))
         }
     }
 
@@ -255,6 +252,17 @@ impl AppChannel for Channel {
     async fn forward_grpc(&self, request: Request<Body>) -> Result<Response<Body>, ChannelError> {
         self.speaks.forward_grpc(self, request).await
     }
+}
+
+/// Where a request to the app goes: the HTTP/1.1 pool (plain HTTP apps),
+/// or hyper's pooled client, whose call is already under way.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives once per call inside the call's future; boxing the request would add an allocation per call"
+)]
+enum Route {
+    Pool(Arc<mecha_http1::Pool>, Request<Body>),
+    Client(hyper_util::client::legacy::ResponseFuture),
 }
 
 #[cfg(test)]

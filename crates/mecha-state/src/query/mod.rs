@@ -158,16 +158,11 @@ pub struct QueryResponse {
 impl QueryResponse {
     /// Builds a page from up to `limit + 1` rows read from `query.offset`
     /// on: the extra row, when present, only tells that a next page exists.
-    pub fn page(query: &Query, rows: Vec<QueryItem>) -> Self {
-        Self::page_of(query.limit, query.offset, rows)
-    }
-
-    /// [`QueryResponse::page`] from the query's `limit` and `offset`.
-    pub fn page_of(limit: Option<u64>, offset: u64, mut rows: Vec<QueryItem>) -> Self {
-        let token = match limit {
+    pub fn page(query: &Query, mut rows: Vec<QueryItem>) -> Self {
+        let token = match query.limit {
             Some(limit) if rows.len() as u64 > limit => {
                 rows.truncate(limit as usize);
-                Some((offset + limit).to_string())
+                Some((query.offset + limit).to_string())
             }
             _ => None,
         };
