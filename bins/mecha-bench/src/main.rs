@@ -9,6 +9,7 @@
 mod databases;
 mod floor;
 mod invoke;
+mod jobs;
 mod load;
 mod process;
 mod pubsub;
@@ -50,6 +51,10 @@ enum Bench {
     /// component publishing in-process, publish-to-delivered latency, and
     /// delivered throughput.
     Pubsub(pubsub::PubSubArgs),
+    /// The scheduler: registration through gRPC against the store
+    /// in-process, fires with and without the app hop, lateness, and
+    /// start-up and memory with many registered jobs.
+    Jobs(jobs::JobsArgs),
     /// Start-up time to a healthy /v1.0/healthz, and idle RSS.
     Startup {
         #[arg(long, default_value_t = 20)]
@@ -96,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Invoke(args) => runtime.block_on(invoke::invoke(&mecha, args)),
         Bench::Databases(args) => runtime.block_on(databases::databases(&mecha, args)),
         Bench::Pubsub(args) => runtime.block_on(pubsub::pubsub(&mecha, args)),
+        Bench::Jobs(args) => runtime.block_on(jobs::jobs(&mecha, args)),
         Bench::Floor { .. } => unreachable!("handled above"),
         Bench::Startup { runs } => {
             let startup = process::startup(&mecha, runs)?;

@@ -27,12 +27,16 @@ pub struct Inputs {
     pub configuration: Configuration,
     config_file: Option<PathBuf>,
     pub report: Report,
+    /// Whether the embedded scheduler store was added to resources that
+    /// declare none.
+    pub embedded_scheduler: bool,
 }
 
 /// Where the components come from.
 pub enum Source<'a> {
-    /// The resource folders given (`--resources-path`).
-    Paths(&'a [PathBuf]),
+    /// The resource folders given (`--resources-path`), and the data
+    /// directory (for the embedded scheduler store, when they declare none).
+    Paths(&'a [PathBuf], &'a Path),
     /// The embedded defaults in the data directory.
     Defaults(&'a Path),
 }
@@ -41,19 +45,46 @@ impl Inputs {
     /// Loads the resources and the Configuration, reporting every problem.
     pub fn load(source: Source<'_>, options: &LoadOptions, config: &[PathBuf]) -> Self {
         let mut report = Report::default();
+        let mut embedded_scheduler = false;
         let (components, subscriptions, skipped) = match source {
             Source::Defaults(data_dir) => (
                 crate::defaults::components(data_dir),
                 Vec::new(),
                 Vec::new(),
             ),
-            Source::Paths(paths) => {
-                let (resources, load_report) = load_resources(paths, options);
+            Source::Paths(paths, data_dir) => {
+                let (mut resources, load_report) = load_resources(paths, options);
                 report.merge(load_report);
                 report.merge(check_subscriptions(
                     &resources.subscriptions,
                     &resources.components,
                 ));
+                let schedulers: Vec<&mecha_resources::Component> = resources
+                    .components
+                    .iter()
+                    .filter(|c| c.type_name.starts_with("scheduler."))
+                    .collect();
+                match schedulers.as_slice() {
+                    [] => {
+                        resources
+                            .components
+                            .push(crate::defaults::scheduler(data_dir));
+                        embedded_scheduler = true;
+                    }
+                    [_] => {}
+                    [_, second, ..] => report.error(
+                        second.file.clone(),
+                        Some(second.name.clone()),
+                        format!(
+                            "only one scheduler store may be defined; found {}",
+                            schedulers
+                                .iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                }
                 (
                     resources.components,
                     resources.subscriptions,
@@ -70,6 +101,7 @@ impl Inputs {
             configuration,
             config_file: config.first().cloned(),
             report,
+            embedded_scheduler,
         }
     }
 

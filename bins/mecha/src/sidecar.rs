@@ -17,6 +17,7 @@ use mecha_peers::PeerClient;
 use mecha_pubsub::{AppSubscriptions, Subscriptions};
 use mecha_resources::{LoadOptions, Report};
 use mecha_runtime::{AppConnection, AppHealthCheck, Components, Host, Runtime, RuntimeInfo};
+use mecha_scheduler::Firing;
 
 use crate::flags::SidecarArgs;
 use crate::listeners::Listeners;
@@ -150,7 +151,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         tracing::info!(data_dir = %data_dir.display(), "no resources path given: using the embedded defaults");
         Source::Defaults(&data_dir)
     } else {
-        Source::Paths(&args.resources_path)
+        Source::Paths(&args.resources_path, &data_dir)
     };
     let inputs = Inputs::load(source, &options, &args.config);
     for skipped in &inputs.skipped {
@@ -265,7 +266,15 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         app.clone().map(|app| app as _),
         declarative,
     ));
-    host.add(InputBindings::new(status, app.map(|app| app as _)));
+    host.add(InputBindings::new(
+        status.clone(),
+        app.clone().map(|app| app as _),
+    ));
+    // Jobs fire once the runtime is ready, and only to an app.
+    if let Some(app) = app {
+        let owner = mecha_scheduler::Owner::new(runtime.info.namespace.as_deref(), &args.app_id);
+        host.add(Firing::new(status, app, owner));
+    }
     host.add(StartupPages {
         runtime: runtime.clone(),
     });

@@ -29,7 +29,12 @@ pub fn main(args: ValidateArgs) -> ExitCode {
         app_id: args.app_id.clone(),
         namespace: std::env::var("NAMESPACE").ok(),
     };
-    let inputs = Inputs::load(Source::Paths(&args.paths), &options, &args.config);
+    let data_dir = crate::data_dir(None);
+    let inputs = Inputs::load(
+        Source::Paths(&args.paths, &data_dir),
+        &options,
+        &args.config,
+    );
     for skipped in &inputs.skipped {
         println!(
             "skipped: {}: {} '{}': {}",
@@ -42,10 +47,11 @@ pub fn main(args: ValidateArgs) -> ExitCode {
     let info = RuntimeInfo {
         app_id: args.app_id.unwrap_or_default(),
         namespace: options.namespace,
-        data_dir: crate::data_dir(None),
+        data_dir,
         enabled_features: inputs.configuration.enabled_features(),
         ..RuntimeInfo::default()
     };
+    let embedded = usize::from(inputs.embedded_scheduler);
     // Exactly the sidecar's planning: what it would refuse is reported.
     let planned = inputs.plan(&info);
     let report = planned.report;
@@ -58,7 +64,7 @@ pub fn main(args: ValidateArgs) -> ExitCode {
     if report.is_ok() {
         println!(
             "ok: {} component(s) and {} subscription(s) valid",
-            planned.components.len(),
+            planned.components.len() - embedded,
             planned.subscriptions.len()
         );
         ExitCode::SUCCESS

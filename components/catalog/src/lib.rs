@@ -26,10 +26,10 @@ macro_rules! components {
 }
 
 components! {
-    "memory", memory => ["state.in-memory", "pubsub.in-memory"];
-    "sqlite", sqlite => ["state.sqlite", "pubsub.sqlite", "lock.sqlite", "nameresolution.sqlite"];
+    "memory", memory => ["state.in-memory", "pubsub.in-memory", "scheduler.in-memory"];
+    "sqlite", sqlite => ["state.sqlite", "pubsub.sqlite", "lock.sqlite", "scheduler.sqlite", "nameresolution.sqlite"];
     "redis", redis => ["state.redis", "pubsub.redis", "lock.redis", "configuration.redis", "bindings.redis"];
-    "postgres", postgres => ["state.postgresql", "configuration.postgresql", "bindings.postgresql", "bindings.postgres"];
+    "postgres", postgres => ["state.postgresql", "configuration.postgresql", "bindings.postgresql", "bindings.postgres", "scheduler.postgresql"];
     "mysql", mysql => ["state.mysql", "bindings.mysql"];
     "nats", nats => ["pubsub.jetstream"];
     "rabbitmq", rabbitmq => ["pubsub.rabbitmq", "bindings.rabbitmq"];

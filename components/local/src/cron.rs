@@ -6,84 +6,14 @@
 //! delivered on its own, so a slow app never delays the schedule. The
 //! schedule runs in UTC.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mecha_bindings::*;
 use mecha_core::{ComponentContext, ComponentFactory, MetadataReader};
+pub use mecha_scheduler::schedule::Schedule;
 use tokio_util::sync::CancellationToken;
-
-/// How far ahead a cron schedule must fire to be taken: the weekdays of
-/// the calendar repeat every 28 years (within a century).
-const FIRES_WITHIN_YEARS: u32 = 28;
-
-/// Whether `cron` fires within `years` from today, checked a day at a time
-/// (at the day's first time the pattern allows). A schedule that never
-/// fires (the 30th of February, a field with no value such as `,`) would
-/// make croner's search walk to the year 5000, minutes of work at each
-/// firing; daprd's cron gives up after 5 years (and never fires).
-fn fires_within(cron: &croner::Cron, years: u32) -> bool {
-    /// croner's bit for the values a field lists.
-    const LISTED: u8 = 1;
-    let first = |field: &croner::CronComponent| field.get_set_values(LISTED).first().copied();
-    let pattern = &cron.pattern;
-    let (Some(hour), Some(minute), Some(second)) = (
-        first(&pattern.hours),
-        first(&pattern.minutes),
-        first(&pattern.seconds),
-    ) else {
-        return false;
-    };
-    let today = Utc::now().date_naive();
-    (0..u64::from(years) * 366).any(|day| {
-        today
-            .checked_add_days(chrono::Days::new(day))
-            .and_then(|date| date.and_hms_opt(hour.into(), minute.into(), second.into()))
-            .is_some_and(|time| cron.is_time_matching(&time.and_utc()).unwrap_or(false))
-    })
-}
-
-/// A parsed schedule.
-#[derive(Clone, Debug)]
-pub enum Schedule {
-    Every(Duration),
-    Cron(Box<croner::Cron>),
-}
-
-impl Schedule {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if let Some(every) = text.strip_prefix("@every") {
-            let interval = mecha_core::units::parse_go_duration(every.trim())
-                .map_err(|err| format!("invalid schedule format '{text}': {err}"))?;
-            if interval.is_zero() {
-                return Err(format!(
-                    "invalid schedule format '{text}': the interval is zero"
-                ));
-            }
-            return Ok(Self::Every(interval));
-        }
-        let cron = croner::Cron::from_str(text)
-            .map_err(|err| format!("invalid schedule format '{text}': {err}"))?;
-        if !fires_within(&cron, FIRES_WITHIN_YEARS) {
-            return Err(format!(
-                "invalid schedule format '{text}': it never fires in the next {FIRES_WITHIN_YEARS} years"
-            ));
-        }
-        Ok(Self::Cron(Box::new(cron)))
-    }
-
-    /// The next firing after `now`.
-    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
-            Self::Every(interval) => Some(now + chrono::Duration::from_std(*interval).ok()?),
-            Self::Cron(cron) => cron.find_next_occurrence(&now, false).ok(),
-        }
-    }
-}
 
 pub const BINDINGS_CRON: ComponentFactory<dyn Binding, Option<Schedule>> =
     ComponentFactory::new("bindings.cron", configure, |schedule| {
@@ -179,42 +109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedules() {
-        assert!(
-            matches!(Schedule::parse("@every 1s"), Ok(Schedule::Every(d)) if d == Duration::from_secs(1))
-        );
-        assert!(
-            matches!(Schedule::parse("@every 1m30s"), Ok(Schedule::Every(d)) if d == Duration::from_secs(90))
-        );
-        for good in [
-            "*/5 * * * * *",
-            "0 30 9 * * MON",
-            "*/2 * * * *",
-            "@hourly",
-            "@daily",
-            // The fifth Monday of a February: next in 2044.
-            "0 0 0 * 2 MON#5",
-        ] {
-            assert!(Schedule::parse(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "@every soon",
-            "@every 0s",
-            "not cron",
-            "61 * * * * *",
-            // Never fires: croner alone would search until the year 5000
-            // (found by the `durations` fuzz target).
-            "0 0 0 30 2 *",
-            "\t\t, *\t *\t\t2 \t\t2 \t ,2 *",
-        ] {
-            assert!(Schedule::parse(bad).is_err(), "{bad}");
-        }
-        let every_five = Schedule::parse("*/5 * * * * *").unwrap();
-        let now: DateTime<Utc> = "2026-12-01T10:00:02Z".parse().unwrap();
-        assert_eq!(
-            every_five.next_after(now).unwrap().to_rfc3339(),
-            "2026-12-01T10:00:05+00:00"
-        );
+    fn read_times_as_daprd_writes_them() {
         assert_eq!(
             go_time("2026-12-01T10:00:05Z".parse().unwrap()),
             "2026-12-01 10:00:05 +0000 UTC"

@@ -63,7 +63,7 @@ pub struct PgStateConfig {
 
 /// `name` or `schema.name`, letters, digits and `_`: written into SQL
 /// unquoted, as daprd does, so PostgreSQL folds it to lower case the same.
-fn valid_table_name(name: &str) -> bool {
+pub(crate) fn valid_table_name(name: &str) -> bool {
     let parts: Vec<&str> = name.split('.').collect();
     parts.len() <= 2
         && parts.iter().all(|part| {

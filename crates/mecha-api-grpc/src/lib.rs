@@ -6,6 +6,7 @@
 
 mod configuration;
 mod convert;
+mod jobs;
 mod pipeline;
 mod service;
 mod stream;

@@ -239,6 +239,106 @@ impl Dapr for DaprService {
         }))
     }
 
+    async fn schedule_job(
+        &self,
+        request: Request<pb::ScheduleJobRequest>,
+    ) -> Answer<pb::ScheduleJobResponse> {
+        let req = request.into_inner();
+        let job = req.job.ok_or_else(|| status_from(self.api.empty_job()))?;
+        self.api
+            .schedule_job(crate::jobs::job_of(job), req.overwrite)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::ScheduleJobResponse {}))
+    }
+
+    async fn schedule_job_alpha1(
+        &self,
+        request: Request<pb::ScheduleJobRequest>,
+    ) -> Answer<pb::ScheduleJobResponse> {
+        self.schedule_job(request).await
+    }
+
+    async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Answer<pb::GetJobResponse> {
+        let job = self
+            .api
+            .get_job(&request.into_inner().name)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::GetJobResponse {
+            job: Some(crate::jobs::job_message(job)),
+        }))
+    }
+
+    async fn get_job_alpha1(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Answer<pb::GetJobResponse> {
+        self.get_job(request).await
+    }
+
+    async fn delete_job(
+        &self,
+        request: Request<pb::DeleteJobRequest>,
+    ) -> Answer<pb::DeleteJobResponse> {
+        self.api
+            .delete_job(&request.into_inner().name)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::DeleteJobResponse {}))
+    }
+
+    async fn delete_job_alpha1(
+        &self,
+        request: Request<pb::DeleteJobRequest>,
+    ) -> Answer<pb::DeleteJobResponse> {
+        self.delete_job(request).await
+    }
+
+    async fn list_jobs(
+        &self,
+        _request: Request<pb::ListJobsRequest>,
+    ) -> Answer<pb::ListJobsResponse> {
+        let jobs = self.api.list_jobs().await.map_err(status_from)?;
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs: jobs.into_iter().map(crate::jobs::job_message).collect(),
+        }))
+    }
+
+    async fn list_jobs_alpha1(
+        &self,
+        _request: Request<pb::ListJobsRequestAlpha1>,
+    ) -> Answer<pb::ListJobsResponseAlpha1> {
+        let jobs = self.api.list_jobs().await.map_err(status_from)?;
+        Ok(Response::new(pb::ListJobsResponseAlpha1 {
+            jobs: jobs.into_iter().map(crate::jobs::job_message).collect(),
+        }))
+    }
+
+    async fn delete_jobs_by_prefix(
+        &self,
+        request: Request<pb::DeleteJobsByPrefixRequest>,
+    ) -> Answer<pb::DeleteJobsByPrefixResponse> {
+        let prefix = request.into_inner().name_prefix.unwrap_or_default();
+        self.api
+            .delete_jobs_by_prefix(&prefix)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::DeleteJobsByPrefixResponse {}))
+    }
+
+    async fn delete_jobs_by_prefix_alpha1(
+        &self,
+        request: Request<pb::DeleteJobsByPrefixRequestAlpha1>,
+    ) -> Answer<pb::DeleteJobsByPrefixResponseAlpha1> {
+        let prefix = request.into_inner().name_prefix.unwrap_or_default();
+        self.api
+            .delete_jobs_by_prefix(&prefix)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::DeleteJobsByPrefixResponseAlpha1 {}))
+    }
+
     async fn get_bulk_state(
         &self,
         request: Request<pb::GetBulkStateRequest>,

@@ -24,6 +24,18 @@ pub(crate) fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiErro
     })
 }
 
+/// A body that must be a JSON object, or `T::default()` when it is empty
+/// or blank (daprd's protojson reading skips an empty body).
+pub(crate) fn object_or_default<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let Object(value) = json(bytes)?;
+    Ok(value)
+}
+
 /// A JSON scalar read as text: metadata values are strings in Dapr, but
 /// numbers and booleans are accepted too (`"ttlInSeconds": 60`).
 #[derive(Debug)]

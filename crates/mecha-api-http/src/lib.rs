@@ -7,6 +7,7 @@ mod body;
 mod configuration;
 mod error;
 mod invoke;
+mod jobs;
 mod lock;
 mod metadata;
 mod pubsub;

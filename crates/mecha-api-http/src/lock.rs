@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::Ctx;
-use crate::body::{self, Object};
+use crate::body;
 use crate::error::ErrorResponse;
 use mecha_api::Overflow;
 
@@ -33,11 +33,7 @@ async fn read(ctx: &Ctx, headers: &HeaderMap, request: Body) -> Result<LockBody,
         .body_limit
         .read(headers, request, Overflow::BodyRead)
         .await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(LockBody::default());
-    }
-    let Object(lock): Object<LockBody> = body::json(&bytes)?;
-    Ok(lock)
+    Ok(body::object_or_default(&bytes)?)
 }
 
 fn json(body: String) -> Response {

@@ -17,7 +17,7 @@ use mecha_api::{Instrumented, Refused, Transport};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
-use crate::{Ctx, bindings, configuration, invoke, lock, metadata, pubsub, secrets, state};
+use crate::{Ctx, bindings, configuration, invoke, jobs, lock, metadata, pubsub, secrets, state};
 
 /// API groups not built yet: each answers 501 with Dapr's error body.
 const NOT_YET: &[(&str, &str)] = &[
@@ -25,8 +25,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("/v1.0/workflows/{*rest}", "workflow"),
     ("/v1.0-beta1/workflows/{*rest}", "workflow"),
     ("/v1.0-alpha1/workflows/{*rest}", "workflow"),
-    ("/v1.0/jobs/{*rest}", "jobs"),
-    ("/v1.0-alpha1/jobs/{*rest}", "jobs"),
     ("/v1.0-alpha1/conversation/{*rest}", "conversation"),
     ("/v1.0-alpha2/conversation/{*rest}", "conversation"),
     ("/v1.0-alpha1/crypto/{*rest}", "cryptography"),
@@ -66,6 +64,14 @@ pub(crate) fn build(ctx: Ctx) -> Pipeline<Router> {
         .route(
             "/v1.0-alpha1/configuration/{store}/{id}/unsubscribe",
             get(configuration::unsubscribe),
+        )
+        .route(
+            "/v1.0/jobs/{name}",
+            post(jobs::schedule).get(jobs::get).delete(jobs::delete),
+        )
+        .route(
+            "/v1.0-alpha1/jobs/{name}",
+            post(jobs::schedule).get(jobs::get).delete(jobs::delete),
         )
         .route("/v1.0-alpha1/lock/{store}", post(lock::try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(lock::unlock))

@@ -10,6 +10,7 @@ pub mod call;
 pub mod configuration;
 mod health;
 pub mod invoke;
+pub mod jobs;
 pub mod lock;
 mod metadata;
 pub mod pubsub;

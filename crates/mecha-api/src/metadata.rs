@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use mecha_core::ApiError;
 use mecha_pubsub::SubscriptionSpec;
 use mecha_runtime::{AppHealthCheck, ComponentInfo};
+use mecha_scheduler::SchedulerBlock;
 
 use crate::Api;
 
@@ -43,6 +45,20 @@ impl Api {
         let info = &rt.info;
         let mut extended = rt.extended();
         extended.insert("daprRuntimeVersion".into(), info.runtime_version.clone());
+        // The scheduler's counts in this runtime, until the metrics publish
+        // them.
+        if let Some(scheduler) = rt.components().all::<SchedulerBlock>().next() {
+            let counts = scheduler.counts();
+            for (key, count) in [
+                ("scheduler.jobsCreated", &counts.created),
+                ("scheduler.jobsFired", &counts.fired),
+                ("scheduler.jobsFailed", &counts.failed),
+                ("scheduler.firesInFlight", &counts.in_flight),
+                ("scheduler.lastFireDelayMs", &counts.last_delay_ms),
+            ] {
+                extended.insert(key.into(), count.load(Ordering::Relaxed).to_string());
+            }
+        }
         let app_connection = AppConnectionInfo {
             port: info.app.port,
             protocol: info.app.protocol.clone(),

@@ -13,6 +13,7 @@ mod client;
 mod discovery;
 mod grpc;
 mod health;
+mod jobs;
 mod limit;
 mod protocol;
 mod pubsub;

@@ -4,7 +4,7 @@
 //! channel picks its implementation once, when it starts, and lends both
 //! its transport (the pooled client, the concurrency limit, health, the
 //! token). The work of each seam lives with its block's code (`pubsub.rs`,
-//! `bindings.rs`, `grpc.rs`, `health.rs`), one function per protocol.
+//! `bindings.rs`, `jobs.rs`, `grpc.rs`, `health.rs`), one function per protocol.
 
 use async_trait::async_trait;
 use http::{Request, Response};
@@ -12,6 +12,7 @@ use mecha_bindings::{AppAnswer, InputEvent, Refused};
 use mecha_invoke::body::Body;
 use mecha_invoke::{ChannelError, InvokeRequest, InvokeResponse};
 use mecha_pubsub::{BulkEvent, BulkOutcome, Event, Outcome, SubscriptionSpec};
+use mecha_scheduler::{JobData, Refused as JobRefused};
 
 use crate::discovery::Asked;
 use crate::{Channel, Protocol, grpc, health};
@@ -56,6 +57,14 @@ pub(crate) trait AppProtocol: Send + Sync {
         route_path: &str,
         event: &InputEvent,
     ) -> Result<AppAnswer, Refused>;
+
+    /// One fire of a job.
+    async fn deliver_job(
+        &self,
+        channel: &Channel,
+        name: &str,
+        data: &JobData,
+    ) -> Result<(), JobRefused>;
 
     /// One health probe.
     async fn probe(&self, channel: &Channel, path: &str) -> bool;
@@ -116,6 +125,15 @@ impl AppProtocol for Http {
         channel.deliver_binding_http(route_path, event).await
     }
 
+    async fn deliver_job(
+        &self,
+        channel: &Channel,
+        name: &str,
+        data: &JobData,
+    ) -> Result<(), JobRefused> {
+        channel.deliver_job_http(name, data).await
+    }
+
     async fn probe(&self, channel: &Channel, path: &str) -> bool {
         health::probe_http(channel, path).await
     }
@@ -171,6 +189,15 @@ impl AppProtocol for Grpc {
         event: &InputEvent,
     ) -> Result<AppAnswer, Refused> {
         channel.deliver_binding_grpc(name, event).await
+    }
+
+    async fn deliver_job(
+        &self,
+        channel: &Channel,
+        name: &str,
+        data: &JobData,
+    ) -> Result<(), JobRefused> {
+        channel.deliver_job_grpc(name, data).await
     }
 
     async fn probe(&self, channel: &Channel, _path: &str) -> bool {

@@ -302,6 +302,32 @@ def run_bindings(mecha):
         return code
 
 
+def run_jobs(mecha):
+    """Jobs: an SDK gRPC app takes the job events of its runtime, whose
+    resources path declares no scheduler (the embedded one serves); the
+    test schedules through the SDK."""
+    with tempfile.TemporaryDirectory() as workdir:
+        records = os.path.join(workdir, "jobs.jsonl")
+        open(records, "w").close()
+        grpc_port = free_port()
+        app = subprocess.Popen([sys.executable, os.path.join(HERE, "apps", "jobs_grpc_app.py"),
+                                str(grpc_port), records])
+        sidecars = []
+        code = 1
+        try:
+            wait_port(grpc_port, app)
+            sidecar = Sidecar(mecha, workdir, "py-jobs",
+                              app_args=("--app-port", str(grpc_port), "--app-protocol", "grpc"))
+            sidecars.append(sidecar)
+            code = run_module("test_jobs", sidecar, "test_jobs (schedule_job, get_job, @app.job_event)",
+                              {"JOB_RECORDS": records})
+        finally:
+            code = stop_all(sidecars, code != 0) or code
+            app.terminate()
+            app.wait(timeout=10)
+        return code
+
+
 def run_js(mecha):
     """The official JS SDK's smoke test (tests/sdk/js/invoke.mjs)."""
     js = os.path.join(HERE, "..", "js")
@@ -326,23 +352,23 @@ def run_js(mecha):
         return code
 
 
-def run_js_pubsub(mecha):
-    """The JS SDK's pub/sub smoke test (tests/sdk/js/pubsub.mjs): it is the
-    app (a DaprServer) and the publisher, so it learns its runtime's ports
-    first, and the runtime starts once the app listens."""
+def run_js_app(mecha, script, app_id, app_args=()):
+    """A JS SDK smoke test that is the app itself (a DaprServer): it learns
+    its runtime's ports first, and the runtime starts once the app
+    listens."""
     js = os.path.join(HERE, "..", "js")
     with tempfile.TemporaryDirectory() as workdir:
         app_port, http_port, grpc_port = free_port(), free_port(), free_port()
         env = dict(os.environ, APP_PORT=str(app_port), DAPR_HTTP_PORT=str(http_port),
                    DAPR_GRPC_PORT=str(grpc_port))
-        print("--- JS SDK: pubsub.mjs", flush=True)
-        node = subprocess.Popen(["node", "pubsub.mjs"], cwd=js, env=env)
+        print(f"--- JS SDK: {script}", flush=True)
+        node = subprocess.Popen(["node", script], cwd=js, env=env)
         sidecars = []
         code = 1
         try:
             wait_port(app_port, node)
-            sidecars.append(Sidecar(mecha, workdir, "js-pubsub", defaults=True, ports=(http_port, grpc_port),
-                                    app_args=("--app-port", str(app_port))))
+            sidecars.append(Sidecar(mecha, workdir, app_id, defaults=True, ports=(http_port, grpc_port),
+                                    app_args=("--app-port", str(app_port), *app_args)))
             code = node.wait(timeout=120)
         finally:
             if node.poll() is None:
@@ -350,6 +376,18 @@ def run_js_pubsub(mecha):
                 node.wait()
             code = stop_all(sidecars, code != 0) or code
         return code
+
+
+def run_js_pubsub(mecha):
+    """The JS SDK's pub/sub smoke test (tests/sdk/js/pubsub.mjs): it is the
+    app (an HTTP DaprServer) and the publisher."""
+    return run_js_app(mecha, "pubsub.mjs", "js-pubsub")
+
+
+def run_js_jobs(mecha):
+    """The JS SDK's jobs smoke test (tests/sdk/js/jobs.mjs): a gRPC
+    DaprServer app whose runtime fires a job to it."""
+    return run_js_app(mecha, "jobs.mjs", "js-jobs", ("--app-protocol", "grpc"))
 
 
 def run_mecha_run(mecha):
@@ -414,9 +452,9 @@ if __name__ == "__main__":
         failures += (run(mecha, "test_state", databases=True) + run(mecha, "test_state", token="sdk-token")
                      + run(mecha, "test_secrets_lock") + run(mecha, "test_configuration", databases=True)
                      + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha)
-                     + run_bindings(mecha))
+                     + run_bindings(mecha) + run_jobs(mecha))
     if "js" in suites:
-        failures += run_js(mecha) + run_js_pubsub(mecha)
+        failures += run_js(mecha) + run_js_pubsub(mecha) + run_js_jobs(mecha)
     if "run" in suites:
         failures += run_mecha_run(mecha)
     sys.exit(1 if failures else 0)

@@ -21,9 +21,10 @@ use mecha_proto::runtime::app_callback_health_check_server::{
 };
 use mecha_proto::runtime::app_callback_server::{AppCallback, AppCallbackServer};
 use mecha_proto::runtime::{
-    BindingEventRequest, BindingEventResponse, HealthCheckResponse, ListInputBindingsResponse,
-    ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkResponse,
-    TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse, TopicSubscription,
+    BindingEventRequest, BindingEventResponse, HealthCheckResponse, JobEventRequest,
+    JobEventResponse, ListInputBindingsResponse, ListTopicSubscriptionsResponse,
+    TopicEventBulkRequest, TopicEventBulkResponse, TopicEventBulkResponseEntry, TopicEventRequest,
+    TopicEventResponse, TopicSubscription,
 };
 use mecha_proto::testing::v1::echo_server::{Echo, EchoServer};
 use mecha_proto::testing::v1::{EchoReply, EchoRequest};
@@ -347,6 +348,33 @@ async fn on_bulk(State(state): State<Arc<AppState>>, request: Request) -> Respon
         .into_response()
 }
 
+/// A fire of a job as recorded: its id is the job's name (so deliveries
+/// are counted per job), its data as JSON (or as text when it is not).
+fn job_event(name: &str, data: &[u8], content_type: &str) -> serde_json::Value {
+    let data = serde_json::from_slice(data)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(data).into_owned()));
+    serde_json::json!({ "id": name, "data": data, "contenttype": content_type })
+}
+
+/// `POST /job/{name}`: a fire of a job, recorded; refused (500) when the
+/// name holds `fail`.
+async fn on_job(State(state): State<Arc<AppState>>, request: Request) -> StatusCode {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let name = parts.uri.path().trim_start_matches("/job/").to_owned();
+    state.record(Received {
+        path: parts.uri.path().to_owned(),
+        headers: headers_map(&parts.headers),
+        event: job_event(&name, &bytes, ""),
+        batch: 1,
+    });
+    if name.contains("fail") {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// `POST /configuration/{store}/{key}`: a configuration update, recorded
 /// and taken (200).
 async fn on_configuration(State(state): State<Arc<AppState>>, request: Request) -> StatusCode {
@@ -398,6 +426,7 @@ impl App {
                 axum::routing::post(on_configuration),
             )
             .route("/bindings/{*route}", any(on_binding))
+            .route("/job/{*name}", axum::routing::post(on_job))
             .fallback(echo)
             .with_state(state.clone());
         let listener = listen(port).await;
@@ -555,6 +584,31 @@ impl AppCallback for GrpcApp {
         Ok(tonic::Response::new(ListInputBindingsResponse {
             bindings: self.0.input_bindings.lock().unwrap().clone(),
         }))
+    }
+
+    async fn on_job_event(
+        &self,
+        request: tonic::Request<JobEventRequest>,
+    ) -> Result<tonic::Response<JobEventResponse>, Status> {
+        let headers = metadata_map(request.metadata());
+        let req = request.into_inner();
+        let data = req.data.unwrap_or_default();
+        let bytes = mecha_proto::wkt::any_json(&data.type_url, &data.value)
+            .map(|json| json.to_string().into_bytes())
+            .unwrap_or(data.value);
+        let mut event = job_event(&req.name, &bytes, &req.content_type);
+        event["method"] = serde_json::Value::String(req.method);
+        event["verb"] = serde_json::json!(req.http_extension.map(|e| e.verb));
+        self.0.record(Received {
+            path: format!("job/{}", req.name),
+            headers,
+            event,
+            batch: 1,
+        });
+        if req.name.contains("fail") {
+            return Err(Status::internal("failing on purpose"));
+        }
+        Ok(tonic::Response::new(JobEventResponse {}))
     }
 
     async fn on_binding_event(

@@ -257,6 +257,7 @@ fn the_readme_lists_exactly_the_registered_component_types() {
         "configuration.",
         "bindings.",
         "nameresolution.",
+        "scheduler.",
     ];
     let listed: std::collections::BTreeSet<String> = row
         .split('`')

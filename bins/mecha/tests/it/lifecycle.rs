@@ -319,7 +319,13 @@ fn failing_components_stop_the_start_unless_ignored() {
     let sidecar = Sidecar::with_resources(broken(true));
     let (status, body) = raw_request(&sidecar, "GET", "/v1.0/metadata", "");
     assert_eq!(status, 200);
-    assert!(body.contains("\"components\":[]"), "{body}");
+    // Only the embedded scheduler store, which resources never declare.
+    let metadata: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        metadata["components"],
+        serde_json::json!([{"capabilities": ["DURABLE"], "name": "scheduler", "type": "scheduler.sqlite", "version": "v1"}]),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -380,7 +386,8 @@ async fn metadata_agrees_on_both_transports() {
     sorted_http.sort();
     grpc_components.sort();
     assert_eq!(sorted_http, grpc_components);
-    assert_eq!(sorted_http.len(), 2);
+    // The two declared, and the embedded scheduler store.
+    assert_eq!(sorted_http.len(), 3);
     let app = grpc.app_connection_properties.unwrap();
     assert_eq!(app.port.to_string(), app_port);
     assert_eq!(

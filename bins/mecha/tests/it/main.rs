@@ -11,6 +11,7 @@ mod connections;
 mod grpc;
 mod harness;
 mod invoke;
+mod jobs;
 mod lifecycle;
 mod lock_secrets;
 mod memory;

@@ -1,4 +1,5 @@
 //! The in-memory components against their conformance suites.
 
 mod pubsub;
+mod scheduler;
 mod state;

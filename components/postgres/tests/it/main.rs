@@ -433,3 +433,43 @@ mod configuration {
 
     mecha_configuration::configuration_conformance!(PgConfiguration);
 }
+
+/// `scheduler.postgresql` against the scheduler conformance suite: the
+/// cases share one table (each has its own partitions), and the racing
+/// cases go through two stores, each with its own pool, as two runtimes.
+mod scheduler {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_component_postgres::{PgJobStore, PgSchedulerConfig};
+    use mecha_core::testing::service_available;
+    use mecha_scheduler::JobStore;
+    use mecha_scheduler::conformance::Harness;
+
+    use super::{address, connection_string};
+
+    #[derive(Default)]
+    struct Pg;
+
+    async fn open(application: &str) -> Option<Arc<dyn JobStore>> {
+        if !service_available("PostgreSQL", &address()) {
+            return None;
+        }
+        let mut config = PgSchedulerConfig::new(connection_string(application));
+        config.table = "mecha_test_jobs".into();
+        Some(PgJobStore::open(config).await.unwrap())
+    }
+
+    #[async_trait]
+    impl Harness for Pg {
+        async fn store(&self) -> Option<Arc<dyn JobStore>> {
+            open("scheduler-conformance").await
+        }
+
+        async fn pair(&self) -> Option<(Arc<dyn JobStore>, Arc<dyn JobStore>)> {
+            Some((open("scheduler-a").await?, open("scheduler-b").await?))
+        }
+    }
+
+    mecha_scheduler::scheduler_conformance!(Pg);
+}

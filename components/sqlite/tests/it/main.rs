@@ -346,3 +346,41 @@ mod lock {
 
     mecha_lock::lock_conformance!(SqliteLocks);
 }
+
+/// `scheduler.sqlite` against the scheduler conformance suite: each case on
+/// a file of its own, and the racing cases through two stores on one file
+/// (as two runtimes sharing the data directory).
+mod scheduler {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use mecha_component_sqlite::{SchedulerConfig, SqliteJobStore};
+    use mecha_scheduler::JobStore;
+    use mecha_scheduler::conformance::Harness;
+
+    #[derive(Default)]
+    struct SqliteJobs;
+
+    #[async_trait]
+    impl Harness for SqliteJobs {
+        async fn store(&self) -> Option<Arc<dyn JobStore>> {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let config = SchedulerConfig::new(dir.join("scheduler.db").to_string_lossy());
+            Some(SqliteJobStore::open(config).await.unwrap())
+        }
+
+        async fn pair(&self) -> Option<(Arc<dyn JobStore>, Arc<dyn JobStore>)> {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let path = dir.join("scheduler.db").to_string_lossy().into_owned();
+            let first = SqliteJobStore::open(SchedulerConfig::new(&path))
+                .await
+                .unwrap();
+            let second = SqliteJobStore::open(SchedulerConfig::new(&path))
+                .await
+                .unwrap();
+            Some((first, second))
+        }
+    }
+
+    mecha_scheduler::scheduler_conformance!(SqliteJobs);
+}
