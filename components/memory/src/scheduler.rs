@@ -181,7 +181,10 @@ impl JobStore for MemoryJobStore {
             return Ok(false);
         }
         match next {
-            Some((due, body)) => rows.set_due(key, due, None, Some(body)),
+            Some((due, body)) => {
+                let version = version.wrapping_add(1);
+                rows.set_due(key, due, Some(version), Some(body));
+            }
             None => {
                 rows.remove(key);
             }

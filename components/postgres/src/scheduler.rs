@@ -260,7 +260,8 @@ impl JobStore for PgJobStore {
         let done = match next {
             Some((due, body)) => {
                 sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE {table} SET due = $1, body = $2 WHERE key = $3 AND version = $4"
+                    "UPDATE {table} SET due = $1, body = $2, version = version + 1 \
+                 WHERE key = $3 AND version = $4"
                 )))
                 .bind(due)
                 .bind(body)

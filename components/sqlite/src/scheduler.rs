@@ -346,7 +346,8 @@ impl JobStore for SqliteJobStore {
             let changed = match next {
                 Some((due, body)) => conn
                     .prepare_cached(&format!(
-                        "UPDATE \"{table}\" SET due = ?1, body = ?2 WHERE key = ?3 AND version = ?4"
+                        "UPDATE \"{table}\" SET due = ?1, body = ?2, version = version + 1 \
+                         WHERE key = ?3 AND version = ?4"
                     ))?
                     .execute(params![due, body, key, version])?,
                 None => conn

@@ -10,7 +10,7 @@ use mecha_proto::common::{JobFailurePolicy, JobFailurePolicyConstant, JobFailure
 use mecha_proto::runtime as pb;
 
 fn duration_of(duration: &prost_types::Duration) -> Duration {
-    // A negative interval is no interval: the default applies.
+    // A negative interval reads as zero, which the scheduler refuses.
     Duration::new(
         u64::try_from(duration.seconds).unwrap_or(0),
         u32::try_from(duration.nanos).unwrap_or(0),

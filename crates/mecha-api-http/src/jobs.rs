@@ -127,6 +127,21 @@ fn job_of(name: String, body: JobBody) -> Result<(Job, bool), ApiError> {
     Ok((job, body.overwrite))
 }
 
+/// A job body for the job `name` (the name in the URL only), and whether
+/// it overwrites.
+pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<(Job, bool), ApiError> {
+    let job_body: JobBody = body::object_or_default(bytes)?;
+    if !job_body.name.is_empty() {
+        return Err(ApiError::new(
+            "DAPR_SCHEDULER_JOB_NAME",
+            400,
+            GrpcCode::InvalidArgument,
+            "Set the job name in the url only",
+        ));
+    }
+    job_of(name.to_owned(), job_body)
+}
+
 /// `POST /v1.0/jobs/{name}` → 204.
 pub(crate) async fn schedule(
     State(ctx): State<Ctx>,
@@ -139,18 +154,13 @@ pub(crate) async fn schedule(
         .body_limit
         .read(&headers, request, Overflow::Malformed)
         .await?;
-    let job_body: JobBody = body::object_or_default(&bytes)?;
-    if !job_body.name.is_empty() {
-        return Err(ApiError::new(
-            "DAPR_SCHEDULER_JOB_NAME",
-            400,
-            GrpcCode::InvalidArgument,
-            "Set the job name in the url only",
-        )
-        .with_info_metadata("appID", ctx.api.runtime().info.app_id.clone())
-        .into());
-    }
-    let (job, overwrite) = job_of(name, job_body)?;
+    let (job, overwrite) = parse(&name, &bytes).map_err(|err| {
+        if err.code == "DAPR_SCHEDULER_JOB_NAME" {
+            err.with_info_metadata("appID", ctx.api.runtime().info.app_id.clone())
+        } else {
+            err
+        }
+    })?;
     ctx.api.schedule_job(job, overwrite).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -56,6 +56,11 @@ pub mod fuzzing {
         crate::state::parse_transaction("store", bytes).is_ok()
     }
 
+    /// A job body (`POST /v1.0/jobs/{name}`).
+    pub fn job(bytes: &[u8]) -> bool {
+        crate::jobs::parse("job", bytes).is_ok()
+    }
+
     /// A bulk publish body (`POST /v1.0-alpha1/publish/bulk/{pubsub}/{topic}`).
     pub fn bulk_publish(bytes: &[u8]) -> bool {
         crate::pubsub::parse_bulk("pubsub", "topic", bytes).is_ok()

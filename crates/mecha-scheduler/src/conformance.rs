@@ -253,7 +253,29 @@ pub async fn extended_claims_hold(harness: &impl Harness) {
         .await
         .unwrap();
     assert_eq!(store.get(&claim.key).await.unwrap().unwrap().due, 1_000);
-    assert!(store.settle(&claim.key, claim.version, None).await.unwrap());
+    // Nor does a claim once settled: its next tick stands.
+    assert!(
+        store
+            .settle(&claim.key, claim.version, Some((1_500, b"next")))
+            .await
+            .unwrap()
+    );
+    store
+        .extend(&[(claim.key.clone(), claim.version)], 9_000)
+        .await
+        .unwrap();
+    let row = store.get(&claim.key).await.unwrap().unwrap();
+    assert_eq!(
+        row.due, 1_500,
+        "an extend after the settlement moved the tick"
+    );
+    assert_ne!(row.version, claim.version);
+    let again = store
+        .claim(&partition, 2_000, 3_000, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(store.settle(&again.key, again.version, None).await.unwrap());
 }
 
 /// Two stores on one backend, claiming at once, never get the same row.
@@ -511,12 +533,12 @@ pub async fn ttl_ends_a_job(harness: &impl Harness) {
     let app = Arc::new(Recorder::default());
     let _loop = start(&scheduler, app.clone(), &owner);
     let registered = now_ms();
-    let job = Job {
+    let repeating = Job {
         schedule: Some("@every 100ms".into()),
         ttl: Some("450ms".into()),
         ..job("t")
     };
-    scheduler.schedule(&owner, job, false).await.unwrap();
+    scheduler.schedule(&owner, repeating, false).await.unwrap();
     eventually("the job ends", async || {
         scheduler
             .get(&owner, "t")
@@ -529,6 +551,24 @@ pub async fn ttl_ends_a_job(harness: &impl Harness) {
     let fires = app.fires();
     assert!((1..=4).contains(&fires.len()), "{} fires", fires.len());
     assert!(fires.iter().all(|f| f.2 <= registered + 450 + 100));
+    // A tick at the ttl's very end fires, however late it is delivered.
+    let last = Job {
+        schedule: Some("@every 10s".into()),
+        due_time: Some("100ms".into()),
+        ttl: Some("0s".into()),
+        ..job("edge")
+    };
+    scheduler.schedule(&owner, last, false).await.unwrap();
+    eventually("the job ends", async || {
+        scheduler
+            .get(&owner, "edge")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(app.fires().iter().filter(|f| f.0 == "edge").count(), 1);
 }
 
 /// A job claimed by a runtime that died fires once its claim runs out.

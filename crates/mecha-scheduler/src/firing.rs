@@ -126,7 +126,7 @@ fn millis(span: Duration) -> i64 {
 
 impl Fires {
     async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let renewing = tokio::spawn(self.clone().renew(stop.clone()));
+        tokio::spawn(self.clone().renew(stop.clone()));
         while !stop.is_cancelled() {
             // Asked for before the store is read, so no wake-up is lost.
             let registered = self.scheduler.registered().notified();
@@ -196,18 +196,16 @@ impl Fires {
                 () = stop.cancelled() => break,
             }
         }
-        renewing.abort();
     }
 
-    /// Extends the claims in flight, every third of a lease.
+    /// Extends the claims in flight, every third of a lease, until the
+    /// loop stopped and the fires in flight ended (a fire that outlives a
+    /// drain keeps its claim while the process lives).
     async fn renew(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(LEASE / 3);
         tick.tick().await;
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
+            tick.tick().await;
             let claims: Vec<(String, i64)> = self
                 .held
                 .lock()
@@ -216,6 +214,9 @@ impl Fires {
                 .map(|(key, version)| (key.clone(), *version))
                 .collect();
             if claims.is_empty() {
+                if stop.is_cancelled() {
+                    return;
+                }
                 continue;
             }
             let until = now_ms().saturating_add(millis(LEASE));
@@ -249,7 +250,14 @@ impl Fires {
                 tracing::warn!(key = %row.key, error = %err, "a fire could not be settled; it fires again once its claim runs out")
             }
         }
-        self.held.lock().expect("held claims").remove(&row.key);
+        {
+            let mut held = self.held.lock().expect("held claims");
+            // A newer claim of the same job (after this one's lease ran
+            // out) keeps its entry.
+            if held.get(&row.key) == Some(&row.version) {
+                held.remove(&row.key);
+            }
+        }
         self.scheduler
             .counts()
             .in_flight
@@ -258,11 +266,12 @@ impl Fires {
 
     /// One fire: the next due time and record, or `None` when it is over.
     async fn deliver(&self, mut record: Record) -> Option<(i64, Record)> {
-        let now = now_ms();
-        if record.expired(now) {
+        record.catch_up(now_ms());
+        // A tick within the ttl fires, however late it is delivered.
+        if record.expired(record.tick) {
             return None;
         }
-        record.catch_up(now);
+        let now = now_ms();
         let delay = record.lateness(now).num_milliseconds().max(0) as u64;
         self.scheduler
             .counts()

@@ -38,7 +38,6 @@ pub mod conformance;
 pub use block::SchedulerBlock;
 pub use firing::{AppJobs, Firing, Refused, fire_jobs};
 pub use record::Record;
-use schedule::Schedule;
 
 /// One row of a store: a job's key, the partition it is claimed by, its
 /// due time (milliseconds since the epoch: the next tick, or the end of
@@ -94,9 +93,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// Moves the lease of claims still held (`(key, version)`) to `until`.
     async fn extend(&self, claims: &[(String, i64)], until: i64) -> Result<(), StoreError>;
 
-    /// Settles a claim: the row gets its next due time and record, or goes
-    /// (`None`); only while the row still has `version` (`false` when it
-    /// was claimed again, overwritten or deleted meanwhile).
+    /// Settles a claim: the row gets its next due time and record and a new
+    /// version (so that nothing done under the claim, such as a late
+    /// `extend`, applies any more), or goes (`None`); only while the row
+    /// still has `version` (`false` when it was claimed again, overwritten
+    /// or deleted meanwhile).
     async fn settle(
         &self,
         key: &str,
@@ -133,9 +134,13 @@ impl Owner {
         }
     }
 
-    /// The partition of the owner's app jobs.
+    /// The partition of the owner's app jobs: `app||{namespace}||{appId}`,
+    /// with `%` and `|` in either escaped, so that no two owners share a
+    /// partition, and no key of one owner is another's (a job's name,
+    /// which may hold `||`, comes last).
     pub fn partition(&self) -> String {
-        format!("app||{}||{}", self.namespace, self.app_id)
+        let escape = |part: &str| part.replace('%', "%25").replace('|', "%7C");
+        format!("app||{}||{}", escape(&self.namespace), escape(&self.app_id))
     }
 
     fn key(&self, name: &str) -> String {
@@ -324,9 +329,16 @@ impl Scheduler {
     /// Every job of `owner`, by name.
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Job>, SchedulerError> {
         let rows = self.store.list(&owner.partition()).await?;
-        rows.iter()
-            .map(|row| Ok(Record::decode(&row.body)?.job))
-            .collect()
+        Ok(rows
+            .iter()
+            .filter_map(|row| match Record::decode(&row.body) {
+                Ok(record) => Some(record.job),
+                Err(err) => {
+                    tracing::warn!(key = %row.key, error = %err, "a stored job cannot be read; it is left out");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Deletes every job of `owner` whose name starts with `prefix` (all of
@@ -345,8 +357,17 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// Parses a job's schedule (for callers that check before they build a
-/// job, and for the record).
-pub fn parse_schedule(text: &str) -> Result<Schedule, String> {
-    Schedule::parse_job(text)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_never_share_keys() {
+        let key = |ns: &str, app: &str, name: &str| Owner::new(Some(ns), app).key(name);
+        assert_eq!(key("default", "a", "j"), "app||default||a||j");
+        assert_ne!(key("default", "a", "b||x"), key("default", "a||b", "x"));
+        assert_ne!(key("x||y", "z", "j"), key("x", "y||z", "j"));
+        assert_ne!(key("ns", "a%7Cb", "j"), key("ns", "a|b", "j"));
+        assert_eq!(Owner::new(None, "a"), Owner::new(Some(""), "a"));
+    }
 }

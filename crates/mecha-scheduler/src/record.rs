@@ -140,9 +140,9 @@ impl Record {
         self.expires.is_some_and(|expires| at > expires)
     }
 
-    /// Whether its ttl ended before `now`.
-    pub fn expired(&self, now: i64) -> bool {
-        self.expired_at(now)
+    /// Whether its ttl ended before `at`.
+    pub fn expired(&self, at: i64) -> bool {
+        self.expired_at(at)
     }
 
     fn schedule(&self) -> Option<Schedule> {
