@@ -335,7 +335,12 @@ pub async fn jobs(mecha: &Path, args: JobsArgs) -> anyhow::Result<()> {
             .await?;
     }
     let seconds = 5u64;
+    let started = Instant::now();
     while arrivals.count.load(Ordering::Relaxed) < before + (args.rate as u64) * seconds {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(seconds + 60),
+            "the steady fires did not come"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut lateness = std::mem::take(&mut *arrivals.lateness.lock().unwrap());

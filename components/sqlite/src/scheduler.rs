@@ -5,7 +5,8 @@
 //! claim reads the earliest due rows and never scans the table. A claim is
 //! one immediate transaction (one writer at a time on the file), so two
 //! processes never claim one row. Registrations that arrive together are
-//! written in one transaction: one commit (and one sync) for the batch.
+//! written in one transaction, with the settlements of fires that end
+//! together: one commit (and one sync) for the batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,21 +71,31 @@ async fn connect(config: SchedulerConfig) -> anyhow::Result<Arc<dyn JobStore>> {
     Ok(SqliteJobStore::open(config).await?)
 }
 
-/// Registrations written together at most.
-const PUT_BATCH: usize = 512;
+/// Writes made together at most.
+const WRITE_BATCH: usize = 512;
 
-/// A registration waiting for its batch.
-struct Put {
-    row: Row,
-    overwrite: bool,
-    stored: oneshot::Sender<Result<bool, StoreError>>,
+/// A write for the next batch: a registration, or the settlement of a
+/// fire.
+enum Write {
+    Put {
+        row: Row,
+        overwrite: bool,
+    },
+    Settle {
+        key: String,
+        version: i64,
+        next: Option<(i64, Vec<u8>)>,
+    },
 }
+
+/// Answered once the write's batch is committed: whether it changed a row.
+type Done = oneshot::Sender<Result<bool, StoreError>>;
 
 /// The `scheduler.sqlite` store.
 pub struct SqliteJobStore {
     db: Arc<Db>,
     table: Arc<str>,
-    puts: mpsc::UnboundedSender<Put>,
+    writes: mpsc::UnboundedSender<(Write, Done)>,
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -131,9 +142,9 @@ impl SqliteJobStore {
         .await??;
         let db = Arc::new(db);
         let table: Arc<str> = config.table_name.into();
-        let (puts, pending) = mpsc::unbounded_channel();
-        tokio::spawn(write_puts(db.clone(), table.clone(), pending));
-        Ok(Arc::new(Self { db, table, puts }))
+        let (writes, pending) = mpsc::unbounded_channel();
+        tokio::spawn(write_batches(db.clone(), table.clone(), pending));
+        Ok(Arc::new(Self { db, table, writes }))
     }
 
     async fn run<T: Send + 'static>(
@@ -149,51 +160,61 @@ impl SqliteJobStore {
             .await
             .map_err(db_error)
     }
+
+    /// Queues `write` for the next batch and waits for its commit.
+    async fn write(&self, write: Write) -> Result<bool, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.writes
+            .send((write, done))
+            .map_err(|_| backend("the store is closed"))?;
+        answer.await.map_err(|_| backend("the store is closed"))?
+    }
 }
 
-/// Writes registrations as they come, each batch in one transaction.
-async fn write_puts(db: Arc<Db>, table: Arc<str>, mut pending: mpsc::UnboundedReceiver<Put>) {
+/// Writes registrations and settlements as they come, each batch in one
+/// transaction (one commit and one sync for all of them).
+async fn write_batches(
+    db: Arc<Db>,
+    table: Arc<str>,
+    mut pending: mpsc::UnboundedReceiver<(Write, Done)>,
+) {
     while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < PUT_BATCH {
-            match pending.try_recv() {
-                Ok(put) => batch.push(put),
-                Err(_) => break,
-            }
+        let (mut batch, mut waiting) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some((write, done)) = next {
+            batch.push(write);
+            waiting.push(done);
+            next = if batch.len() < WRITE_BATCH {
+                pending.try_recv().ok()
+            } else {
+                None
+            };
         }
-        let rows: Vec<(Row, bool)> = batch
-            .iter()
-            .map(|put| (put.row.clone(), put.overwrite))
-            .collect();
         let table = table.clone();
         let written = db
             .run(true, move |conn| {
-                put_rows(conn, &table, &rows).map_err(|err| DbError::Failed(err.to_string()))
+                write_rows(conn, &table, &batch).map_err(|err| DbError::Failed(err.to_string()))
             })
             .await;
         match written {
-            Ok(stored) => {
-                for (put, stored) in batch.into_iter().zip(stored) {
-                    let _ = put.stored.send(Ok(stored));
+            Ok(changed) => {
+                for (done, changed) in waiting.into_iter().zip(changed) {
+                    let _ = done.send(Ok(changed));
                 }
             }
             Err(err) => {
                 let message = err.to_string();
-                for put in batch {
-                    let _ = put.stored.send(Err(backend(&message)));
+                for done in waiting {
+                    let _ = done.send(Err(backend(&message)));
                 }
             }
         }
     }
 }
 
-fn put_rows(
-    conn: &mut Connection,
-    table: &str,
-    rows: &[(Row, bool)],
-) -> rusqlite::Result<Vec<bool>> {
+fn write_rows(conn: &mut Connection, table: &str, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut stored = Vec::with_capacity(rows.len());
+    let mut outcome = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(&format!(
             "INSERT INTO \"{table}\" ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING"
@@ -203,38 +224,52 @@ fn put_rows(
              ON CONFLICT (key) DO UPDATE SET partition = excluded.partition, due = excluded.due, \
              version = excluded.version, body = excluded.body"
         ))?;
-        for (row, overwrite) in rows {
-            let statement = if *overwrite {
-                &mut replace
-            } else {
-                &mut insert
+        let mut reschedule = tx.prepare_cached(&format!(
+            "UPDATE \"{table}\" SET due = ?1, body = ?2, version = version + 1 \
+             WHERE key = ?3 AND version = ?4"
+        ))?;
+        let mut end = tx.prepare_cached(&format!(
+            "DELETE FROM \"{table}\" WHERE key = ?1 AND version = ?2"
+        ))?;
+        for write in batch {
+            let changed = match write {
+                Write::Put { row, overwrite } => {
+                    let statement = if *overwrite {
+                        &mut replace
+                    } else {
+                        &mut insert
+                    };
+                    statement.execute(params![
+                        row.key,
+                        row.partition,
+                        row.due,
+                        row.version,
+                        row.body
+                    ])?
+                }
+                Write::Settle {
+                    key,
+                    version,
+                    next: Some((due, body)),
+                } => reschedule.execute(params![due, body, key, version])?,
+                Write::Settle {
+                    key,
+                    version,
+                    next: None,
+                } => end.execute(params![key, version])?,
             };
-            let changed = statement.execute(params![
-                row.key,
-                row.partition,
-                row.due,
-                row.version,
-                row.body
-            ])?;
-            stored.push(changed == 1);
+            outcome.push(changed == 1);
         }
     }
     tx.commit()?;
-    Ok(stored)
+    Ok(outcome)
 }
 
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn put(&self, row: &Row, overwrite: bool) -> Result<bool, StoreError> {
-        let (stored, answer) = oneshot::channel();
-        self.puts
-            .send(Put {
-                row: row.clone(),
-                overwrite,
-                stored,
-            })
-            .map_err(|_| backend("the store is closed"))?;
-        answer.await.map_err(|_| backend("the store is closed"))?
+        let (row, overwrite) = (row.clone(), overwrite);
+        self.write(Write::Put { row, overwrite }).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Row>, StoreError> {
@@ -342,23 +377,7 @@ impl JobStore for SqliteJobStore {
     ) -> Result<bool, StoreError> {
         let key = key.to_owned();
         let next = next.map(|(due, body)| (due, body.to_vec()));
-        self.run(true, move |conn, table| {
-            let changed = match next {
-                Some((due, body)) => conn
-                    .prepare_cached(&format!(
-                        "UPDATE \"{table}\" SET due = ?1, body = ?2, version = version + 1 \
-                         WHERE key = ?3 AND version = ?4"
-                    ))?
-                    .execute(params![due, body, key, version])?,
-                None => conn
-                    .prepare_cached(&format!(
-                        "DELETE FROM \"{table}\" WHERE key = ?1 AND version = ?2"
-                    ))?
-                    .execute(params![key, version])?,
-            };
-            Ok(changed == 1)
-        })
-        .await
+        self.write(Write::Settle { key, version, next }).await
     }
 
     async fn next_due(&self, partition: &str) -> Result<Option<i64>, StoreError> {

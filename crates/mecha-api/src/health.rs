@@ -5,11 +5,13 @@ use mecha_core::{ApiError, GrpcCode};
 use crate::Api;
 
 impl Api {
-    /// Ready: every component initialised, the API listening, and the app
-    /// (when there is one) listening on its port.
+    /// Ready: every component initialised, the API listening, the app
+    /// (when there is one) listening on its port, and every service
+    /// started (the runtime can be found by others).
     pub fn healthz(&self) -> Result<(), ApiError> {
         let rt = self.runtime();
-        if rt.components_ready() && rt.api_ready() && rt.app_ready() && !rt.is_shutting_down() {
+        let ready = rt.components_ready() && rt.api_ready() && rt.app_ready() && rt.started();
+        if ready && !rt.is_shutting_down() {
             Ok(())
         } else {
             Err(ApiError::new(

@@ -256,6 +256,12 @@ async fn tokens_health_and_metadata() {
         "ERR_OUTBOUND_HEALTH_NOT_READY"
     );
     api.runtime().set_api_ready();
+    assert_eq!(
+        api.healthz().unwrap_err().code,
+        "ERR_HEALTH_NOT_READY",
+        "not ready before every service started"
+    );
+    api.runtime().set_started();
     api.healthz().unwrap();
     api.outbound_healthz().unwrap();
     assert!(api.check_app_id("app").is_ok());

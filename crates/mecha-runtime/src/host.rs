@@ -62,6 +62,7 @@ impl Host {
             }
         }
         if failure.is_none() && started == self.services.len() && !self.runtime.is_shutting_down() {
+            self.runtime.set_started();
             tracing::info!(
                 startup_ms = started_at.elapsed().as_millis() as u64,
                 components = self.runtime.components().infos().len(),

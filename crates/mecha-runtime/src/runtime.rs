@@ -73,8 +73,12 @@ pub struct Runtime {
     api_ready: AtomicBool,
     /// True once the app listens (at once when there is no app).
     app_ready: AtomicBool,
+    /// True once every service of the host started: among them name
+    /// resolution, so a ready runtime is one that others can find.
+    started: AtomicBool,
     extended: RwLock<BTreeMap<String, String>>,
-    /// True once components are ready and the API listens.
+    /// True once components are ready, the API and the app listen, and
+    /// every service started.
     ready: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
 }
@@ -88,6 +92,7 @@ impl Runtime {
             components_ready: AtomicBool::new(false),
             api_ready: AtomicBool::new(false),
             app_ready: AtomicBool::new(!has_app),
+            started: AtomicBool::new(false),
             extended: RwLock::default(),
             ready: watch::channel(false).0,
             shutdown: watch::channel(false).0,
@@ -107,8 +112,19 @@ impl Runtime {
     }
 
     fn update_ready(&self) {
-        self.ready
-            .send_replace(self.components_ready() && self.api_ready() && self.app_ready());
+        self.ready.send_replace(
+            self.components_ready() && self.api_ready() && self.app_ready() && self.started(),
+        );
+    }
+
+    /// Marks every service of the host as started.
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::Release);
+        self.update_ready();
+    }
+
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Marks the app as listening on its port.
@@ -121,8 +137,8 @@ impl Runtime {
         self.app_ready.load(Ordering::Acquire)
     }
 
-    /// Resolves once every component is ready, the API listens and the app
-    /// (if any) listens too.
+    /// Resolves once every component is ready, the API listens, the app
+    /// (if any) listens too, and every service started.
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
         let _ = rx.wait_for(|ready| *ready).await;

@@ -31,7 +31,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// Fires in flight at once, per runtime.
 const MAX_IN_FLIGHT: usize = 512;
 /// Rows claimed in one statement.
-const BATCH: usize = 256;
+const BATCH: usize = 512;
 
 /// Why the app did not take a fire.
 #[derive(Debug, thiserror::Error)]

@@ -244,6 +244,8 @@ pub struct Counts {
     pub created: AtomicU64,
     pub fired: AtomicU64,
     pub failed: AtomicU64,
+    /// Fires claimed and not yet settled: with the app, or waiting for it
+    /// to be healthy.
     pub in_flight: AtomicU64,
     /// The delay from due time to fire of the last fire (ms).
     pub last_delay_ms: AtomicU64,
