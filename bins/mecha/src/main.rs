@@ -8,6 +8,7 @@ mod logging;
 mod metrics;
 mod nameresolution;
 mod pages;
+mod placement;
 mod planning;
 mod run;
 mod sidecar;
@@ -44,6 +45,8 @@ pub enum Command {
     Stop(run::StopArgs),
     /// List the component types this binary can load, with their block.
     Components,
+    /// Serve actor placement to runtimes; accepts daprd's placement flags.
+    Placement(placement::PlacementArgs),
 }
 
 /// jemalloc, with a background thread that returns freed memory to the
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::List(args) => run::list(args),
         Command::Stop(args) => run::stop(args),
         Command::Components => components(),
+        Command::Placement(args) => placement::main(args),
     }
 }
 

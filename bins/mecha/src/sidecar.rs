@@ -57,7 +57,7 @@ const DEFAULT_WORKERS: usize = 1;
 
 /// The async scheduler: `--worker-threads` workers, by default
 /// [`DEFAULT_WORKERS`]; with 1, one thread in all.
-fn scheduler(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+pub(crate) fn scheduler(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
     let workers = workers.unwrap_or(DEFAULT_WORKERS);
     if workers == 1 {
         return tokio::runtime::Builder::new_current_thread()

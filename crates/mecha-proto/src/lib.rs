@@ -21,6 +21,12 @@ pub mod dapr {
                 tonic::include_proto!("dapr.proto.runtime.v1");
             }
         }
+        /// daprd's placement protocol (`proto/dapr/proto/placement`).
+        pub mod placement {
+            pub mod v1 {
+                tonic::include_proto!("dapr.proto.placement.v1");
+            }
+        }
     }
 }
 
@@ -50,4 +56,39 @@ pub mod durabletask {
 }
 
 pub use dapr::proto::common::v1 as common;
+pub use dapr::proto::placement::v1 as placement;
 pub use dapr::proto::runtime::v1 as runtime;
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use crate::placement::{Host, HostOperation, PlacementOrder};
+
+    /// daprd's field numbers, and `Host.version`'s presence: a version of 0
+    /// is sent (an acknowledgement of version 0), none is not.
+    #[test]
+    fn placement_messages_use_daprds_fields() {
+        let host = Host {
+            name: "a".into(),
+            operation: HostOperation::Lock as i32,
+            version: Some(0),
+            ..Host::default()
+        };
+        assert_eq!(host.encode_to_vec(), [0x0a, 1, b'a', 9 << 3, 2, 10 << 3, 0]);
+        let report = Host {
+            version: None,
+            ..host
+        };
+        assert_eq!(report.encode_to_vec(), [0x0a, 1, b'a', 9 << 3, 2]);
+        let order = PlacementOrder {
+            operation: "lock".into(),
+            version: 3,
+            tables: None,
+        };
+        assert_eq!(
+            order.encode_to_vec(),
+            [2 << 3 | 2, 4, b'l', b'o', b'c', b'k', 3 << 3, 3]
+        );
+    }
+}

@@ -15,6 +15,7 @@ mod jobs;
 mod lifecycle;
 mod lock_secrets;
 mod memory;
+mod placement;
 mod pubsub;
 mod run;
 mod scenarios;

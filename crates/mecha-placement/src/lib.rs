@@ -1,0 +1,23 @@
+//! Actor placement, apart from its transport (issue 15):
+//! - [`Ring`]: the consistent-hash ring exactly as daprd builds it, so that
+//!   every runtime (Mecha's or daprd's) computes the same owner for an
+//!   actor;
+//! - [`Members`]: the runtimes that host actors, per namespace, and the
+//!   versioned tables placement disseminates to them;
+//! - [`Round`]: one dissemination of a table version (lock, update,
+//!   unlock), each phase acknowledged by every runtime, never wedged.
+//!
+//! [`PlacementService`] serves `dapr.proto.placement.v1.Placement` on top
+//! of these; the runtime's client comes next. Raft replication of
+//! [`Members`] comes later, so it stays a plain state machine, apart from
+//! its transport.
+
+mod members;
+mod ring;
+mod round;
+mod service;
+
+pub use members::{Host, Members, Table, Tables};
+pub use ring::{DEFAULT_REPLICATION_FACTOR, Ring, hash};
+pub use round::{Phase, Progress, Round};
+pub use service::{Options, PlacementService};

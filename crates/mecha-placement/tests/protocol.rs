@@ -1,0 +1,238 @@
+//! The placement service over real gRPC streams on loopback, as runtimes
+//! speak to it (daprd 1.18's protocol): reports, acknowledged rounds,
+//! runtimes that leave, and one that never acknowledges.
+
+use std::time::Duration;
+
+use mecha_placement::{Options, PlacementService, Ring};
+use mecha_proto::placement as pb;
+use pb::placement_client::PlacementClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::Streaming;
+
+/// Long enough for any answer on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+async fn serve(options: Options) -> u16 {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let service = PlacementService::new(options);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.server())
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    port
+}
+
+/// A runtime's end of the stream.
+struct Runtime {
+    name: String,
+    to: mpsc::Sender<pb::Host>,
+    from: Streaming<pb::PlacementOrder>,
+}
+
+impl Runtime {
+    async fn connect(port: u16, name: &str, namespace: &str, entities: &[&str]) -> Self {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = PlacementClient::new(channel);
+        let (to, outbound) = mpsc::channel(16);
+        to.send(pb::Host {
+            name: name.into(),
+            id: format!("app-{name}"),
+            namespace: namespace.into(),
+            entities: entities.iter().map(|e| (*e).to_owned()).collect(),
+            api_level: 20,
+            operation: pb::HostOperation::Report as i32,
+            ..pb::Host::default()
+        })
+        .await
+        .unwrap();
+        let from = client
+            .report_dapr_status(ReceiverStream::new(outbound))
+            .await
+            .unwrap()
+            .into_inner();
+        Self {
+            name: name.into(),
+            to,
+            from,
+        }
+    }
+
+    async fn next(&mut self) -> pb::PlacementOrder {
+        tokio::time::timeout(PATIENCE, self.from.message())
+            .await
+            .expect("an order in time")
+            .expect("the stream stays up")
+            .expect("the stream stays open")
+    }
+
+    async fn expect(&mut self, operation: &str) -> pb::PlacementOrder {
+        let order = self.next().await;
+        assert_eq!(order.operation, operation, "{}: {order:?}", self.name);
+        order
+    }
+
+    async fn ack(&self, operation: pb::HostOperation, version: u64) {
+        self.to
+            .send(pb::Host {
+                operation: operation as i32,
+                version: Some(version),
+                ..pb::Host::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Takes part in a whole round: the tables it installs.
+    async fn round(&mut self) -> (u64, pb::PlacementTables) {
+        let version = self.expect("lock").await.version;
+        self.ack(pb::HostOperation::Lock, version).await;
+        let update = self.expect("update").await;
+        assert_eq!(update.version, version);
+        self.ack(pb::HostOperation::Update, version).await;
+        assert_eq!(self.expect("unlock").await.version, version);
+        self.ack(pb::HostOperation::Unlock, version).await;
+        (version, update.tables.expect("update carries the tables"))
+    }
+}
+
+fn hosts_of(tables: &pb::PlacementTables, actor_type: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = tables.entries[actor_type]
+        .load_map
+        .keys()
+        .cloned()
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+#[tokio::test]
+async fn rounds_go_phase_by_phase_once_every_runtime_acknowledges() {
+    let port = serve(Options::default()).await;
+    let mut a = Runtime::connect(port, "10.0.0.1:50002", "ns", &["Cart"]).await;
+    let (first, tables) = a.round().await;
+    assert_eq!(hosts_of(&tables, "Cart"), ["10.0.0.1:50002"]);
+    assert_eq!(tables.replication_factor, 100);
+
+    let mut b = Runtime::connect(port, "10.0.0.2:50002", "ns", &["Cart", "User"]).await;
+    let lock = a.expect("lock").await;
+    assert!(lock.version > first);
+    assert_eq!(b.expect("lock").await.version, lock.version);
+    a.ack(pb::HostOperation::Lock, lock.version).await;
+    // An acknowledgement of another version does not count for b.
+    b.ack(pb::HostOperation::Lock, lock.version + 1).await;
+    b.ack(pb::HostOperation::Lock, lock.version).await;
+    // Only now, after both, comes the update: the first order a sees after
+    // its own acknowledgement.
+    let update = a.expect("update").await;
+    assert_eq!(b.expect("update").await, update);
+    let tables = update.tables.unwrap();
+    assert_eq!(
+        hosts_of(&tables, "Cart"),
+        ["10.0.0.1:50002", "10.0.0.2:50002"]
+    );
+    assert_eq!(hosts_of(&tables, "User"), ["10.0.0.2:50002"]);
+    assert_eq!(
+        tables.entries["User"].load_map["10.0.0.2:50002"].id,
+        "app-10.0.0.2:50002"
+    );
+    // Both build the same ring from the table: daprd's owners.
+    let names: Vec<String> = hosts_of(&tables, "Cart");
+    let ring = Ring::new(names, tables.replication_factor as usize, String::as_str);
+    assert_eq!(ring.owner("a").unwrap(), "10.0.0.2:50002");
+    assert_eq!(ring.owner("actor-1").unwrap(), "10.0.0.1:50002");
+    for runtime in [&a, &b] {
+        runtime.ack(pb::HostOperation::Update, update.version).await;
+    }
+    assert_eq!(a.expect("unlock").await.version, update.version);
+    assert_eq!(b.expect("unlock").await.version, update.version);
+}
+
+#[tokio::test]
+async fn a_runtime_that_leaves_is_taken_out_of_the_tables() {
+    let port = serve(Options::default()).await;
+    let mut a = Runtime::connect(port, "a:1", "ns", &["Cart"]).await;
+    a.round().await;
+    let mut b = Runtime::connect(port, "b:1", "ns", &["Cart"]).await;
+    let (round_a, round_b) = tokio::join!(a.round(), b.round());
+    assert_eq!(round_a, round_b);
+    assert_eq!(hosts_of(&round_a.1, "Cart"), ["a:1", "b:1"]);
+    drop(b);
+    let (version, tables) = a.round().await;
+    assert!(version > round_a.0);
+    assert_eq!(hosts_of(&tables, "Cart"), ["a:1"]);
+}
+
+#[tokio::test]
+async fn a_runtime_that_never_acknowledges_is_disconnected_and_the_round_goes_on() {
+    let timeout = Duration::from_millis(500);
+    let port = serve(Options {
+        disseminate_timeout: timeout,
+        ..Options::default()
+    })
+    .await;
+    let mut a = Runtime::connect(port, "a:1", "ns", &["Cart"]).await;
+    a.round().await;
+    let mut silent = Runtime::connect(port, "silent:1", "ns", &["Cart"]).await;
+    let lock = a.expect("lock").await;
+    assert_eq!(silent.expect("lock").await.version, lock.version);
+    a.ack(pb::HostOperation::Lock, lock.version).await;
+    // The silent runtime is cut off once the phase times out.
+    let cut = tokio::time::timeout(PATIENCE, silent.from.message())
+        .await
+        .expect("cut off in time")
+        .expect_err("an error ends its stream");
+    assert_eq!(cut.code(), tonic::Code::DeadlineExceeded);
+    // a finishes the round it was in (its tables as they were when it
+    // started), then gets the next one, without the silent runtime.
+    let update = a.expect("update").await;
+    assert_eq!(update.version, lock.version);
+    a.ack(pb::HostOperation::Update, lock.version).await;
+    a.expect("unlock").await;
+    a.ack(pb::HostOperation::Unlock, lock.version).await;
+    let (version, tables) = a.round().await;
+    assert!(version > lock.version);
+    assert_eq!(hosts_of(&tables, "Cart"), ["a:1"]);
+}
+
+#[tokio::test]
+async fn namespaces_have_rounds_of_their_own() {
+    let port = serve(Options::default()).await;
+    let mut one = Runtime::connect(port, "a:1", "one", &["Cart"]).await;
+    one.round().await;
+    let mut two = Runtime::connect(port, "b:1", "two", &["Cart"]).await;
+    let (_, tables) = two.round().await;
+    assert_eq!(hosts_of(&tables, "Cart"), ["b:1"]);
+    // A change in namespace two starts no round in one: the next order
+    // one gets is for its own change.
+    let _three = Runtime::connect(port, "c:1", "one", &["Cart"]).await;
+    let lock = one.expect("lock").await;
+    one.ack(pb::HostOperation::Lock, lock.version).await;
+    // (c never acknowledges; the default timeout is long, so one waits.)
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), one.next())
+            .await
+            .is_err(),
+        "no update before every runtime acknowledged the lock"
+    );
+}
+
+#[tokio::test]
+async fn a_report_without_a_name_or_app_id_is_refused() {
+    let port = serve(Options::default()).await;
+    let mut nameless = Runtime::connect(port, "", "ns", &["Cart"]).await;
+    let refused = tokio::time::timeout(PATIENCE, nameless.from.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+}
