@@ -8,15 +8,18 @@
 //!   unlock), each phase acknowledged by every runtime, never wedged.
 //!
 //! [`PlacementService`] serves `dapr.proto.placement.v1.Placement` on top
-//! of these; the runtime's client comes next. Raft replication of
+//! of these, and [`Placement`] is the runtime's side of it. Raft replication of
 //! [`Members`] comes later, so it stays a plain state machine, apart from
 //! its transport.
 
+mod client;
 mod members;
 mod ring;
 mod round;
 mod service;
+mod wire;
 
+pub use client::{Lookup, Placed, Placement};
 pub use members::{Host, Members, Table, Tables};
 pub use ring::{DEFAULT_REPLICATION_FACTOR, Ring, hash};
 pub use round::{Phase, Progress, Round};

@@ -144,41 +144,6 @@ fn phase_of(operation: pb::HostOperation) -> Option<Phase> {
     }
 }
 
-fn wire_tables(tables: &Tables) -> pb::PlacementTables {
-    let entries = tables
-        .entries
-        .iter()
-        .map(|(actor_type, table)| {
-            let load_map = table
-                .hosts
-                .iter()
-                .map(|host| {
-                    let wire = pb::Host {
-                        name: host.name.clone(),
-                        id: host.id.clone(),
-                        namespace: host.namespace.clone(),
-                        entities: host.entities.clone(),
-                        ..pb::Host::default()
-                    };
-                    (host.name.clone(), wire)
-                })
-                .collect();
-            let table = pb::PlacementTable {
-                load_map,
-                ..pb::PlacementTable::default()
-            };
-            (actor_type.clone(), table)
-        })
-        .collect();
-    pb::PlacementTables {
-        entries,
-        // For runtimes that read the version from the tables.
-        version: tables.version.to_string(),
-        api_level: 0,
-        replication_factor: i64::try_from(tables.replication_factor).unwrap_or(i64::MAX),
-    }
-}
-
 impl State {
     fn open(&mut self, orders: Orders) -> u64 {
         self.next_id += 1;
@@ -223,15 +188,7 @@ impl State {
         if let Some(connection) = self.connections.get_mut(&id) {
             connection.host = Some(key.clone());
         }
-        let changed = self.members.report(
-            Host {
-                name: host.name,
-                id: host.id,
-                namespace: host.namespace,
-                entities: host.entities,
-            },
-            now,
-        );
+        let changed = self.members.report(Host::from(host), now);
         if changed {
             self.rounds.entry(key.0.clone()).or_default().queued = true;
             self.drive(&key.0, now);
@@ -324,7 +281,7 @@ impl State {
         );
         if let Some(rounds) = self.rounds.get_mut(namespace) {
             rounds.current = Some(round);
-            rounds.tables = wire_tables(&tables);
+            rounds.tables = crate::wire::tables(&tables);
         }
         self.progress(namespace, progress, now);
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mecha_placement::{Options, PlacementService, Ring};
+use mecha_placement::{Host, Lookup, Options, Placement, PlacementService, Ring};
 use mecha_proto::placement as pb;
 use pb::placement_client::PlacementClient;
 use tokio::sync::mpsc;
@@ -14,18 +14,48 @@ use tonic::Streaming;
 /// Long enough for any answer on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-async fn serve(options: Options) -> u16 {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+/// A placement service on loopback, stopped when dropped.
+struct Served {
+    port: u16,
+    service: PlacementService,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Serves placement on `port` (0: any).
+async fn serve_on(options: Options, port: u16) -> Served {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let service = PlacementService::new(options);
-    tokio::spawn(
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(service.server())
-            .serve_with_incoming(TcpListenerStream::new(listener)),
+            .add_service(service.clone().server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = stopped.await;
+            }),
     );
-    port
+    Served {
+        port,
+        service,
+        stop: Some(stop),
+        task,
+    }
+}
+
+async fn serve(options: Options) -> Served {
+    serve_on(options, 0).await
+}
+
+impl Served {
+    /// Stops the service as `mecha placement` does on SIGTERM.
+    async fn stop(mut self) {
+        self.service.shutdown();
+        let _ = self.stop.take().map(|stop| stop.send(()));
+        (&mut self.task).await.unwrap().unwrap();
+    }
 }
 
 /// A runtime's end of the stream.
@@ -117,7 +147,8 @@ fn hosts_of(tables: &pb::PlacementTables, actor_type: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn rounds_go_phase_by_phase_once_every_runtime_acknowledges() {
-    let port = serve(Options::default()).await;
+    let placement = serve(Options::default()).await;
+    let port = placement.port;
     let mut a = Runtime::connect(port, "10.0.0.1:50002", "ns", &["Cart"]).await;
     let (first, tables) = a.round().await;
     assert_eq!(hosts_of(&tables, "Cart"), ["10.0.0.1:50002"]);
@@ -159,7 +190,8 @@ async fn rounds_go_phase_by_phase_once_every_runtime_acknowledges() {
 
 #[tokio::test]
 async fn a_runtime_that_leaves_is_taken_out_of_the_tables() {
-    let port = serve(Options::default()).await;
+    let placement = serve(Options::default()).await;
+    let port = placement.port;
     let mut a = Runtime::connect(port, "a:1", "ns", &["Cart"]).await;
     a.round().await;
     let mut b = Runtime::connect(port, "b:1", "ns", &["Cart"]).await;
@@ -175,11 +207,12 @@ async fn a_runtime_that_leaves_is_taken_out_of_the_tables() {
 #[tokio::test]
 async fn a_runtime_that_never_acknowledges_is_disconnected_and_the_round_goes_on() {
     let timeout = Duration::from_millis(500);
-    let port = serve(Options {
+    let placement = serve(Options {
         disseminate_timeout: timeout,
         ..Options::default()
     })
     .await;
+    let port = placement.port;
     let mut a = Runtime::connect(port, "a:1", "ns", &["Cart"]).await;
     a.round().await;
     let mut silent = Runtime::connect(port, "silent:1", "ns", &["Cart"]).await;
@@ -206,7 +239,8 @@ async fn a_runtime_that_never_acknowledges_is_disconnected_and_the_round_goes_on
 
 #[tokio::test]
 async fn namespaces_have_rounds_of_their_own() {
-    let port = serve(Options::default()).await;
+    let placement = serve(Options::default()).await;
+    let port = placement.port;
     let mut one = Runtime::connect(port, "a:1", "one", &["Cart"]).await;
     one.round().await;
     let mut two = Runtime::connect(port, "b:1", "two", &["Cart"]).await;
@@ -228,11 +262,98 @@ async fn namespaces_have_rounds_of_their_own() {
 
 #[tokio::test]
 async fn a_report_without_a_name_or_app_id_is_refused() {
-    let port = serve(Options::default()).await;
+    let placement = serve(Options::default()).await;
+    let port = placement.port;
     let mut nameless = Runtime::connect(port, "", "ns", &["Cart"]).await;
     let refused = tokio::time::timeout(PATIENCE, nameless.from.message())
         .await
         .unwrap()
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+}
+
+fn reporting(name: &str) -> Host {
+    Host {
+        name: name.into(),
+        id: format!("app-{name}"),
+        namespace: "ns".into(),
+        entities: vec!["Cart".into()],
+    }
+}
+
+/// Waits for `condition`, within [`PATIENCE`].
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < PATIENCE, "{what}: not in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn owners(runtime: &Placement) -> Vec<Lookup> {
+    (0..200)
+        .map(|id| runtime.lookup("Cart", &format!("actor-{id}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn runtimes_agree_keep_their_tables_while_placement_is_away_and_rejoin() {
+    let placement = serve(Options::default()).await;
+    let port = placement.port;
+    let address = format!("http://127.0.0.1:{port}");
+    let a = Placement::start(address.clone(), reporting("a:1"));
+    let b = Placement::start(address.clone(), reporting("b:1"));
+    assert_eq!(a.lookup("Cart", "x"), Lookup::NotReady);
+    let both = |service: &PlacementService, runtimes: &[&Placement]| {
+        let tables = service.tables("ns");
+        tables
+            .entries
+            .get("Cart")
+            .is_some_and(|t| t.hosts.len() == 2)
+            && runtimes
+                .iter()
+                .all(|r| r.status().version == tables.version)
+    };
+    eventually("both in both tables", || {
+        both(&placement.service, &[&a, &b])
+    })
+    .await;
+    let seen = owners(&a);
+    assert_eq!(seen, owners(&b), "one owner per actor");
+    let hosts: std::collections::BTreeSet<String> = seen
+        .iter()
+        .map(|lookup| match lookup {
+            Lookup::Owner(host) => host.name.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["a:1", "b:1"]);
+    assert_eq!(a.lookup("User", "x"), Lookup::NoHost);
+
+    // Placement goes away: lookups answer from the tables installed.
+    placement.stop().await;
+    eventually("a sees placement gone", || !a.status().connected).await;
+    assert_eq!(owners(&a), seen);
+
+    // It returns, without its state: both report again, and agree again.
+    let placement = serve_on(Options::default(), port).await;
+    eventually("both rejoined", || {
+        both(&placement.service, &[&a, &b]) && a.status().connected && b.status().connected
+    })
+    .await;
+    assert_eq!(owners(&a), seen);
+    assert_eq!(owners(&b), seen);
+
+    // A runtime dropped leaves: the other owns every actor.
+    drop(b);
+    eventually("b left", || {
+        placement.service.tables("ns").entries["Cart"].hosts.len() == 1
+            && a.status().version == placement.service.tables("ns").version
+    })
+    .await;
+    assert!(
+        owners(&a)
+            .iter()
+            .all(|lookup| matches!(lookup, Lookup::Owner(h) if h.name == "a:1"))
+    );
 }

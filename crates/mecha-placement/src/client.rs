@@ -1,0 +1,216 @@
+//! The runtime's side of placement: one `ReportDaprStatus` stream to the
+//! placement service, reporting this runtime (its internal address, app
+//! id, namespace and actor types), acknowledging each phase of every
+//! round as daprd 1.18 does, and installing each round's tables as the
+//! rings actors are looked up in.
+//!
+//! - Lookups answer from the tables installed last, also while a round is
+//!   locked (as daprd 1.18) and while placement is away: a runtime keeps
+//!   serving with the table it has, says so ([`Placed::connected`]), and
+//!   rejoins by itself, reporting again, when placement returns.
+//! - An `update` older than the last one on the same stream ends the
+//!   stream (daprd's rule), and the runtime reconnects. Versions are
+//!   compared within a stream only: a placement that restarted without
+//!   its state counts again from 1.
+//! - The stream ends when the last handle is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use mecha_proto::placement as pb;
+use pb::placement_client::PlacementClient;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{Host, Ring};
+
+/// The longest wait between two attempts to reach placement.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where an actor lives, by the tables installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The runtime that hosts it.
+    Owner(Host),
+    /// No runtime hosts the actor type (daprd: `ErrActorNoAddress`).
+    NoHost,
+    /// No tables yet: this runtime has not finished a round.
+    NotReady,
+}
+
+/// What the runtime knows of placement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placed {
+    /// The version of the tables installed (0: none yet).
+    pub version: u64,
+    /// Whether the stream to placement is up.
+    pub connected: bool,
+}
+
+/// Actor type → its ring.
+type Rings = HashMap<String, Ring<Host>>;
+
+struct Shared {
+    rings: RwLock<Option<Rings>>,
+    status: watch::Sender<Placed>,
+    /// Dropped with the last handle, which ends the stream.
+    _alive: oneshot::Sender<()>,
+}
+
+/// A runtime's placement client: lookups, and the stream kept up in a task
+/// that ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct Placement {
+    shared: Arc<Shared>,
+}
+
+impl Placement {
+    /// Starts reporting `host` to the placement service at `address`
+    /// (`http://host:port`).
+    pub fn start(address: String, host: Host) -> Self {
+        let (alive, gone) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            rings: RwLock::new(None),
+            status: watch::channel(Placed::default()).0,
+            _alive: alive,
+        });
+        tokio::spawn(keep_reporting(Arc::downgrade(&shared), gone, address, host));
+        Self { shared }
+    }
+
+    /// The owner of actor `actor_type`/`actor_id`.
+    pub fn lookup(&self, actor_type: &str, actor_id: &str) -> Lookup {
+        let rings = self.shared.rings.read().expect("placement tables");
+        let Some(rings) = rings.as_ref() else {
+            return Lookup::NotReady;
+        };
+        match rings.get(actor_type).and_then(|ring| ring.owner(actor_id)) {
+            Some(owner) => Lookup::Owner(owner.clone()),
+            None => Lookup::NoHost,
+        }
+    }
+
+    pub fn status(&self) -> Placed {
+        self.shared.status.borrow().clone()
+    }
+
+    /// Resolves once `condition` holds for the status.
+    pub async fn wait_for(&self, condition: impl Fn(&Placed) -> bool) {
+        let mut status = self.shared.status.subscribe();
+        let _ = status.wait_for(|placed| condition(placed)).await;
+    }
+}
+
+fn rings(tables: pb::PlacementTables) -> Rings {
+    let replication = usize::try_from(tables.replication_factor).unwrap_or(0);
+    tables
+        .entries
+        .into_iter()
+        .map(|(actor_type, table)| {
+            let hosts = table.load_map.into_values().map(Host::from).collect();
+            let ring = Ring::new(hosts, replication, |host: &Host| host.name.as_str());
+            (actor_type, ring)
+        })
+        .collect()
+}
+
+/// Keeps a stream to placement up until `gone`.
+async fn keep_reporting(
+    shared: Weak<Shared>,
+    mut gone: oneshot::Receiver<()>,
+    address: String,
+    host: Host,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        tokio::select! {
+            reported = report(&shared, &address, &host) => match reported {
+                // A round went through: the next failure starts afresh.
+                Ok(true) => backoff = FIRST_BACKOFF,
+                Ok(false) => {}
+                Err(err) => tracing::debug!(%address, error = %err, "placement stream ended"),
+            },
+            _ = &mut gone => return,
+        }
+        match shared.upgrade() {
+            Some(alive) => alive.status.send_modify(|placed| placed.connected = false),
+            None => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = &mut gone => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One stream, until it ends: whether a round completed on it.
+async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Result<bool> {
+    let channel = tonic::transport::Endpoint::from_shared(address.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .connect()
+        .await?;
+    let (acks, outbound) = mpsc::channel(4);
+    acks.send(pb::Host {
+        name: host.name.clone(),
+        id: host.id.clone(),
+        namespace: host.namespace.clone(),
+        entities: host.entities.clone(),
+        api_level: 20,
+        operation: pb::HostOperation::Report as i32,
+        ..pb::Host::default()
+    })
+    .await?;
+    let mut orders = PlacementClient::new(channel)
+        .report_dapr_status(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await?
+        .into_inner();
+    if let Some(alive) = shared.upgrade() {
+        alive.status.send_modify(|placed| placed.connected = true);
+    }
+    let mut completed = false;
+    let mut last = pb::HostOperation::Unknown;
+    let mut stream_version = 0;
+    while let Some(order) = orders.message().await? {
+        let Some(alive) = shared.upgrade() else {
+            return Ok(completed);
+        };
+        let version = order.version;
+        let ack = match order.operation.as_str() {
+            "lock" => pb::HostOperation::Lock,
+            "update" => {
+                if version < stream_version {
+                    anyhow::bail!("placement sent tables {version}, older than {stream_version}");
+                }
+                stream_version = version;
+                let tables = order.tables.unwrap_or_default();
+                *alive.rings.write().expect("placement tables") = Some(rings(tables));
+                alive.status.send_modify(|placed| placed.version = version);
+                pb::HostOperation::Update
+            }
+            // An unlock counts only after an update (daprd's rule).
+            "unlock" if last == pb::HostOperation::Update => {
+                completed = true;
+                pb::HostOperation::Unlock
+            }
+            "unlock" => continue,
+            other => {
+                tracing::debug!(operation = other, "placement sent an unknown operation");
+                continue;
+            }
+        };
+        last = ack;
+        acks.send(pb::Host {
+            operation: ack as i32,
+            version: Some(version),
+            namespace: host.namespace.clone(),
+            id: host.id.clone(),
+            ..pb::Host::default()
+        })
+        .await?;
+    }
+    Ok(completed)
+}
