@@ -15,6 +15,8 @@
 //! - The stream ends when the last handle is dropped.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -27,6 +29,11 @@ use crate::{Host, Ring};
 /// The longest wait between two attempts to reach placement.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where placement is, asked on every attempt to reach it: a fixed
+/// address, or the host's embedded placement ([`crate::Embedded`]).
+pub type Resolve =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<String>> + Send>> + Send + Sync>;
 
 /// Where an actor lives, by the tables installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,13 +76,22 @@ impl Placement {
     /// Starts reporting `host` to the placement service at `address`
     /// (`http://host:port`).
     pub fn start(address: String, host: Host) -> Self {
+        let resolve: Resolve = Arc::new(move || {
+            let address = address.clone();
+            Box::pin(async move { Ok(address) })
+        });
+        Self::start_with(resolve, host)
+    }
+
+    /// Starts reporting `host` to placement wherever `resolve` says it is.
+    pub fn start_with(resolve: Resolve, host: Host) -> Self {
         let (alive, gone) = oneshot::channel();
         let shared = Arc::new(Shared {
             rings: RwLock::new(None),
             status: watch::channel(Placed::default()).0,
             _alive: alive,
         });
-        tokio::spawn(keep_reporting(Arc::downgrade(&shared), gone, address, host));
+        tokio::spawn(keep_reporting(Arc::downgrade(&shared), gone, resolve, host));
         Self { shared }
     }
 
@@ -119,17 +135,21 @@ fn rings(tables: pb::PlacementTables) -> Rings {
 async fn keep_reporting(
     shared: Weak<Shared>,
     mut gone: oneshot::Receiver<()>,
-    address: String,
+    resolve: Resolve,
     host: Host,
 ) {
     let mut backoff = FIRST_BACKOFF;
     loop {
+        let attempt = async {
+            let address = resolve().await?;
+            report(&shared, &address, &host).await
+        };
         tokio::select! {
-            reported = report(&shared, &address, &host) => match reported {
+            reported = attempt => match reported {
                 // A round went through: the next failure starts afresh.
                 Ok(true) => backoff = FIRST_BACKOFF,
                 Ok(false) => {}
-                Err(err) => tracing::debug!(%address, error = %err, "placement stream ended"),
+                Err(err) => tracing::debug!(error = %err, "placement stream ended"),
             },
             _ = &mut gone => return,
         }

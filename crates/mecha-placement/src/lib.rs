@@ -8,18 +8,22 @@
 //!   unlock), each phase acknowledged by every runtime, never wedged.
 //!
 //! [`PlacementService`] serves `dapr.proto.placement.v1.Placement` on top
-//! of these, and [`Placement`] is the runtime's side of it. Raft replication of
+//! of these, and [`Placement`] is the runtime's side of it. On one host,
+//! [`Embedded`] lets the runtimes share a placement through their data
+//! directory, with no service to start. Raft replication of
 //! [`Members`] comes later, so it stays a plain state machine, apart from
 //! its transport.
 
 mod client;
+mod embedded;
 mod members;
 mod ring;
 mod round;
 mod service;
 mod wire;
 
-pub use client::{Lookup, Placed, Placement};
+pub use client::{Lookup, Placed, Placement, Resolve};
+pub use embedded::Embedded;
 pub use members::{Host, Members, Table, Tables};
 pub use ring::{DEFAULT_REPLICATION_FACTOR, Ring, hash};
 pub use round::{Phase, Progress, Round};

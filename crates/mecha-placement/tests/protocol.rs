@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mecha_placement::{Host, Lookup, Options, Placement, PlacementService, Ring};
+use mecha_placement::{Embedded, Host, Lookup, Options, Placement, PlacementService, Ring};
 use mecha_proto::placement as pb;
 use pb::placement_client::PlacementClient;
 use tokio::sync::mpsc;
@@ -356,4 +356,42 @@ async fn runtimes_agree_keep_their_tables_while_placement_is_away_and_rejoin() {
             .iter()
             .all(|lookup| matches!(lookup, Lookup::Owner(h) if h.name == "a:1"))
     );
+}
+
+fn owned_by(runtime: &Placement, name: &str) -> bool {
+    owners(runtime)
+        .iter()
+        .all(|lookup| matches!(lookup, Lookup::Owner(host) if host.name == name))
+}
+
+#[tokio::test]
+async fn the_runtimes_of_a_host_share_an_embedded_placement_and_one_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = Embedded::new(dir.path(), Options::default());
+    let two = Embedded::new(dir.path(), Options::default());
+    let a = Placement::start_with(one.resolver(), reporting("a:1"));
+    let b = Placement::start_with(two.resolver(), reporting("b:1"));
+    eventually("both placed, in agreement", || {
+        let seen = owners(&a);
+        seen == owners(&b)
+            && !owned_by(&a, "a:1")
+            && !owned_by(&a, "b:1")
+            && !seen.contains(&Lookup::NotReady)
+    })
+    .await;
+    assert!(one.serves() != two.serves(), "exactly one serves");
+
+    // The runtime that serves dies: the other takes placement over.
+    let (dead, dead_runtime, survivor, placed, name) = if one.serves() {
+        (one, a, two, b, "b:1")
+    } else {
+        (two, b, one, a, "a:1")
+    };
+    drop(dead_runtime);
+    dead.stop().await;
+    drop(dead);
+    eventually("the survivor serves and owns every actor", || {
+        survivor.serves() && placed.status().connected && owned_by(&placed, name)
+    })
+    .await;
 }
