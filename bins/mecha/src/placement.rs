@@ -115,7 +115,7 @@ async fn serve(args: PlacementArgs) -> anyhow::Result<()> {
     tracing::info!(port = args.port, "placement is up and running");
     let stopping = service.clone();
     let stop = async move {
-        stop_signal().await;
+        crate::sidecar::signalled().await;
         tracing::info!("shutting down");
         stopping.shutdown();
     };
@@ -129,13 +129,4 @@ async fn serve(args: PlacementArgs) -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn stop_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

@@ -372,6 +372,15 @@ fn start_app_channel(
 /// Resolves on SIGTERM, SIGINT or a shutdown requested through the API, and
 /// marks the runtime as shutting down.
 async fn stop_signal(runtime: Arc<Runtime>) {
+    tokio::select! {
+        () = runtime.shutdown_requested() => {}
+        () = signalled() => {}
+    }
+    runtime.request_shutdown();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn signalled() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut stream) => {
@@ -381,9 +390,7 @@ async fn stop_signal(runtime: Arc<Runtime>) {
         }
     };
     tokio::select! {
-        () = runtime.shutdown_requested() => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
         () = terminate => tracing::info!("terminated"),
     }
-    runtime.request_shutdown();
 }

@@ -178,18 +178,9 @@ async fn write_batches(
     table: Arc<str>,
     mut pending: mpsc::UnboundedReceiver<(Write, Done)>,
 ) {
-    while let Some(first) = pending.recv().await {
-        let (mut batch, mut waiting) = (Vec::new(), Vec::new());
-        let mut next = Some(first);
-        while let Some((write, done)) = next {
-            batch.push(write);
-            waiting.push(done);
-            next = if batch.len() < WRITE_BATCH {
-                pending.try_recv().ok()
-            } else {
-                None
-            };
-        }
+    let mut received = Vec::with_capacity(WRITE_BATCH);
+    while pending.recv_many(&mut received, WRITE_BATCH).await > 0 {
+        let (batch, waiting): (Vec<Write>, Vec<Done>) = received.drain(..).unzip();
         let table = table.clone();
         let written = db
             .run(true, move |conn| {
@@ -268,7 +259,7 @@ fn write_rows(conn: &mut Connection, table: &str, batch: &[Write]) -> rusqlite::
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn put(&self, row: &Row, overwrite: bool) -> Result<bool, StoreError> {
-        let (row, overwrite) = (row.clone(), overwrite);
+        let row = row.clone();
         self.write(Write::Put { row, overwrite }).await
     }
 

@@ -10,8 +10,7 @@ impl Api {
     /// started (the runtime can be found by others).
     pub fn healthz(&self) -> Result<(), ApiError> {
         let rt = self.runtime();
-        let ready = rt.components_ready() && rt.api_ready() && rt.app_ready() && rt.started();
-        if ready && !rt.is_shutting_down() {
+        if rt.is_ready() && !rt.is_shutting_down() {
             Ok(())
         } else {
             Err(ApiError::new(

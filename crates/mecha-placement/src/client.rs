@@ -24,7 +24,7 @@ use mecha_proto::placement as pb;
 use pb::placement_client::PlacementClient;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{Host, Ring};
+use crate::{Host, Phase, Ring};
 
 /// The longest wait between two attempts to reach placement.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -110,12 +110,6 @@ impl Placement {
     pub fn status(&self) -> Placed {
         self.shared.status.borrow().clone()
     }
-
-    /// Resolves once `condition` holds for the status.
-    pub async fn wait_for(&self, condition: impl Fn(&Placed) -> bool) {
-        let mut status = self.shared.status.subscribe();
-        let _ = status.wait_for(|placed| condition(placed)).await;
-    }
 }
 
 fn rings(tables: pb::PlacementTables) -> Rings {
@@ -125,8 +119,7 @@ fn rings(tables: pb::PlacementTables) -> Rings {
         .into_iter()
         .map(|(actor_type, table)| {
             let hosts = table.load_map.into_values().map(Host::from).collect();
-            let ring = Ring::new(hosts, replication, |host: &Host| host.name.as_str());
-            (actor_type, ring)
+            (actor_type, Ring::of(hosts, replication))
         })
         .collect()
 }
@@ -175,13 +168,9 @@ async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Re
         .await?;
     let (acks, outbound) = mpsc::channel(4);
     acks.send(pb::Host {
-        name: host.name.clone(),
-        id: host.id.clone(),
-        namespace: host.namespace.clone(),
-        entities: host.entities.clone(),
         api_level: 20,
         operation: pb::HostOperation::Report as i32,
-        ..pb::Host::default()
+        ..pb::Host::from(host)
     })
     .await?;
     let mut orders = PlacementClient::new(channel)
@@ -192,16 +181,23 @@ async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Re
         alive.status.send_modify(|placed| placed.connected = true);
     }
     let mut completed = false;
-    let mut last = pb::HostOperation::Unknown;
+    let mut last = None;
     let mut stream_version = 0;
     while let Some(order) = orders.message().await? {
         let Some(alive) = shared.upgrade() else {
             return Ok(completed);
         };
         let version = order.version;
-        let ack = match order.operation.as_str() {
-            "lock" => pb::HostOperation::Lock,
-            "update" => {
+        let Some(phase) = Phase::of_operation(&order.operation) else {
+            tracing::debug!(
+                operation = order.operation,
+                "placement sent an unknown operation"
+            );
+            continue;
+        };
+        match phase {
+            Phase::Lock => {}
+            Phase::Update => {
                 if version < stream_version {
                     anyhow::bail!("placement sent tables {version}, older than {stream_version}");
                 }
@@ -209,22 +205,14 @@ async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Re
                 let tables = order.tables.unwrap_or_default();
                 *alive.rings.write().expect("placement tables") = Some(rings(tables));
                 alive.status.send_modify(|placed| placed.version = version);
-                pb::HostOperation::Update
             }
             // An unlock counts only after an update (daprd's rule).
-            "unlock" if last == pb::HostOperation::Update => {
-                completed = true;
-                pb::HostOperation::Unlock
-            }
-            "unlock" => continue,
-            other => {
-                tracing::debug!(operation = other, "placement sent an unknown operation");
-                continue;
-            }
-        };
-        last = ack;
+            Phase::Unlock if last == Some(Phase::Update) => completed = true,
+            Phase::Unlock => continue,
+        }
+        last = Some(phase);
         acks.send(pb::Host {
-            operation: ack as i32,
+            operation: pb::HostOperation::from(phase) as i32,
             version: Some(version),
             namespace: host.namespace.clone(),
             id: host.id.clone(),

@@ -30,6 +30,13 @@ impl Phase {
         }
     }
 
+    /// The phase a `PlacementOrder.operation` names.
+    pub fn of_operation(operation: &str) -> Option<Self> {
+        [Self::Lock, Self::Update, Self::Unlock]
+            .into_iter()
+            .find(|phase| phase.operation() == operation)
+    }
+
     fn next(self) -> Option<Self> {
         match self {
             Self::Lock => Some(Self::Update),

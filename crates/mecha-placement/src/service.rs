@@ -11,13 +11,13 @@
 //! (it reconnects and reports again), so a round never wedges.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use mecha_proto::placement as pb;
 use tokio::sync::mpsc;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::StreamExt;
+use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{Host, Members, Phase, Progress, Round, Tables};
@@ -50,11 +50,15 @@ struct Connection {
     orders: Orders,
 }
 
+/// A round under way, with its tables as they were when it started.
+struct Current {
+    round: Round<u64>,
+    tables: pb::PlacementTables,
+}
+
 #[derive(Default)]
 struct Rounds {
-    current: Option<Round<u64>>,
-    /// The tables of the current round, as they were when it started.
-    tables: pb::PlacementTables,
+    current: Option<Current>,
     /// The membership changed since the current round started.
     queued: bool,
 }
@@ -92,8 +96,7 @@ impl PlacementService {
         pb::placement_server::PlacementServer::new(self)
     }
 
-    /// The members of `namespace` and its table version, for the debug
-    /// page and tests.
+    /// The tables of `namespace` now.
     pub fn tables(&self, namespace: &str) -> Tables {
         self.lock().members.tables(namespace)
     }
@@ -135,15 +138,6 @@ async fn watch_rounds(state: Weak<Mutex<State>>) {
     }
 }
 
-fn phase_of(operation: pb::HostOperation) -> Option<Phase> {
-    match operation {
-        pb::HostOperation::Lock => Some(Phase::Lock),
-        pb::HostOperation::Update => Some(Phase::Update),
-        pb::HostOperation::Unlock => Some(Phase::Unlock),
-        pb::HostOperation::Report | pb::HostOperation::Unknown => None,
-    }
-}
-
 impl State {
     fn open(&mut self, orders: Orders) -> u64 {
         self.next_id += 1;
@@ -154,7 +148,7 @@ impl State {
 
     fn receive(&mut self, id: u64, host: pb::Host, now: Instant) -> Result<(), Status> {
         let operation = pb::HostOperation::try_from(host.operation).unwrap_or_default();
-        if let Some(phase) = phase_of(operation) {
+        if let Some(phase) = crate::wire::acknowledged(operation) {
             let namespace = self
                 .connections
                 .get(&id)
@@ -162,15 +156,7 @@ impl State {
                 .map(|(namespace, _)| namespace.clone())
                 .ok_or_else(|| Status::failed_precondition("acknowledged before reporting"))?;
             let version = host.version.unwrap_or_default();
-            let progress = match self
-                .rounds
-                .get_mut(&namespace)
-                .and_then(|r| r.current.as_mut())
-            {
-                Some(round) => round.ack(&id, phase, version, now),
-                None => Progress::Ignored,
-            };
-            self.progress(&namespace, progress, now);
+            self.on_round(&namespace, now, |round| round.ack(&id, phase, version, now));
             return Ok(());
         }
         if host.name.is_empty() {
@@ -188,7 +174,7 @@ impl State {
         if let Some(connection) = self.connections.get_mut(&id) {
             connection.host = Some(key.clone());
         }
-        let changed = self.members.report(Host::from(host), now);
+        let changed = self.members.report(Host::from(host));
         if changed {
             self.rounds.entry(key.0.clone()).or_default().queued = true;
             self.drive(&key.0, now);
@@ -217,31 +203,38 @@ impl State {
         if !taken && self.members.leave(namespace, name) {
             self.rounds.entry(namespace.clone()).or_default().queued = true;
         }
-        let progress = match self
+        self.on_round(namespace, now, |round| round.gone(&id, now));
+        self.drive(namespace, now);
+    }
+
+    /// Applies `event` to `namespace`'s round under way, if any, and acts
+    /// on its progress.
+    fn on_round(
+        &mut self,
+        namespace: &str,
+        now: Instant,
+        event: impl FnOnce(&mut Round<u64>) -> Progress<u64>,
+    ) {
+        let current = self
             .rounds
             .get_mut(namespace)
-            .and_then(|r| r.current.as_mut())
-        {
-            Some(round) => round.gone(&id, now),
-            None => Progress::Ignored,
-        };
-        self.progress(namespace, progress, now);
-        self.drive(namespace, now);
+            .and_then(|r| r.current.as_mut());
+        if let Some(progress) = current.map(|current| event(&mut current.round)) {
+            self.progress(namespace, progress, now);
+        }
     }
 
     fn progress(&mut self, namespace: &str, progress: Progress<u64>, now: Instant) {
         match progress {
             Progress::Send(phase, to) => {
-                let Some(round) = self.rounds.get(namespace).and_then(|r| r.current.as_ref())
+                let Some(current) = self.rounds.get(namespace).and_then(|r| r.current.as_ref())
                 else {
                     return;
                 };
-                let version = round.version();
-                let tables = self.rounds.get(namespace).map(|r| r.tables.clone());
                 let order = pb::PlacementOrder {
-                    tables: tables.filter(|_| phase == Phase::Update),
+                    tables: (phase == Phase::Update).then(|| current.tables.clone()),
                     operation: phase.operation().to_owned(),
-                    version,
+                    version: current.round.version(),
                 };
                 for id in to {
                     if let Some(connection) = self.connections.get(&id) {
@@ -280,8 +273,8 @@ impl State {
             self.options.disseminate_timeout,
         );
         if let Some(rounds) = self.rounds.get_mut(namespace) {
-            rounds.current = Some(round);
-            rounds.tables = crate::wire::tables(&tables);
+            let tables = crate::wire::tables(&tables);
+            rounds.current = Some(Current { round, tables });
         }
         self.progress(namespace, progress, now);
     }
@@ -292,7 +285,7 @@ impl State {
             .rounds
             .values()
             .filter_map(|r| r.current.as_ref())
-            .flat_map(|round| round.laggards(now))
+            .flat_map(|current| current.round.laggards(now))
             .collect();
         for id in laggards {
             if let Some(connection) = self.connections.get(&id) {
@@ -305,14 +298,12 @@ impl State {
     }
 }
 
-type OrderStream = Pin<Box<dyn Stream<Item = Result<pb::PlacementOrder, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl pb::placement_server::Placement for PlacementService {
     async fn report_dapr_status(
         &self,
         request: Request<Streaming<pb::Host>>,
-    ) -> Result<Response<OrderStream>, Status> {
+    ) -> Result<Response<BoxStream<pb::PlacementOrder>>, Status> {
         let mut inbound = request.into_inner();
         let (orders, outbound) = mpsc::unbounded_channel();
         let id = self.lock().open(orders);

@@ -2,7 +2,28 @@
 
 use mecha_proto::placement as pb;
 
-use crate::{Host, Tables};
+use crate::{Host, Phase, Tables};
+
+/// The acknowledgement of `phase`.
+impl From<Phase> for pb::HostOperation {
+    fn from(phase: Phase) -> Self {
+        match phase {
+            Phase::Lock => Self::Lock,
+            Phase::Update => Self::Update,
+            Phase::Unlock => Self::Unlock,
+        }
+    }
+}
+
+/// The phase a runtime acknowledges, or `None` for a report.
+pub(crate) fn acknowledged(operation: pb::HostOperation) -> Option<Phase> {
+    match operation {
+        pb::HostOperation::Lock => Some(Phase::Lock),
+        pb::HostOperation::Update => Some(Phase::Update),
+        pb::HostOperation::Unlock => Some(Phase::Unlock),
+        pb::HostOperation::Report | pb::HostOperation::Unknown => None,
+    }
+}
 
 impl From<pb::Host> for Host {
     fn from(host: pb::Host) -> Self {

@@ -123,7 +123,7 @@ impl Runtime {
         self.update_ready();
     }
 
-    pub fn started(&self) -> bool {
+    fn started(&self) -> bool {
         self.started.load(Ordering::Acquire)
     }
 
@@ -137,8 +137,13 @@ impl Runtime {
         self.app_ready.load(Ordering::Acquire)
     }
 
-    /// Resolves once every component is ready, the API listens, the app
-    /// (if any) listens too, and every service started.
+    /// Every component is ready, the API listens, the app (if any) listens
+    /// too, and every service started.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once the runtime [is ready](Self::is_ready).
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
         let _ = rx.wait_for(|ready| *ready).await;
