@@ -38,6 +38,10 @@ pub struct Listeners {
     grpc_port: u16,
     internal_port: u16,
     internal_ip: IpAddr,
+    /// Stops the runtime-to-runtime port: only when the listeners drain,
+    /// after the services started later (the actor runtime hands its
+    /// actors over through it while the runtime stops).
+    internal_stop: Arc<tokio::sync::Notify>,
 }
 
 impl Listeners {
@@ -73,11 +77,14 @@ impl Listeners {
         )
         .await?;
         let internal_port = internal.local_addr()?.port();
-        bound.push(serve_grpc(
+        let internal_stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = internal_stop.clone();
+        bound.push(serve(
             internal,
             mecha_peers::service(api.clone()),
+            tonic::body::Body::new,
             Limits::PEERS,
-            &runtime,
+            async move { stopped.notified().await },
         ));
         if args.enable_metrics {
             let ip: IpAddr = args
@@ -100,12 +107,18 @@ impl Listeners {
             grpc_port: args.dapr_grpc_port,
             internal_port,
             internal_ip,
+            internal_stop,
         })
     }
 
     /// The runtime-to-runtime port, as bound.
     pub fn internal_port(&self) -> u16 {
         self.internal_port
+    }
+
+    /// The address the runtime-to-runtime port is bound on.
+    pub fn internal_ip(&self) -> IpAddr {
+        self.internal_ip
     }
 }
 
@@ -138,6 +151,7 @@ impl Service for Listeners {
     /// Waits for the servers (told to stop by the runtime's shutdown) to
     /// finish their in-flight requests, up to `grace`.
     async fn drain(&self, grace: Duration) {
+        self.internal_stop.notify_one();
         let mut serving = self.serving.lock().await;
         let all = async { while serving.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, all).await.is_err() {
@@ -161,8 +175,15 @@ where
         service,
         axum::body::Body::new,
         Limits::HTTP,
-        runtime,
+        shutdown_requested(runtime),
     )
+}
+
+/// Resolves once the runtime is asked to stop: the API ports stop taking
+/// requests then.
+fn shutdown_requested(runtime: &Arc<Runtime>) -> impl Future<Output = ()> + Send + 'static {
+    let runtime = runtime.clone();
+    async move { runtime.shutdown_requested().await }
 }
 
 /// Serves a gRPC port (the API, or the runtime-to-runtime port, with its
@@ -183,17 +204,23 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    serve(listener, service, tonic::body::Body::new, limits, runtime)
+    serve(
+        listener,
+        service,
+        tonic::body::Body::new,
+        limits,
+        shutdown_requested(runtime),
+    )
 }
 
 /// Serves `service`, whose requests carry bodies of type `In` (made from
-/// the port's own by `into`), within `limits`.
+/// the port's own by `into`), within `limits`, until `shutdown`.
 fn serve<S, In, Out>(
     listener: TcpListener,
     service: S,
     into: fn(RequestBody) -> In,
     limits: Limits,
-    runtime: &Arc<Runtime>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Server
 where
     S: tower::Service<http::Request<In>, Response = http::Response<Out>, Error = Infallible>
@@ -208,10 +235,7 @@ where
     let service = tower::ServiceBuilder::new()
         .map_request(move |request: http::Request<RequestBody>| request.map(into))
         .service(service);
-    let runtime = runtime.clone();
-    Box::pin(connections::serve(listener, service, limits, async move {
-        runtime.shutdown_requested().await
-    }))
+    Box::pin(connections::serve(listener, service, limits, shutdown))
 }
 
 fn listen_ips(args: &SidecarArgs) -> anyhow::Result<Vec<IpAddr>> {

@@ -1,5 +1,6 @@
 //! `mecha`: a distributed application runtime that speaks Dapr's APIs.
 
+mod actors;
 mod connections;
 mod defaults;
 mod flags;

@@ -74,6 +74,9 @@ async fn bind(address: IpAddr, port: u16, what: &str) -> anyhow::Result<tokio::n
         .map_err(|err| anyhow::anyhow!("cannot listen on {address}:{port} ({what}): {err}"))
 }
 
+/// How long connections get to close once placement is asked to stop.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 async fn serve(args: PlacementArgs) -> anyhow::Result<()> {
     if args.replication_factor == 0 {
         anyhow::bail!("--replicationFactor must be at least 1");
@@ -114,19 +117,35 @@ async fn serve(args: PlacementArgs) -> anyhow::Result<()> {
     }
     tracing::info!(port = args.port, "placement is up and running");
     let stopping = service.clone();
+    let (asked, stop_asked) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         crate::sidecar::signalled().await;
         tracing::info!("shutting down");
         stopping.shutdown();
+        let _ = asked.send(());
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         // daprd's keepalive: a runtime that stops answering is gone within
         // about 5 s, and leaves its namespace.
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(3)))
         .add_service(service.server())
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), stop)
-        .await?;
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), stop);
+    // Streams are ended at once; connections get a while to close.
+    let overdue = async move {
+        if stop_asked.await.is_ok() {
+            tokio::time::sleep(STOP_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = overdue => tracing::warn!(
+            "connections still open {}s after the stop; stopping anyway",
+            STOP_GRACE.as_secs()
+        ),
+    }
     tracing::info!("stopped");
     Ok(())
 }

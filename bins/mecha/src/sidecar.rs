@@ -7,17 +7,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
+use mecha_actors::{ActorHost, Actors, Seams};
 use mecha_api::{Api, Handles};
 use mecha_bindings::InputBindings;
 use mecha_channel::{Channel, ChannelConfig, HealthCheck, Protocol};
 use mecha_core::units::parse_quantity;
 use mecha_core::{HostStatus, Service};
+use mecha_invoke::Peers;
 use mecha_nameresolution::{Registered, Registration, Resolver};
 use mecha_peers::PeerClient;
 use mecha_pubsub::{AppSubscriptions, Subscriptions};
 use mecha_resources::{LoadOptions, Report};
 use mecha_runtime::{AppConnection, AppHealthCheck, Components, Host, Runtime, RuntimeInfo};
 use mecha_scheduler::Firing;
+
+use crate::actors::PlacementSeam;
 
 use crate::flags::SidecarArgs;
 use crate::listeners::Listeners;
@@ -195,9 +199,6 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         request_memory_wait: mecha_core::units::parse_go_duration(&args.request_memory_wait)
             .map_err(|err| anyhow::anyhow!("--request-memory-wait: {err}"))?,
     };
-    if !info.placement_addresses.is_empty() {
-        tracing::warn!("--placement-host-address given, but actors are not supported by mecha yet");
-    }
     // Every problem, from loading and from checking, is reported at once.
     let Planned {
         components: plan,
@@ -220,15 +221,30 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         None => None,
     };
     let subscriptions = Arc::new(Subscriptions::new());
+    let peers: Option<Arc<dyn Peers>> = resolver
+        .is_some()
+        .then(|| Arc::new(PeerClient::default()) as _);
+    let placement = Arc::new(PlacementSeam::new(
+        &runtime.info.placement_addresses,
+        &runtime.info.data_dir,
+        &args.app_id,
+        runtime.info.namespace.as_deref(),
+    ));
+    let actors = Actors::new(Seams {
+        app_id: args.app_id.clone(),
+        app: app.clone().map(|app| app as _),
+        peers: peers.clone(),
+        placing: placement.clone(),
+        max_answer: max_body,
+    });
     let api = Api::new(
         runtime.clone(),
         Handles {
             app_channel: app.clone().map(|app| app as _),
             resolver: resolver.clone().map(|r| Arc::new(Resolver::new(r))),
-            peers: resolver
-                .is_some()
-                .then(|| Arc::new(PeerClient::default()) as _),
+            peers,
             subscriptions: subscriptions.clone(),
+            actors: Some(actors.clone()),
         },
     );
     // The ports are bound now (a port in use stops the runtime before
@@ -238,6 +254,9 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     // before: the API is made with it.)
     let listeners = Listeners::bind(&args, &api, resolver.as_deref()).await?;
     let internal_port = listeners.internal_port();
+    // Placement names this runtime by its internal address (it joins once
+    // the runtime is ready, after this).
+    placement.set_address(listeners.internal_ip(), internal_port);
 
     // The services, in start order; they drain in the reverse order.
     let status: Arc<dyn HostStatus> = runtime.clone();
@@ -273,14 +292,22 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     // Jobs fire once the runtime is ready, and only to an app.
     if let Some(app) = app {
         let owner = mecha_scheduler::Owner::new(runtime.info.namespace.as_deref(), &args.app_id);
-        host.add(Firing::new(status, app, owner));
+        host.add(Firing::new(status.clone(), app, owner));
     }
+    host.add(ActorHost::new(status, actors, has_actor_state_store));
     host.add(StartupPages {
         runtime: runtime.clone(),
     });
     tracing::debug!(services = ?host.names(), "starting");
     let grace = Duration::from_secs(args.dapr_graceful_shutdown_seconds);
     host.run(started, stop_signal(runtime), grace).await
+}
+
+/// Whether a state store is marked `actorStateStore: "true"`.
+fn has_actor_state_store(host: &dyn HostStatus) -> bool {
+    host.components()
+        .all::<mecha_state::StateBlock>()
+        .any(|store| store.actor_state_store)
 }
 
 /// Marks the runtime's app as ready once it listens on its port (the app

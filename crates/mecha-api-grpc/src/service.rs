@@ -1,6 +1,7 @@
 //! The `Dapr` service: each method maps its message onto the API layer.
 
 use mecha_api::Api;
+use mecha_api::actors::ActorStateOperation;
 use mecha_api::invoke::{ServiceCall, ServiceFailure};
 use mecha_api::pubsub::{BulkEntry, BulkPublish, Publish};
 use mecha_api::state::DeleteRequest;
@@ -423,6 +424,86 @@ impl Dapr for DaprService {
             .collect();
         self.api
             .execute_state_transaction(&req.store_name, operations, convert::metadata(req.metadata))
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(()))
+    }
+
+    async fn invoke_actor(
+        &self,
+        request: Request<pb::InvokeActorRequest>,
+    ) -> Answer<pb::InvokeActorResponse> {
+        let req = request.into_inner();
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &req.metadata {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        mecha_api::invoke::headers::set(
+            &mut headers,
+            "content-length",
+            &req.data.len().to_string(),
+        );
+        let call = mecha_api::invoke::InvokeRequest {
+            headers,
+            ..mecha_api::invoke::InvokeRequest::new(
+                http::Method::PUT,
+                req.method.clone(),
+                mecha_api::invoke::body::full(req.data),
+            )
+        };
+        let answer = self
+            .api
+            .invoke_actor(&req.actor_type, &req.actor_id, &req.method, call)
+            .await
+            .map_err(status_from)?;
+        let data = mecha_api::invoke::body::collect(answer.body, usize::MAX)
+            .await
+            .map_err(|err| Status::internal(format!("reading the actor's answer: {err}")))?;
+        Ok(Response::new(pb::InvokeActorResponse { data }))
+    }
+
+    async fn get_actor_state(
+        &self,
+        request: Request<pb::GetActorStateRequest>,
+    ) -> Answer<pb::GetActorStateResponse> {
+        let req = request.into_inner();
+        let found = self
+            .api
+            .get_actor_state(&req.actor_type, &req.actor_id, &req.key)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(match found {
+            Some(found) => pb::GetActorStateResponse {
+                data: found.data,
+                metadata: found.metadata.into_iter().collect(),
+            },
+            None => pb::GetActorStateResponse::default(),
+        }))
+    }
+
+    async fn execute_actor_state_transaction(
+        &self,
+        request: Request<pb::ExecuteActorStateTransactionRequest>,
+    ) -> Answer<()> {
+        let req = request.into_inner();
+        let operations = req
+            .operations
+            .into_iter()
+            .map(|op| ActorStateOperation {
+                operation: op.operation_type,
+                key: op.key,
+                // The bytes a gRPC app sends are stored as they are.
+                value: op.value.map(|any| any.value.into()),
+                metadata: op.metadata.into_iter().collect(),
+            })
+            .collect();
+        self.api
+            .actor_state_transaction(&req.actor_type, &req.actor_id, operations)
             .await
             .map_err(status_from)?;
         Ok(Response::new(()))

@@ -2,6 +2,7 @@
 //! Handlers only translate between HTTP and the API layer's types; every
 //! rule and error code lives in `mecha-api`.
 
+mod actors;
 mod bindings;
 mod body;
 mod configuration;

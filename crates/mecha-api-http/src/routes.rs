@@ -17,11 +17,20 @@ use mecha_api::{Instrumented, Refused, Transport};
 use mecha_core::ApiError;
 
 use crate::error::error_response;
-use crate::{Ctx, bindings, configuration, invoke, jobs, lock, metadata, pubsub, secrets, state};
+use crate::{
+    Ctx, actors, bindings, configuration, invoke, jobs, lock, metadata, pubsub, secrets, state,
+};
 
 /// API groups not built yet: each answers 501 with Dapr's error body.
 const NOT_YET: &[(&str, &str)] = &[
-    ("/v1.0/actors/{*rest}", "actors"),
+    (
+        "/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}",
+        "actor reminders",
+    ),
+    (
+        "/v1.0/actors/{actor_type}/{actor_id}/timers/{name}",
+        "actor timers",
+    ),
     ("/v1.0/workflows/{*rest}", "workflow"),
     ("/v1.0-beta1/workflows/{*rest}", "workflow"),
     ("/v1.0-alpha1/workflows/{*rest}", "workflow"),
@@ -81,6 +90,18 @@ pub(crate) fn build(ctx: Ctx) -> Pipeline<Router> {
         .route("/v1.0/healthz/outbound", get(metadata::outbound_healthz))
         .route("/v1.0/shutdown", post(metadata::shutdown))
         .route("/v1.0/invoke/{*rest}", any(invoke::by_path))
+        .route(
+            "/v1.0/actors/{actor_type}/{actor_id}/method/{method}",
+            any(actors::invoke),
+        )
+        .route(
+            "/v1.0/actors/{actor_type}/{actor_id}/state",
+            post(actors::transaction).put(actors::transaction),
+        )
+        .route(
+            "/v1.0/actors/{actor_type}/{actor_id}/state/{key}",
+            get(actors::get_state),
+        )
         .route(
             "/v1.0/publish/bulk/{pubsub}/{*topic}",
             post(pubsub::bulk_publish).put(pubsub::bulk_publish),

@@ -186,7 +186,7 @@ async fn get(
 }
 
 /// Response metadata as `metadata.<key>` headers.
-fn add_metadata_headers(headers: &mut HeaderMap, metadata: &Metadata) {
+pub(crate) fn add_metadata_headers(headers: &mut HeaderMap, metadata: &Metadata) {
     for (key, value) in metadata {
         let name = HeaderName::try_from(format!("metadata.{key}"));
         if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(value)) {

@@ -4,6 +4,7 @@
 //! render [`ApiError`] back; they hold no rules. A behaviour difference
 //! between the two transports is a bug in an adapter.
 
+pub mod actors;
 pub mod bindings;
 pub mod budget;
 pub mod call;
@@ -44,6 +45,8 @@ pub struct Handles {
     pub peers: Option<Arc<dyn Peers>>,
     /// The running subscriptions (the app's and streaming ones).
     pub subscriptions: Arc<Subscriptions>,
+    /// The actor runtime; `None` in a build without one (tests).
+    pub actors: Option<mecha_actors::Actors>,
 }
 
 /// The operations, over one runtime.

@@ -131,4 +131,38 @@ pub trait Peers: Send + Sync {
         address: &str,
         req: http::Request<Body>,
     ) -> Result<http::Response<Body>, ApiError>;
+
+    /// Sends a call for `actor` to the runtime at `address` (app `target`),
+    /// which placement says hosts it; `hops` counts the runtimes it has
+    /// already passed.
+    async fn call_actor(
+        &self,
+        address: &str,
+        target: &str,
+        actor: &ActorRef,
+        hops: u32,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError>;
+}
+
+/// The actor a call is for: its type and id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorRef {
+    pub actor_type: String,
+    pub actor_id: String,
+}
+
+impl ActorRef {
+    pub fn new(actor_type: impl Into<String>, actor_id: impl Into<String>) -> Self {
+        Self {
+            actor_type: actor_type.into(),
+            actor_id: actor_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ActorRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.actor_type, self.actor_id)
+    }
 }

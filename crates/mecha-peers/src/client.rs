@@ -11,10 +11,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::body::{self, Body};
-use mecha_invoke::{InvokeRequest, InvokeResponse, Peers};
+use mecha_invoke::{ActorRef, InvokeRequest, InvokeResponse, Peers};
 use mecha_proto::internal::v1::invocation_client::InvocationClient;
 use mecha_proto::internal::v1::{
-    InvokeFrame, RequestHead, ResponseHead, RuntimeError, invoke_frame::Frame,
+    ActorTarget, InvokeFrame, RequestHead, ResponseHead, RuntimeError, invoke_frame::Frame,
 };
 
 use crate::server::{headers_from, headers_to};
@@ -155,6 +155,24 @@ impl PeerClient {
     }
 }
 
+/// The head of `req`'s call to app `target`.
+fn request_head(target: &str, req: InvokeRequest) -> (RequestHead, Body) {
+    let caller = req.caller.unwrap_or_default();
+    let head = RequestHead {
+        target_app_id: target.to_owned(),
+        method: req.method,
+        verb: req.verb.as_str().to_owned(),
+        query: req.query,
+        headers: headers_to(&req.headers),
+        caller_app_id: caller.app_id,
+        caller_namespace: caller.namespace.unwrap_or_default(),
+        any_type_url: req.any_type_url.unwrap_or_default(),
+        body: None,
+        actor: None,
+    };
+    (head, req.body)
+}
+
 #[async_trait]
 impl Peers for PeerClient {
     async fn invoke(
@@ -163,72 +181,26 @@ impl Peers for PeerClient {
         target: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
-        let caller = req.caller.unwrap_or_default();
-        let mut head = RequestHead {
-            target_app_id: target.to_owned(),
-            method: req.method,
-            verb: req.verb.as_str().to_owned(),
-            query: req.query,
-            headers: headers_to(&req.headers),
-            caller_app_id: caller.app_id,
-            caller_namespace: caller.namespace.unwrap_or_default(),
-            any_type_url: req.any_type_url.unwrap_or_default(),
-            body: None,
-        };
-        let mut body = req.body;
-        let peer = self.peer(target, address)?;
-        if frames::fits_whole(&body) && peer.takes != Takes::StreamsOnly {
-            // A small call: one message each way.
-            let whole = body::collect(body, frames::WHOLE_MAX)
-                .await
-                .map_err(|err| body_failed(target, err))?;
-            head.body = Some(whole);
-            let http1 = peer.takes == Takes::Http1;
-            let via = if http1 {
-                whole::Via::Http1(&peer.http1)
-            } else {
-                whole::Via::Http2(&self.raw)
-            };
-            match whole::send(via, peer.uri, head).await? {
-                whole::Sent::Answered {
-                    response,
-                    http1: takes_http1,
-                } => {
-                    if takes_http1 && !http1 {
-                        self.learned(address, Takes::Http1);
-                    }
-                    return Ok(response);
-                }
-                whole::Sent::Failed(err) => {
-                    if http1 {
-                        // Whatever serves the address now is asked again,
-                        // over HTTP/2, on the next call.
-                        self.learned(address, Takes::Http2);
-                    }
-                    return Err(unreachable(target, address, err));
-                }
-                whole::Sent::NotKnown(older) => {
-                    self.learned(address, Takes::StreamsOnly);
-                    head = older;
-                    body = body::full(head.body.take().unwrap_or_default());
-                }
-            }
-        }
-        // The request body streams behind the head; a body that fails (too
-        // large) stops the stream before `end`, so the callee never takes it
-        // for a whole one, and the failure is remembered for the answer.
-        let failed: SharedFailure = SharedFailure::default();
-        let head = InvokeFrame {
-            frame: Some(Frame::Request(head)),
-        };
-        let outgoing = outgoing(head, body, failed.clone());
-        let mut client = self.client(target, address)?;
-        match client.invoke(outgoing).await {
-            Ok(response) => answer(target, address, response.into_inner(), &failed).await,
-            Err(status) => Err(status_error(target, address, &status, &failed)),
-        }
+        let (head, body) = request_head(target, req);
+        self.send(address, target, head, body).await
     }
 
+    async fn call_actor(
+        &self,
+        address: &str,
+        target: &str,
+        actor: &ActorRef,
+        hops: u32,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        let (mut head, body) = request_head(target, req);
+        head.actor = Some(ActorTarget {
+            actor_type: actor.actor_type.clone(),
+            actor_id: actor.actor_id.clone(),
+            hops,
+        });
+        self.send(address, target, head, body).await
+    }
     async fn forward_grpc(
         &self,
         address: &str,
@@ -306,19 +278,31 @@ fn too_large(failed: &SharedFailure) -> Option<String> {
 
 /// The error another runtime answered, as this one answers it: its code
 /// when it is one a caller branches on, its status when it is a real one.
+/// The error codes another runtime's answer may carry as they are; any
+/// other becomes `ERR_INTERNAL`.
+const REMOTE_CODES: &[&str] = &[
+    "ERR_DIRECT_INVOKE",
+    "ERR_ACTOR_INVOKE_METHOD",
+    "ERR_ACTOR_STACK_DEPTH",
+    "ERR_ACTOR_RUNTIME_CLOSED",
+];
+
 pub(crate) fn remote_error(err: RuntimeError) -> ApiError {
     let grpc = match err.grpc_code {
         3 => GrpcCode::InvalidArgument,
         5 => GrpcCode::NotFound,
+        7 => GrpcCode::PermissionDenied,
         8 => GrpcCode::ResourceExhausted,
+        9 => GrpcCode::FailedPrecondition,
         12 => GrpcCode::Unimplemented,
+        14 => GrpcCode::Unavailable,
         _ => GrpcCode::Internal,
     };
-    let code: &'static str = if err.code == "ERR_DIRECT_INVOKE" {
-        "ERR_DIRECT_INVOKE"
-    } else {
-        "ERR_INTERNAL"
-    };
+    let code: &'static str = REMOTE_CODES
+        .iter()
+        .find(|code| **code == err.code)
+        .copied()
+        .unwrap_or("ERR_INTERNAL");
     let status = u16::try_from(err.http_status)
         .ok()
         .filter(|status| http::StatusCode::from_u16(*status).is_ok())
@@ -381,4 +365,67 @@ fn outgoing(
         .chain(frames)
         .take_while(|frame| futures::future::ready(frame.is_some()))
         .filter_map(futures::future::ready)
+}
+
+impl PeerClient {
+    /// Sends the call `head` (its body apart) to the runtime at `address`.
+    async fn send(
+        &self,
+        address: &str,
+        target: &str,
+        mut head: RequestHead,
+        mut body: Body,
+    ) -> Result<InvokeResponse, ApiError> {
+        let peer = self.peer(target, address)?;
+        if frames::fits_whole(&body) && peer.takes != Takes::StreamsOnly {
+            // A small call: one message each way.
+            let whole = body::collect(body, frames::WHOLE_MAX)
+                .await
+                .map_err(|err| body_failed(target, err))?;
+            head.body = Some(whole);
+            let http1 = peer.takes == Takes::Http1;
+            let via = if http1 {
+                whole::Via::Http1(&peer.http1)
+            } else {
+                whole::Via::Http2(&self.raw)
+            };
+            match whole::send(via, peer.uri, head).await? {
+                whole::Sent::Answered {
+                    response,
+                    http1: takes_http1,
+                } => {
+                    if takes_http1 && !http1 {
+                        self.learned(address, Takes::Http1);
+                    }
+                    return Ok(response);
+                }
+                whole::Sent::Failed(err) => {
+                    if http1 {
+                        // Whatever serves the address now is asked again,
+                        // over HTTP/2, on the next call.
+                        self.learned(address, Takes::Http2);
+                    }
+                    return Err(unreachable(target, address, err));
+                }
+                whole::Sent::NotKnown(older) => {
+                    self.learned(address, Takes::StreamsOnly);
+                    head = older;
+                    body = body::full(head.body.take().unwrap_or_default());
+                }
+            }
+        }
+        // The request body streams behind the head; a body that fails (too
+        // large) stops the stream before `end`, so the callee never takes it
+        // for a whole one, and the failure is remembered for the answer.
+        let failed: SharedFailure = SharedFailure::default();
+        let head = InvokeFrame {
+            frame: Some(Frame::Request(head)),
+        };
+        let outgoing = outgoing(head, body, failed.clone());
+        let mut client = self.client(target, address)?;
+        match client.invoke(outgoing).await {
+            Ok(response) => answer(target, address, response.into_inner(), &failed).await,
+            Err(status) => Err(status_error(target, address, &status, &failed)),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use mecha_api::Api;
 use mecha_core::ApiError;
 use mecha_invoke::body::Body;
-use mecha_invoke::{Caller, InvokeRequest, InvokeResponse};
+use mecha_invoke::{ActorRef, Caller, InvokeRequest, InvokeResponse};
 use mecha_proto::internal::v1::invocation_server::Invocation;
 use mecha_proto::internal::v1::{
     AppGrpcStatus, Header, InvokeFrame, RequestHead, ResponseHead, RuntimeError,
@@ -125,6 +125,7 @@ pub(crate) async fn answer(
         ));
     }
     let verb = Method::from_bytes(head.verb.as_bytes()).unwrap_or(Method::POST);
+    let actor = head.actor;
     let req = InvokeRequest {
         method: head.method,
         verb,
@@ -137,7 +138,13 @@ pub(crate) async fn answer(
         }),
         any_type_url: Some(head.any_type_url).filter(|t| !t.is_empty()),
     };
-    api.invoke_local(req).await
+    match actor {
+        Some(actor) => {
+            let target = ActorRef::new(actor.actor_type, actor.actor_id);
+            api.invoke_actor_from_peer(&target, actor.hops, req).await
+        }
+        None => api.invoke_local(req).await,
+    }
 }
 
 #[tonic::async_trait]

@@ -53,7 +53,16 @@ pub struct Placed {
     pub version: u64,
     /// Whether the stream to placement is up.
     pub connected: bool,
+    /// Whether a round is under way (locked, not yet unlocked) on the
+    /// stream that is up.
+    pub locked: bool,
+    /// The rounds completed (unlocked after an update) since the start.
+    pub rounds: u64,
 }
+
+/// What the runtime does once it has installed new tables, before it
+/// acknowledges them: drain and deactivate the actors that moved away.
+pub type OnUpdate = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Actor type → its ring.
 type Rings = HashMap<String, Ring<Host>>;
@@ -61,6 +70,8 @@ type Rings = HashMap<String, Ring<Host>>;
 struct Shared {
     rings: RwLock<Option<Rings>>,
     status: watch::Sender<Placed>,
+    /// The actor types this runtime reports.
+    entities: watch::Sender<Vec<String>>,
     /// Dropped with the last handle, which ends the stream.
     _alive: oneshot::Sender<()>,
 }
@@ -85,13 +96,26 @@ impl Placement {
 
     /// Starts reporting `host` to placement wherever `resolve` says it is.
     pub fn start_with(resolve: Resolve, host: Host) -> Self {
+        Self::start_hooked(resolve, host, None)
+    }
+
+    /// As [`Self::start_with`], running `on_update` on every new table
+    /// before acknowledging it.
+    pub fn start_hooked(resolve: Resolve, host: Host, on_update: Option<OnUpdate>) -> Self {
         let (alive, gone) = oneshot::channel();
         let shared = Arc::new(Shared {
             rings: RwLock::new(None),
             status: watch::channel(Placed::default()).0,
+            entities: watch::channel(host.entities.clone()).0,
             _alive: alive,
         });
-        tokio::spawn(keep_reporting(Arc::downgrade(&shared), gone, resolve, host));
+        tokio::spawn(keep_reporting(
+            Arc::downgrade(&shared),
+            gone,
+            resolve,
+            host,
+            on_update,
+        ));
         Self { shared }
     }
 
@@ -109,6 +133,26 @@ impl Placement {
 
     pub fn status(&self) -> Placed {
         self.shared.status.borrow().clone()
+    }
+
+    /// Reports `entities` as the actor types this runtime hosts from now
+    /// on (placement runs a round), and resolves once a round has
+    /// completed after it, or after `limit`.
+    pub async fn set_entities(&self, entities: Vec<String>, limit: Duration) {
+        let mut status = self.shared.status.subscribe();
+        let before = status.borrow().rounds;
+        tracing::debug!(?entities, rounds = before, "reporting actor types");
+        self.shared.entities.send_replace(entities);
+        let done = status.wait_for(|placed| placed.rounds > before);
+        let _ = tokio::time::timeout(limit, async move { done.await.is_ok() }).await;
+    }
+
+    /// Resolves once tables are installed and no round is under way, or
+    /// after `limit`.
+    pub async fn settled(&self, limit: Duration) {
+        let mut status = self.shared.status.subscribe();
+        let settled = status.wait_for(|placed| placed.version > 0 && !placed.locked);
+        let _ = tokio::time::timeout(limit, async move { settled.await.is_ok() }).await;
     }
 }
 
@@ -130,12 +174,13 @@ async fn keep_reporting(
     mut gone: oneshot::Receiver<()>,
     resolve: Resolve,
     host: Host,
+    on_update: Option<OnUpdate>,
 ) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let attempt = async {
             let address = resolve().await?;
-            report(&shared, &address, &host).await
+            report(&shared, &address, &host, on_update.as_ref()).await
         };
         tokio::select! {
             reported = attempt => match reported {
@@ -147,7 +192,12 @@ async fn keep_reporting(
             _ = &mut gone => return,
         }
         match shared.upgrade() {
-            Some(alive) => alive.status.send_modify(|placed| placed.connected = false),
+            // Away from placement, the runtime serves with the tables it
+            // has: no round can be under way.
+            Some(alive) => alive.status.send_modify(|placed| {
+                placed.connected = false;
+                placed.locked = false;
+            }),
             None => return,
         }
         tokio::select! {
@@ -159,20 +209,32 @@ async fn keep_reporting(
 }
 
 /// One stream, until it ends: whether a round completed on it.
-async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Result<bool> {
+async fn report(
+    shared: &Weak<Shared>,
+    address: &str,
+    host: &Host,
+    on_update: Option<&OnUpdate>,
+) -> anyhow::Result<bool> {
     let channel = tonic::transport::Endpoint::from_shared(address.to_owned())?
         .connect_timeout(Duration::from_secs(5))
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(3))
         .connect()
         .await?;
-    let (acks, outbound) = mpsc::channel(4);
-    acks.send(pb::Host {
+    let Some(mut entities) = shared.upgrade().map(|alive| alive.entities.subscribe()) else {
+        return Ok(false);
+    };
+    let reported = |entities: Vec<String>| pb::Host {
         api_level: 20,
         operation: pb::HostOperation::Report as i32,
-        ..pb::Host::from(host)
-    })
-    .await?;
+        ..pb::Host::from(&Host {
+            entities,
+            ..host.clone()
+        })
+    };
+    let (acks, outbound) = mpsc::channel(4);
+    let first = entities.borrow_and_update().clone();
+    acks.send(reported(first)).await?;
     let mut orders = PlacementClient::new(channel)
         .report_dapr_status(tokio_stream::wrappers::ReceiverStream::new(outbound))
         .await?
@@ -183,7 +245,20 @@ async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Re
     let mut completed = false;
     let mut last = None;
     let mut stream_version = 0;
-    while let Some(order) = orders.message().await? {
+    loop {
+        let order = tokio::select! {
+            order = orders.message() => order?,
+            changed = entities.changed() => {
+                if changed.is_err() {
+                    // The last handle is gone.
+                    return Ok(completed);
+                }
+                let now = entities.borrow_and_update().clone();
+                acks.send(reported(now)).await?;
+                continue;
+            }
+        };
+        let Some(order) = order else { break };
         let Some(alive) = shared.upgrade() else {
             return Ok(completed);
         };
@@ -196,19 +271,33 @@ async fn report(shared: &Weak<Shared>, address: &str, host: &Host) -> anyhow::Re
             continue;
         };
         match phase {
-            Phase::Lock => {}
+            Phase::Lock => alive.status.send_modify(|placed| placed.locked = true),
             Phase::Update => {
                 if version < stream_version {
                     anyhow::bail!("placement sent tables {version}, older than {stream_version}");
                 }
                 stream_version = version;
                 let tables = order.tables.unwrap_or_default();
+                tracing::debug!(version, "placement tables installed");
                 *alive.rings.write().expect("placement tables") = Some(rings(tables));
                 alive.status.send_modify(|placed| placed.version = version);
+                if let Some(on_update) = on_update {
+                    drop(alive);
+                    on_update().await;
+                }
             }
             // An unlock counts only after an update (daprd's rule).
-            Phase::Unlock if last == Some(Phase::Update) => completed = true,
-            Phase::Unlock => continue,
+            Phase::Unlock if last == Some(Phase::Update) => {
+                completed = true;
+                alive.status.send_modify(|placed| {
+                    placed.locked = false;
+                    placed.rounds += 1;
+                });
+            }
+            Phase::Unlock => {
+                alive.status.send_modify(|placed| placed.locked = false);
+                continue;
+            }
         }
         last = Some(phase);
         acks.send(pb::Host {

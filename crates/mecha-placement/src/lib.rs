@@ -22,7 +22,7 @@ mod round;
 mod service;
 mod wire;
 
-pub use client::{Lookup, Placed, Placement, Resolve};
+pub use client::{Lookup, OnUpdate, Placed, Placement, Resolve};
 pub use embedded::Embedded;
 pub use members::{Host, Members, Table, Tables};
 pub use ring::{DEFAULT_REPLICATION_FACTOR, Ring, hash};

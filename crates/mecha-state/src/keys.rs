@@ -76,6 +76,15 @@ impl KeyScheme {
         Self { prefix: None }
     }
 
+    /// The scheme that stores keys under `prefix` (such as an actor's
+    /// `{appId}||{type}||{id}`).
+    pub fn prefixed(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        Self {
+            prefix: Some(prefix).filter(|prefix| !prefix.is_empty()),
+        }
+    }
+
     /// Validates an app's key and returns the stored key.
     pub fn stored_key(&self, key: &str) -> Result<String, StateError> {
         if key.is_empty() {

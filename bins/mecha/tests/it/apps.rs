@@ -419,6 +419,8 @@ impl App {
             .route("/slow", any(slow))
             .route("/healthz", get(health))
             .route("/dapr/subscribe", get(subscribe_list))
+            // An app that hosts no actors (the runtime asks once).
+            .route("/dapr/config", get(|| async { StatusCode::NOT_FOUND }))
             .route("/events/{*route}", axum::routing::post(on_event))
             .route("/bulk/{*route}", axum::routing::post(on_bulk))
             .route(

@@ -5,7 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The libraries every block builds on, held to the blocks' rules.
-const LIBRARIES: [&str; 3] = ["mecha-core", "mecha-resources", "mecha-invoke"];
+const LIBRARIES: [&str; 4] = [
+    "mecha-core",
+    "mecha-resources",
+    "mecha-invoke",
+    "mecha-actors",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -205,7 +205,14 @@ fn malformed_bodies_and_keys() {
         ),
         (
             "PUT",
-            "/v1.0/actors/A/1/method/m",
+            "/v1.0/actors/A/a%3Fb/method/m",
+            "",
+            400,
+            "ERR_BAD_REQUEST",
+        ),
+        (
+            "POST",
+            "/v1.0-beta1/workflows/dapr/w/start",
             "",
             501,
             "ERR_API_UNIMPLEMENTED",
@@ -548,12 +555,20 @@ async fn grpc_bad_input() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    // Methods not built yet are UNIMPLEMENTED.
     let err = grpc
         .get_actor_state(pb::GetActorStateRequest {
             actor_type: "A".into(),
-            actor_id: "1".into(),
+            actor_id: String::new(),
             key: "k".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // Methods not built yet are UNIMPLEMENTED.
+    let err = grpc
+        .get_workflow_beta1(pb::GetWorkflowRequest {
+            instance_id: "i".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

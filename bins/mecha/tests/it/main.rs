@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `mecha` binary, driven over HTTP and gRPC.
 
+mod actors;
 mod apps;
 mod architecture;
 mod auth;

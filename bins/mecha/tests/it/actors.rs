@@ -1,0 +1,463 @@
+//! Actors end to end: two runtimes of one app sharing the host's embedded
+//! placement, an actor app (in this process) that records every call's
+//! interval and every deactivation, and the runtimes' HTTP API.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde_json::{Value, json};
+
+use crate::harness::Sidecar;
+use crate::invoke::{Host, app_args};
+
+/// One call as the app saw it.
+#[derive(Clone, Debug)]
+struct Call {
+    app: &'static str,
+    id: String,
+    start: Instant,
+    end: Instant,
+}
+
+/// An actor app: type `Counter`.
+struct ActorApp {
+    name: &'static str,
+    idle: &'static str,
+    /// Its runtime's HTTP port, for actor state.
+    sidecar: AtomicU16,
+    calls: Mutex<Vec<Call>>,
+    deactivated: Mutex<Vec<(String, Instant)>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    headers: Mutex<Vec<HeaderMap>>,
+}
+
+impl ActorApp {
+    async fn start(name: &'static str, idle: &'static str) -> (Arc<Self>, u16) {
+        let app = Arc::new(Self {
+            name,
+            idle,
+            sidecar: AtomicU16::new(0),
+            calls: Mutex::default(),
+            deactivated: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            headers: Mutex::default(),
+        });
+        let router = Router::new()
+            .route("/dapr/config", get(config))
+            .route("/actors/{actor_type}/{id}/method/{method}", put(method))
+            .route(
+                "/actors/{actor_type}/{id}",
+                axum::routing::delete(deactivate),
+            )
+            .with_state(app.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (app, port)
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn deactivated(&self, id: &str) -> bool {
+        self.deactivated
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(d, _)| d == id)
+    }
+}
+
+async fn config(State(app): State<Arc<ActorApp>>) -> Response {
+    axum::Json(json!({
+        "entities": ["Counter"],
+        "actorIdleTimeout": app.idle,
+        "actorScanInterval": "200ms",
+        "drainOngoingCallTimeout": "5s",
+        "reentrancy": {"enabled": false},
+    }))
+    .into_response()
+}
+
+async fn method(
+    State(app): State<Arc<ActorApp>>,
+    Path((actor_type, id, method)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    assert_eq!(actor_type, "Counter");
+    let start = Instant::now();
+    let now = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    app.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    app.headers.lock().unwrap().push(headers);
+    let answer = match method.as_str() {
+        "hit" => {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            axum::Json(json!({"app": app.name})).into_response()
+        }
+        "count" => count(&app, &id).await,
+        "fail" => (StatusCode::INTERNAL_SERVER_ERROR, "custom error").into_response(),
+        "actor-error" => (
+            StatusCode::OK,
+            [("X-Daprerrorresponseheader", "yes")],
+            "the actor's own error",
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    };
+    app.in_flight.fetch_sub(1, Ordering::SeqCst);
+    app.calls.lock().unwrap().push(Call {
+        app: app.name,
+        id,
+        start,
+        end: Instant::now(),
+    });
+    answer
+}
+
+/// Reads `n` from the actor's state, adds one and saves it, as an SDK's
+/// actor does inside a call.
+async fn count(app: &ActorApp, id: &str) -> Response {
+    let base = format!(
+        "http://127.0.0.1:{}/v1.0/actors/Counter/{id}/state",
+        app.sidecar.load(Ordering::SeqCst)
+    );
+    let client = reqwest::Client::new();
+    let got = client.get(format!("{base}/n")).send().await.unwrap();
+    let n = match got.status().as_u16() {
+        204 => 0,
+        200 => got.json::<Value>().await.unwrap()["n"].as_i64().unwrap(),
+        other => panic!("state read answered {other}: {}", got.text().await.unwrap()),
+    };
+    let saved = client
+        .post(&base)
+        .json(&json!([{"operation": "upsert", "request": {"key": "n", "value": {"n": n + 1}}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        saved.status().as_u16(),
+        204,
+        "{}",
+        saved.text().await.unwrap()
+    );
+    axum::Json(json!({"app": app.name, "n": n + 1})).into_response()
+}
+
+async fn deactivate(
+    State(app): State<Arc<ActorApp>>,
+    Path((_actor_type, id)): Path<(String, String)>,
+) -> StatusCode {
+    app.deactivated.lock().unwrap().push((id, Instant::now()));
+    StatusCode::OK
+}
+
+async fn call(sidecar: &Sidecar, id: &str, method: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .put(sidecar.http(&format!("/v1.0/actors/Counter/{id}/method/{method}")))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Two runtimes of app `counter` on one host, each with its actor app.
+async fn two_runtimes(idle: &'static str) -> (Host, [(Arc<ActorApp>, Sidecar); 2]) {
+    let host = Host::new();
+    let (one, one_port) = ActorApp::start("one", idle).await;
+    let (two, two_port) = ActorApp::start("two", idle).await;
+    let first = host
+        .runtime("counter", &app_args(one_port, "http"), &[])
+        .await;
+    one.sidecar.store(first.http_port, Ordering::SeqCst);
+    let second = host
+        .runtime("counter", &app_args(two_port, "http"), &[])
+        .await;
+    two.sidecar.store(second.http_port, Ordering::SeqCst);
+    // Both have joined once calls through the first land on both apps.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    loop {
+        let (status, body) = call(&first, &format!("probe-{i}"), "hit").await;
+        assert_eq!(status, 200, "{body}");
+        if one.calls().iter().any(|c| c.id.starts_with("probe"))
+            && two.calls().iter().any(|c| c.id.starts_with("probe"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second runtime never got actors"
+        );
+        i += 1;
+    }
+    (host, [(one, first), (two, second)])
+}
+
+/// No two calls to one actor id overlap, whichever app served them.
+fn assert_one_at_a_time(calls: &[Call]) {
+    let mut by_id: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
+    for call in calls {
+        by_id.entry(&call.id).or_default().push(call);
+    }
+    for (id, mut calls) in by_id {
+        calls.sort_by_key(|c| c.start);
+        for pair in calls.windows(2) {
+            assert!(
+                pair[1].start >= pair[0].end,
+                "two calls to actor {id} overlapped: {:?} on {} and {:?} on {}",
+                pair[0].start,
+                pair[0].app,
+                pair[1].start,
+                pair[1].app
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_owner_one_call_at_a_time_and_state() {
+    let (_host, [(one, first), (two, second)]) = two_runtimes("1h").await;
+
+    // 24 calls at once to one id, through both runtimes: one owner, and
+    // never two at once.
+    let calls = (0..24).map(|i| {
+        let sidecar = if i % 2 == 0 { &first } else { &second };
+        call(sidecar, "hot", "hit")
+    });
+    let answers = futures::future::join_all(calls).await;
+    let owners: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["app"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(owners.len(), 1, "one owner for one id: {owners:?}");
+    let all: Vec<Call> = one.calls().into_iter().chain(two.calls()).collect();
+    assert_eq!(all.iter().filter(|c| c.id == "hot").count(), 24);
+    assert_one_at_a_time(&all);
+
+    // Different ids run side by side.
+    let before =
+        one.max_in_flight.load(Ordering::SeqCst) + two.max_in_flight.load(Ordering::SeqCst);
+    let ids: Vec<String> = (0..16).map(|i| format!("wide-{i}")).collect();
+    let calls = ids.iter().map(|id| call(&first, id, "hit"));
+    for (status, body) in futures::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let peak = one
+        .max_in_flight
+        .load(Ordering::SeqCst)
+        .max(two.max_in_flight.load(Ordering::SeqCst));
+    assert!(peak > 1 || before > 2, "different actors never ran at once");
+
+    // The app is called with the caller's identity.
+    let headers = one.headers.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(headers["dapr-caller-app-id"], "counter");
+
+    // State, written inside the actor's calls, through either runtime.
+    for round in 1..=4 {
+        let sidecar = if round % 2 == 0 { &first } else { &second };
+        let (status, body) = call(sidecar, "tally", "count").await;
+        assert_eq!((status, body["n"].as_i64()), (200, Some(round)), "{body}");
+    }
+    let owner = if one.calls().iter().any(|c| c.id == "tally") {
+        &first
+    } else {
+        &second
+    };
+    let read = reqwest::get(owner.http("/v1.0/actors/Counter/tally/state/n"))
+        .await
+        .unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    assert_eq!(read.json::<Value>().await.unwrap(), json!({"n": 4}));
+    let absent = reqwest::get(owner.http("/v1.0/actors/Counter/tally/state/none"))
+        .await
+        .unwrap();
+    assert_eq!(absent.status().as_u16(), 204);
+
+    // daprd's errors.
+    let client = reqwest::Client::new();
+    let missing = client
+        .post(first.http("/v1.0/actors/Counter/never-called/state"))
+        .json(&json!([{"operation": "upsert", "request": {"key": "k", "value": 1}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 400);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["errorCode"],
+        "ERR_ACTOR_INSTANCE_MISSING"
+    );
+    let malformed = client
+        .post(first.http("/v1.0/actors/Counter/hot/state"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    assert_eq!(
+        malformed.json::<Value>().await.unwrap()["errorCode"],
+        "ERR_MALFORMED_REQUEST"
+    );
+    let reserved = reqwest::get(first.http("/v1.0/actors/dapr.internal.wf/1/state/k"))
+        .await
+        .unwrap();
+    assert_eq!(reserved.status().as_u16(), 403);
+    assert_eq!(
+        reserved.json::<Value>().await.unwrap()["errorCode"],
+        "ERR_ACTOR_TYPE_RESERVED"
+    );
+    let (status, body) = call(&first, "hot", "fail").await;
+    assert_eq!(status, 500);
+    assert_eq!(body["errorCode"], "ERR_ACTOR_INVOKE_METHOD");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("error from actor service: (500) custom error"),
+        "{body}"
+    );
+    let (status, body) = call(&second, "hot", "actor-error").await;
+    assert_eq!((status, body), (200, json!("the actor's own error")));
+    let (status, body) = call(&first, "hot", "a%3Fb").await;
+    assert_eq!(
+        (status, &body["errorCode"]),
+        (400, &json!("ERR_BAD_REQUEST"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_runtime_hands_its_actors_over() {
+    let (_host, [(one, first), (two, mut second)]) = two_runtimes("1h").await;
+    // Callers keep calling through the first runtime while the second
+    // stops: no call fails, and no actor runs on both at once.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first = Arc::new(first);
+    let callers: Vec<_> = (0..4)
+        .map(|caller| {
+            let (first, stop) = (first.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut made = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = format!("moving-{}", (made * 4 + caller) % 24);
+                    let (status, body) = call(&first, &id, "hit").await;
+                    assert_eq!(status, 200, "{body}");
+                    made += 1;
+                }
+                made
+            })
+        })
+        .collect();
+    // Wait until the second app serves moving actors, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !two.calls().iter().any(|c| c.id.starts_with("moving")) {
+        assert!(Instant::now() < deadline, "no moving actor on the second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    second.signal("TERM");
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = second.wait_exit(Duration::from_secs(30));
+        (status, second)
+    });
+    let (status, second) = exited.await.unwrap();
+    assert!(status.success(), "{}", second.logs());
+    let stopped_at = Instant::now();
+    // Calls go on for a while with one runtime.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while one
+        .calls()
+        .iter()
+        .filter(|c| c.start > stopped_at && c.id.starts_with("moving"))
+        .count()
+        < 100
+    {
+        assert!(
+            Instant::now() < deadline,
+            "calls stopped after the handover"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for caller in callers {
+        assert!(caller.await.unwrap() > 0);
+    }
+    let all: Vec<Call> = one.calls().into_iter().chain(two.calls()).collect();
+    assert_one_at_a_time(&all);
+    // Every actor the second hosted was deactivated there, after its last
+    // call, before the first took it.
+    for call in two.calls().iter().filter(|c| c.id.starts_with("moving")) {
+        assert!(
+            two.deactivated(&call.id),
+            "{} was never deactivated",
+            call.id
+        );
+        let gone = two
+            .deactivated
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| *id == call.id)
+            .map(|(_, at)| *at)
+            .max()
+            .unwrap();
+        assert!(gone >= call.end);
+        for later in one
+            .calls()
+            .iter()
+            .filter(|c| c.id == call.id && c.start > call.end)
+        {
+            assert!(
+                later.start >= gone,
+                "{} ran on the first before the second let it go",
+                call.id
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_actors_are_deactivated_and_state_outlives_them_and_restarts() {
+    let host = Host::new();
+    let (app, port) = ActorApp::start("solo", "1s").await;
+    let mut sidecar = host.runtime("solo", &app_args(port, "http"), &[]).await;
+    app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
+    let (status, body) = call(&sidecar, "sleepy", "count").await;
+    assert_eq!((status, body["n"].as_i64()), (200, Some(1)), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !app.deactivated("sleepy") {
+        assert!(
+            Instant::now() < deadline,
+            "the idle actor was never deactivated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = call(&sidecar, "sleepy", "count").await;
+    assert_eq!((status, body["n"].as_i64()), (200, Some(2)), "{body}");
+
+    // kill -9, and a new runtime on the same data directory.
+    sidecar.signal("KILL");
+    tokio::task::spawn_blocking(move || sidecar.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let sidecar = host.runtime("solo", &app_args(port, "http"), &[]).await;
+    app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
+    let (status, body) = call(&sidecar, "sleepy", "count").await;
+    assert_eq!((status, body["n"].as_i64()), (200, Some(3)), "{body}");
+}

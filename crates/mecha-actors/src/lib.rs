@@ -1,0 +1,568 @@
+//! The actor runtime (issue 15): virtual actors as daprd hosts them.
+//!
+//! - [`ActorConfig`]: what the app hosts and how, read from its answer to
+//!   `GET /dapr/config`.
+//! - [`Actors`]: routes a call for an actor to the runtime placement says
+//!   owns it ([`Placing`], over `mecha-placement`), through the peer plane
+//!   ([`mecha_invoke::Peers`]) or to this runtime's table of active actors,
+//!   where each actor takes one call at a time (`table.rs`) before the app
+//!   is called (`PUT /actors/{type}/{id}/method/{method}`).
+//! - [`ActorHost`]: the runtime's service: reads the app's configuration
+//!   once the runtime is ready, joins placement with the app's types,
+//!   deactivates idle actors, and deactivates the rest when it stops.
+//!
+//! When placement's tables change, the actors that moved away are drained
+//! (their calls in flight end, up to `drainOngoingCallTimeout`) and
+//! deactivated before this runtime acknowledges the new tables, and calls
+//! wait while a round is under way: no actor is ever active on two
+//! runtimes at once.
+
+mod config;
+mod errors;
+mod host;
+mod table;
+
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderValue, Method};
+use mecha_core::ApiError;
+use mecha_invoke::{AppChannel, InvokeRequest, InvokeResponse, Peers, body, headers};
+
+pub use config::{ActorConfig, TypeConfig};
+pub use errors::*;
+pub use host::ActorHost;
+pub use mecha_invoke::ActorRef;
+pub use table::MAX_WAITING;
+
+use table::{Entered, Table};
+
+/// The header carrying a call chain's reentrancy id.
+pub const REENTRANCY_ID: &str = "dapr-reentrancy-id";
+
+/// How long a call waits for placement's tables (the first ones, or the
+/// end of a round under way).
+pub const PLACEMENT_WAIT: Duration = Duration::from_secs(10);
+
+/// The most runtimes a call passes on its way to its actor's owner (tables
+/// change while it travels).
+const MAX_HOPS: u32 = 3;
+/// How often a call starts again when its activation went away as it
+/// waited.
+const MAX_AGAIN: u32 = 8;
+/// How often a type no runtime hosts is looked up again, a second apart
+/// (daprd's `DaprBuiltInActorNotFoundRetries`).
+const NO_HOST_RETRIES: u32 = 5;
+/// The header with which an app marks a 200 answer as the actor's error.
+const ERROR_RESPONSE: &str = "x-daprerrorresponseheader";
+
+/// Where an actor lives, by the tables this runtime has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Located {
+    /// Here.
+    Local,
+    /// At another runtime: its internal address and app id.
+    Remote { address: String, app_id: String },
+    /// No runtime hosts the type.
+    NoHost,
+    /// No tables yet.
+    NotReady,
+}
+
+/// What the runtime reports of placement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlacementStatus {
+    /// Whether this runtime has joined placement.
+    pub joined: bool,
+    /// Whether the stream to placement is up.
+    pub connected: bool,
+    /// The version of the tables installed (0: none).
+    pub version: u64,
+    /// Placement's address, as far as this runtime knows it.
+    pub address: String,
+}
+
+/// What this runtime does when placement's tables change, before it
+/// acknowledges them.
+#[async_trait]
+pub trait Rebalance: Send + Sync {
+    async fn tables_changed(&self);
+}
+
+/// Placement as the actor runtime uses it.
+#[async_trait]
+pub trait Placing: Send + Sync {
+    /// Joins placement, reporting `entities` (once; later calls do
+    /// nothing). `rebalance` runs on every change of the tables.
+    fn join(&self, entities: Vec<String>, rebalance: Arc<dyn Rebalance>);
+
+    fn lookup(&self, actor: &ActorRef) -> Located;
+
+    /// Resolves once tables are installed and no round is under way, or
+    /// after `limit`.
+    async fn settled(&self, limit: Duration);
+
+    /// Reports that this runtime hosts nothing any more, and resolves once
+    /// a round has moved its actors away (or after `limit`).
+    async fn leave(&self, limit: Duration);
+
+    fn status(&self) -> PlacementStatus;
+}
+
+/// How the runtime reaches the app and other runtimes.
+pub struct Seams {
+    /// This runtime's app id.
+    pub app_id: String,
+    /// The app; `None` without one.
+    pub app: Option<Arc<dyn AppChannel>>,
+    pub peers: Option<Arc<dyn Peers>>,
+    pub placing: Arc<dyn Placing>,
+    /// The most of an app's answer that is read (`--max-body-size`).
+    pub max_answer: usize,
+}
+
+struct Inner {
+    seams: Seams,
+    config: RwLock<Arc<ActorConfig>>,
+    /// Set once the app's configuration is read (or known absent).
+    configured: OnceLock<()>,
+    configured_notify: tokio::sync::Notify,
+    /// Whether the app's types are hosted here.
+    hosting: std::sync::atomic::AtomicBool,
+    table: Table,
+}
+
+/// The actor runtime's handle: cheap to clone.
+#[derive(Clone)]
+pub struct Actors {
+    inner: Arc<Inner>,
+}
+
+/// What the table made of a local call.
+enum Turn {
+    Answered(InvokeResponse),
+    /// The activation went away (deactivated or moved) while the call
+    /// waited: route it again.
+    Again(InvokeRequest),
+}
+
+impl Actors {
+    pub fn new(seams: Seams) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                seams,
+                config: RwLock::default(),
+                configured: OnceLock::new(),
+                configured_notify: tokio::sync::Notify::new(),
+                hosting: std::sync::atomic::AtomicBool::new(false),
+                table: Table::default(),
+            }),
+        }
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.inner.seams.app_id
+    }
+
+    /// The app's actor configuration, as read.
+    pub fn config(&self) -> Arc<ActorConfig> {
+        self.inner.config.read().expect("actor config").clone()
+    }
+
+    /// Whether the app's configuration has been read.
+    pub fn is_configured(&self) -> bool {
+        self.inner.configured.get().is_some()
+    }
+
+    /// Records the app's configuration; `hosting` says whether its actor
+    /// types are hosted (daprd hosts none without an actor state store).
+    fn set_config(&self, config: ActorConfig, hosting: bool) {
+        self.inner
+            .hosting
+            .store(hosting, std::sync::atomic::Ordering::Release);
+        *self.inner.config.write().expect("actor config") = Arc::new(config);
+        let _ = self.inner.configured.set(());
+        self.inner.configured_notify.notify_waiters();
+    }
+
+    /// Whether this runtime hosts `actor_type`.
+    pub fn hosts(&self, actor_type: &str) -> bool {
+        self.inner
+            .hosting
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.config().hosts(actor_type)
+    }
+
+    /// Whether this runtime hosts actor types.
+    pub fn hosting(&self) -> bool {
+        self.inner
+            .hosting
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether `actor` is active here.
+    pub fn is_active(&self, actor: &ActorRef) -> bool {
+        self.inner.table.contains(actor)
+    }
+
+    pub fn placement(&self) -> PlacementStatus {
+        self.inner.seams.placing.status()
+    }
+
+    /// The active actors per type.
+    pub fn active(&self) -> Vec<(String, usize)> {
+        self.inner.table.counts()
+    }
+
+    fn rebalance(&self) -> Arc<dyn Rebalance> {
+        Arc::new(self.clone())
+    }
+
+    /// Joins placement, if the runtime has not joined yet, once the app's
+    /// configuration says what it hosts (a runtime with no app, or hosting
+    /// nothing, joins as a caller on its first actor call).
+    async fn ensure_joined(&self) {
+        if self.inner.seams.placing.status().joined {
+            return;
+        }
+        self.wait_configured(PLACEMENT_WAIT).await;
+        self.join();
+    }
+
+    fn join(&self) {
+        let entities = if self
+            .inner
+            .hosting
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.config().entities.clone()
+        } else {
+            Vec::new()
+        };
+        self.inner.seams.placing.join(entities, self.rebalance());
+    }
+
+    /// Calls `method` of `actor`, wherever it lives: the caller side
+    /// (`/v1.0/actors/...`, `InvokeActor`).
+    pub async fn invoke(
+        &self,
+        actor: &ActorRef,
+        method: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        self.route(actor, method, 0, req).await
+    }
+
+    /// A call another runtime routed here, `hops` runtimes on.
+    pub async fn invoke_from_peer(
+        &self,
+        actor: &ActorRef,
+        hops: u32,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        let method = req.method.clone();
+        self.route(actor, &method, hops, req).await
+    }
+
+    async fn route(
+        &self,
+        actor: &ActorRef,
+        method: &str,
+        hops: u32,
+        mut req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        self.ensure_joined().await;
+        let placing = &self.inner.seams.placing;
+        let (mut again, mut unhosted) = (0, 0);
+        loop {
+            placing.settled(PLACEMENT_WAIT).await;
+            match placing.lookup(actor) {
+                Located::Local => match self.call_local(actor, method, req).await? {
+                    Turn::Answered(response) => return Ok(response),
+                    // Deactivated or moved while the call waited.
+                    Turn::Again(back) if again < MAX_AGAIN => {
+                        again += 1;
+                        req = back;
+                    }
+                    Turn::Again(_) => return Err(no_address(actor)),
+                },
+                Located::Remote { address, app_id } => {
+                    if hops >= MAX_HOPS {
+                        return Err(no_address(actor));
+                    }
+                    let peers = self
+                        .inner
+                        .seams
+                        .peers
+                        .as_ref()
+                        .ok_or_else(|| no_address(actor))?;
+                    req.method = method.to_owned();
+                    return peers
+                        .call_actor(&address, &app_id, actor, hops + 1, req)
+                        .await;
+                }
+                // As daprd's built-in policy: the type may be on its way
+                // (a runtime joining), so look again, once a second.
+                Located::NoHost if unhosted < NO_HOST_RETRIES => {
+                    unhosted += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Located::NoHost => return Err(no_address(actor)),
+                Located::NotReady => return Err(no_placement()),
+            }
+        }
+    }
+
+    /// The call, at its turn in this runtime's table.
+    async fn call_local(
+        &self,
+        actor: &ActorRef,
+        method: &str,
+        mut req: InvokeRequest,
+    ) -> Result<Turn, ApiError> {
+        let app = self
+            .inner
+            .seams
+            .app
+            .clone()
+            .ok_or_else(|| errors::no_app_channel(&actor.actor_type))?;
+        let entered = self
+            .inner
+            .table
+            .enter(actor)
+            .map_err(|_| errors::too_many_waiting(actor))?;
+        let activation = entered.activation.clone();
+        let chain = match self.config().of(&actor.actor_type).reentrancy {
+            None => None,
+            Some(max) => {
+                let id = req
+                    .headers
+                    .get(REENTRANCY_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                if let Ok(value) = HeaderValue::from_str(&id) {
+                    req.headers.insert(REENTRANCY_ID, value);
+                }
+                match activation.reenter(&id, max) {
+                    Ok(true) => {
+                        // Part of the chain holding the turn: runs now.
+                        let answer = self.call_app(&app, actor, method, req).await;
+                        activation.leave(&id);
+                        activation.touch();
+                        drop(entered);
+                        return answer.map(Turn::Answered);
+                    }
+                    Ok(false) => Some(id),
+                    Err(_) => return Err(errors::stack_depth()),
+                }
+            }
+        };
+        let turn = activation.take_turn().await;
+        if activation.is_gone() {
+            return Ok(Turn::Again(req));
+        }
+        activation.hold(chain);
+        // The turn is held until the app has answered whole, whatever the
+        // caller does meanwhile.
+        let this = self.clone();
+        let (actor, method) = (actor.clone(), method.to_owned());
+        let task = tokio::spawn(async move {
+            let answer = this.call_app(&app, &actor, &method, req).await;
+            activation.hold(None);
+            activation.touch();
+            drop(turn);
+            drop::<Entered>(entered);
+            answer
+        });
+        task.await
+            .map_err(|err| errors::invoke_method(format!("the actor call failed: {err}")))?
+            .map(Turn::Answered)
+    }
+
+    /// `PUT /actors/{type}/{id}/method/{method}` on the app, read whole. As
+    /// daprd: an answer other than 200 is an error, unless the app marked
+    /// it as the actor's own (`X-Daprerrorresponseheader`), which the
+    /// caller gets as it is.
+    async fn call_app(
+        &self,
+        app: &Arc<dyn AppChannel>,
+        actor: &ActorRef,
+        method: &str,
+        mut req: InvokeRequest,
+    ) -> Result<InvokeResponse, ApiError> {
+        req.verb = Method::PUT;
+        headers::strip_for_forwarding(&mut req.headers);
+        if let Some(caller) = &req.caller {
+            headers::set(&mut req.headers, headers::CALLER_APP_ID, &caller.app_id);
+            if let Some(ns) = &caller.namespace {
+                headers::set(&mut req.headers, headers::CALLER_NAMESPACE, ns);
+            }
+        }
+        req.method = format!(
+            "actors/{}/{}/method/{}",
+            segment(&actor.actor_type),
+            segment(&actor.actor_id),
+            method_path(method)
+        );
+        let response = app
+            .invoke(req)
+            .await
+            .map_err(|err| errors::invoke_method(err.to_string()))?;
+        let data = body::collect(response.body, self.inner.seams.max_answer)
+            .await
+            .map_err(|err| errors::invoke_method(format!("reading the app's answer: {err}")))?;
+        let status = response.status;
+        if status != http::StatusCode::OK && !response.headers.contains_key(ERROR_RESPONSE) {
+            if status == http::StatusCode::NOT_FOUND {
+                return Err(errors::invoke_method(format!(
+                    "actor method not found: actors/{}/{}/method/{method}",
+                    actor.actor_type, actor.actor_id
+                )));
+            }
+            return Err(errors::invoke_method(format!(
+                "error from actor service: ({}) {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&data)
+            )));
+        }
+        Ok(InvokeResponse {
+            status: response.status,
+            headers: response.headers,
+            body: body::full(data),
+            grpc_status: response.grpc_status,
+        })
+    }
+
+    /// `DELETE /actors/{type}/{id}` on the app.
+    async fn tell_deactivated(&self, actor: &ActorRef) {
+        let Some(app) = &self.inner.seams.app else {
+            return;
+        };
+        let req = InvokeRequest::new(
+            Method::DELETE,
+            format!(
+                "actors/{}/{}",
+                segment(&actor.actor_type),
+                segment(&actor.actor_id)
+            ),
+            body::empty(),
+        );
+        match app.invoke(req).await {
+            Ok(response) if response.status.is_success() => {
+                tracing::debug!(%actor, "actor deactivated");
+            }
+            Ok(response) => tracing::warn!(
+                %actor,
+                status = response.status.as_u16(),
+                "the app answered the actor's deactivation with an error"
+            ),
+            Err(err) => tracing::warn!(%actor, error = %err, "could not deactivate the actor"),
+        }
+    }
+
+    /// Deactivates the actors idle for longer than their type allows.
+    async fn deactivate_idle(&self) {
+        let config = self.config();
+        for (actor, activation) in self.inner.table.active() {
+            let idle = config.of(&actor.actor_type).idle_timeout;
+            if !Table::is_idle(&activation, idle) {
+                continue;
+            }
+            let Some(turn) = activation.try_turn() else {
+                continue;
+            };
+            if !self.inner.table.mark_gone(&activation, true) {
+                continue;
+            }
+            self.tell_deactivated(&actor).await;
+            self.inner.table.remove(&actor, &activation);
+            drop(turn);
+        }
+    }
+
+    /// Deactivates the actors `keep` refuses, each after its calls in
+    /// flight (up to `wait`, or its type's drain timeout).
+    async fn deactivate_where(&self, keep: impl Fn(&ActorRef) -> bool, wait: Option<Duration>) {
+        let config = self.config();
+        let mut drains = Vec::new();
+        for (actor, activation) in self.inner.table.active() {
+            if keep(&actor) {
+                continue;
+            }
+            let this = self.clone();
+            let of = config.of(&actor.actor_type);
+            let limit = wait.unwrap_or(if of.drain_rebalanced {
+                of.drain_timeout
+            } else {
+                Duration::ZERO
+            });
+            drains.push(async move {
+                let turn = tokio::time::timeout(limit, activation.take_turn()).await;
+                if turn.is_err() {
+                    tracing::warn!(%actor, "calls in flight outlasted the drain timeout");
+                }
+                this.inner.table.mark_gone(&activation, false);
+                this.tell_deactivated(&actor).await;
+                this.inner.table.remove(&actor, &activation);
+                drop(turn);
+            });
+        }
+        futures_join(drains).await;
+    }
+
+    /// Waits until the app's configuration has been read, up to `limit`.
+    pub async fn wait_configured(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.configured_notify.notified();
+                if self.is_configured() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+#[async_trait]
+impl Rebalance for Actors {
+    async fn tables_changed(&self) {
+        let placing = self.inner.seams.placing.clone();
+        self.deactivate_where(|actor| placing.lookup(actor) == Located::Local, None)
+            .await;
+    }
+}
+
+/// Runs futures to their ends, together.
+async fn futures_join<F: std::future::Future<Output = ()> + Send + 'static>(all: Vec<F>) {
+    let tasks: Vec<_> = all.into_iter().map(tokio::spawn).collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// A path segment, percent-encoded.
+fn segment(text: &str) -> String {
+    mecha_core::address::percent_encode(text)
+}
+
+/// A method path: each of its segments percent-encoded, its `/`s kept.
+fn method_path(text: &str) -> String {
+    text.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(method_path("a b/c"), "a%20b/c");
+        assert_eq!(segment("plain-id_1.2"), "plain-id_1.2");
+    }
+}
