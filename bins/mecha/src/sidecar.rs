@@ -232,6 +232,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     ));
     let actors = Actors::new(Seams {
         app_id: args.app_id.clone(),
+        namespace: runtime.info.namespace.clone(),
         app: app.clone().map(|app| app as _),
         peers: peers.clone(),
         placing: placement.clone(),

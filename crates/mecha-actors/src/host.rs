@@ -106,6 +106,31 @@ async fn read_config(actors: &Actors) -> ActorConfig {
     }
 }
 
+/// Claims and fires the reminders of every type this runtime hosts, with
+/// the other runtimes hosting them (a leased claim per tick).
+fn fire_reminders(actors: &Actors, host: &dyn HostStatus, stop: &CancellationToken) {
+    let scheduler = host
+        .components()
+        .all::<mecha_scheduler::SchedulerBlock>()
+        .next()
+        .cloned();
+    let Some(scheduler) = scheduler else {
+        tracing::warn!("no scheduler store: actor reminders cannot fire");
+        return;
+    };
+    for actor_type in actors.config().entities.clone() {
+        let fires = actors.reminder_fires(scheduler.clone(), &actor_type);
+        let owner = mecha_scheduler::Owner::actor_reminders(
+            actors.inner.seams.namespace.as_deref(),
+            &actor_type,
+        );
+        let (scheduler, stop) = (scheduler.clone(), stop.clone());
+        tokio::spawn(async move {
+            mecha_scheduler::fire_jobs(scheduler, fires, &owner, stop).await;
+        });
+    }
+}
+
 #[async_trait]
 impl Service for ActorHost {
     fn name(&self) -> &'static str {
@@ -142,6 +167,7 @@ impl Service for ActorHost {
                 return;
             }
             actors.join();
+            fire_reminders(&actors, host.as_ref(), &stop);
             let mut every = tokio::time::interval(scan.max(Duration::from_millis(100)));
             loop {
                 tokio::select! {

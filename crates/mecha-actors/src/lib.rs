@@ -20,7 +20,10 @@
 mod config;
 mod errors;
 mod host;
+mod period;
+mod reminders;
 mod table;
+mod timers;
 
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
@@ -34,7 +37,10 @@ pub use config::{ActorConfig, TypeConfig};
 pub use errors::*;
 pub use host::ActorHost;
 pub use mecha_invoke::ActorRef;
+pub use period::Period;
+pub use reminders::{Reminder, ReminderSpec};
 pub use table::MAX_WAITING;
+pub use timers::{CANCEL, TimerSpec};
 
 use table::{Entered, Table};
 
@@ -114,6 +120,8 @@ pub trait Placing: Send + Sync {
 pub struct Seams {
     /// This runtime's app id.
     pub app_id: String,
+    /// Its namespace (`NAMESPACE`).
+    pub namespace: Option<String>,
     /// The app; `None` without one.
     pub app: Option<Arc<dyn AppChannel>>,
     pub peers: Option<Arc<dyn Peers>>,
@@ -131,6 +139,7 @@ struct Inner {
     /// Whether the app's types are hosted here.
     hosting: std::sync::atomic::AtomicBool,
     table: Table,
+    timers: timers::Timers,
 }
 
 /// The actor runtime's handle: cheap to clone.
@@ -157,6 +166,7 @@ impl Actors {
                 configured_notify: tokio::sync::Notify::new(),
                 hosting: std::sync::atomic::AtomicBool::new(false),
                 table: Table::default(),
+                timers: timers::Timers::default(),
             }),
         }
     }
@@ -265,7 +275,7 @@ impl Actors {
         self.route(actor, &method, hops, req).await
     }
 
-    async fn route(
+    pub(crate) async fn route(
         &self,
         actor: &ActorRef,
         method: &str,
@@ -477,6 +487,7 @@ impl Actors {
             if !self.inner.table.mark_gone(&activation, true) {
                 continue;
             }
+            self.inner.timers.remove_actor(&actor);
             self.tell_deactivated(&actor).await;
             self.inner.table.remove(&actor, &activation);
             drop(turn);
@@ -505,6 +516,7 @@ impl Actors {
                     tracing::warn!(%actor, "calls in flight outlasted the drain timeout");
                 }
                 this.inner.table.mark_gone(&activation, false);
+                this.inner.timers.remove_actor(&actor);
                 this.tell_deactivated(&actor).await;
                 this.inner.table.remove(&actor, &activation);
                 drop(turn);

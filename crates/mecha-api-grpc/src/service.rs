@@ -1,7 +1,7 @@
 //! The `Dapr` service: each method maps its message onto the API layer.
 
 use mecha_api::Api;
-use mecha_api::actors::ActorStateOperation;
+use mecha_api::actors::{ActorStateOperation, Reminder, ReminderSpec, TimerSpec};
 use mecha_api::invoke::{ServiceCall, ServiceFailure};
 use mecha_api::pubsub::{BulkEntry, BulkPublish, Publish};
 use mecha_api::state::DeleteRequest;
@@ -25,6 +25,22 @@ impl DaprService {
 }
 
 type Answer<T> = Result<Response<T>, Status>;
+
+/// A reminder as gRPC carries it: its data as the bytes it holds.
+fn actor_reminder(reminder: Reminder) -> pb::ActorReminder {
+    let some = |text: String| Some(text).filter(|t| !t.is_empty());
+    pb::ActorReminder {
+        actor_type: reminder.actor.actor_type,
+        actor_id: reminder.actor.actor_id,
+        due_time: some(reminder.due_time),
+        period: some(reminder.period),
+        data: reminder.data.map(|data| prost_types::Any {
+            type_url: String::new(),
+            value: data.to_vec(),
+        }),
+        ttl: some(reminder.ttl),
+    }
+}
 
 fn verb_of(number: i32) -> http::Method {
     match number {
@@ -507,6 +523,120 @@ impl Dapr for DaprService {
             .await
             .map_err(status_from)?;
         Ok(Response::new(()))
+    }
+
+    async fn register_actor_timer(
+        &self,
+        request: Request<pb::RegisterActorTimerRequest>,
+    ) -> Answer<()> {
+        let req = request.into_inner();
+        let spec = TimerSpec {
+            due_time: req.due_time,
+            period: req.period,
+            ttl: req.ttl,
+            callback: req.callback,
+            data: Some(req.data).filter(|d| !d.is_empty()),
+        };
+        self.api
+            .create_actor_timer(&req.actor_type, &req.actor_id, &req.name, spec)
+            .map_err(status_from)?;
+        Ok(Response::new(()))
+    }
+
+    async fn unregister_actor_timer(
+        &self,
+        request: Request<pb::UnregisterActorTimerRequest>,
+    ) -> Answer<()> {
+        let req = request.into_inner();
+        self.api
+            .delete_actor_timer(&req.actor_type, &req.actor_id, &req.name)
+            .map_err(status_from)?;
+        Ok(Response::new(()))
+    }
+
+    async fn register_actor_reminder(
+        &self,
+        request: Request<pb::RegisterActorReminderRequest>,
+    ) -> Answer<()> {
+        let req = request.into_inner();
+        let spec = ReminderSpec {
+            due_time: req.due_time,
+            period: req.period,
+            ttl: req.ttl,
+            data: Some(req.data).filter(|d| !d.is_empty()),
+            overwrite: req.overwrite.unwrap_or(true),
+        };
+        self.api
+            .create_actor_reminder(&req.actor_type, &req.actor_id, &req.name, spec)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(()))
+    }
+
+    async fn unregister_actor_reminder(
+        &self,
+        request: Request<pb::UnregisterActorReminderRequest>,
+    ) -> Answer<()> {
+        let req = request.into_inner();
+        self.api
+            .delete_actor_reminder(&req.actor_type, &req.actor_id, &req.name)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(()))
+    }
+
+    async fn get_actor_reminder(
+        &self,
+        request: Request<pb::GetActorReminderRequest>,
+    ) -> Answer<pb::GetActorReminderResponse> {
+        let req = request.into_inner();
+        let reminder = self
+            .api
+            .get_actor_reminder(&req.actor_type, &req.actor_id, &req.name)
+            .await
+            .map_err(status_from)?;
+        let wire = actor_reminder(reminder);
+        Ok(Response::new(pb::GetActorReminderResponse {
+            actor_type: wire.actor_type,
+            actor_id: wire.actor_id,
+            due_time: wire.due_time,
+            period: wire.period,
+            data: wire.data,
+            ttl: wire.ttl,
+        }))
+    }
+
+    async fn list_actor_reminders(
+        &self,
+        request: Request<pb::ListActorRemindersRequest>,
+    ) -> Answer<pb::ListActorRemindersResponse> {
+        let req = request.into_inner();
+        let reminders = self
+            .api
+            .list_actor_reminders(&req.actor_type, req.actor_id.as_deref())
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::ListActorRemindersResponse {
+            reminders: reminders
+                .into_iter()
+                .map(|reminder| pb::NamedActorReminder {
+                    name: reminder.name.clone(),
+                    reminder: Some(actor_reminder(reminder)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn unregister_actor_reminders_by_type(
+        &self,
+        request: Request<pb::UnregisterActorRemindersByTypeRequest>,
+    ) -> Answer<pb::UnregisterActorRemindersByTypeResponse> {
+        let req = request.into_inner();
+        self.api
+            .delete_actor_reminders(&req.actor_type, req.actor_id.as_deref())
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::UnregisterActorRemindersByTypeResponse {}))
     }
 
     async fn get_metadata(

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use mecha_api::Overflow;
-use mecha_api::actors::ActorStateOperation;
+use mecha_api::actors::{ActorStateOperation, ReminderSpec, TimerSpec};
 use mecha_api::invoke::{InvokeRequest, body as invoke_body};
 use serde::Deserialize;
 
@@ -127,4 +127,132 @@ pub(crate) async fn get_state(
     );
     crate::state::add_metadata_headers(headers, &found.metadata);
     Ok(response)
+}
+
+/// The body of a timer or a reminder, as daprd reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireSchedule {
+    #[serde(default)]
+    due_time: String,
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    ttl: String,
+    #[serde(default)]
+    callback: String,
+    data: Option<Box<serde_json::value::RawValue>>,
+    overwrite: Option<bool>,
+}
+
+async fn schedule_body(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    request: axum::body::Body,
+) -> Result<WireSchedule, ErrorResponse> {
+    let bytes = ctx
+        .body_limit
+        .read(headers, request, Overflow::Malformed)
+        .await?;
+    Ok(body::json(&bytes)?)
+}
+
+fn raw_data(data: Option<Box<serde_json::value::RawValue>>) -> Option<Bytes> {
+    data.map(|raw| Bytes::copy_from_slice(raw.get().as_bytes()))
+}
+
+/// `POST|PUT /v1.0/actors/{type}/{id}/timers/{name}`.
+pub(crate) async fn create_timer(
+    State(ctx): State<Ctx>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::body::Body,
+) -> Result<Response, ErrorResponse> {
+    let (actor_type, actor_id, name) = body::path(path)?;
+    let wire = schedule_body(&ctx, &headers, request).await?;
+    let spec = TimerSpec {
+        due_time: wire.due_time,
+        period: wire.period,
+        ttl: wire.ttl,
+        callback: wire.callback,
+        data: raw_data(wire.data),
+    };
+    ctx.api
+        .create_actor_timer(&actor_type, &actor_id, &name, spec)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /v1.0/actors/{type}/{id}/timers/{name}`.
+pub(crate) async fn delete_timer(
+    State(ctx): State<Ctx>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Response, ErrorResponse> {
+    let (actor_type, actor_id, name) = body::path(path)?;
+    ctx.api.delete_actor_timer(&actor_type, &actor_id, &name)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST|PUT /v1.0/actors/{type}/{id}/reminders/{name}`.
+pub(crate) async fn create_reminder(
+    State(ctx): State<Ctx>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: axum::body::Body,
+) -> Result<Response, ErrorResponse> {
+    let (actor_type, actor_id, name) = body::path(path)?;
+    let wire = schedule_body(&ctx, &headers, request).await?;
+    let spec = ReminderSpec {
+        due_time: wire.due_time,
+        period: wire.period,
+        ttl: wire.ttl,
+        data: raw_data(wire.data),
+        overwrite: wire.overwrite.unwrap_or(true),
+    };
+    ctx.api
+        .create_actor_reminder(&actor_type, &actor_id, &name, spec)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1.0/actors/{type}/{id}/reminders/{name}`: daprd's JSON, empty
+/// fields left out.
+pub(crate) async fn get_reminder(
+    State(ctx): State<Ctx>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Response, ErrorResponse> {
+    let (actor_type, actor_id, name) = body::path(path)?;
+    let reminder = ctx
+        .api
+        .get_actor_reminder(&actor_type, &actor_id, &name)
+        .await?;
+    let mut out = serde_json::Map::new();
+    out.insert("actorID".into(), reminder.actor.actor_id.into());
+    out.insert("actorType".into(), reminder.actor.actor_type.into());
+    if let Some(data) = reminder.data
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&data)
+    {
+        out.insert("data".into(), value);
+    }
+    for (field, value) in [
+        ("dueTime", reminder.due_time),
+        ("period", reminder.period),
+        ("ttl", reminder.ttl),
+    ] {
+        if !value.is_empty() {
+            out.insert(field.into(), value.into());
+        }
+    }
+    Ok(axum::Json(serde_json::Value::Object(out)).into_response())
+}
+
+/// `DELETE /v1.0/actors/{type}/{id}/reminders/{name}`.
+pub(crate) async fn delete_reminder(
+    State(ctx): State<Ctx>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Response, ErrorResponse> {
+    let (actor_type, actor_id, name) = body::path(path)?;
+    ctx.api
+        .delete_actor_reminder(&actor_type, &actor_id, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -103,6 +103,19 @@ pub(crate) fn build(ctx: Ctx) -> Pipeline<Router> {
             get(actors::get_state),
         )
         .route(
+            "/v1.0/actors/{actor_type}/{actor_id}/timers/{name}",
+            post(actors::create_timer)
+                .put(actors::create_timer)
+                .delete(actors::delete_timer),
+        )
+        .route(
+            "/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}",
+            post(actors::create_reminder)
+                .put(actors::create_reminder)
+                .get(actors::get_reminder)
+                .delete(actors::delete_reminder),
+        )
+        .route(
             "/v1.0/publish/bulk/{pubsub}/{*topic}",
             post(pubsub::bulk_publish).put(pubsub::bulk_publish),
         )

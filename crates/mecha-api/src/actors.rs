@@ -6,8 +6,10 @@
 
 use bytes::Bytes;
 use mecha_actors::{ActorRef, Actors};
+pub use mecha_actors::{Reminder, ReminderSpec, TimerSpec};
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::{Caller, InvokeRequest, InvokeResponse, headers, trace};
+use mecha_scheduler::{Scheduler, SchedulerBlock};
 use mecha_state::{
     DeleteRequest, KeyScheme, KeyedStateStore, Metadata, Operation, SetRequest, StateBlock,
 };
@@ -267,6 +269,140 @@ impl Api {
             .transact(ops, &Metadata::new())
             .await
             .map_err(transaction_save)
+    }
+}
+
+impl Api {
+    /// The scheduler store that keeps reminders.
+    fn reminder_scheduler(&self, code: &'static str) -> Result<Scheduler, ApiError> {
+        self.runtime()
+            .components()
+            .all::<SchedulerBlock>()
+            .next()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    code,
+                    500,
+                    GrpcCode::Internal,
+                    "reminder scheduler is not configured",
+                )
+            })
+    }
+
+    /// Checks an actor and a timer's or reminder's name.
+    fn actor_and_name(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        what: &str,
+        name: &str,
+    ) -> Result<ActorRef, ApiError> {
+        let actor = actor_ref(actor_type, actor_id)?;
+        reserved(&actor)?;
+        check_name(what, name)?;
+        Ok(actor)
+    }
+
+    /// `POST /v1.0/actors/{type}/{id}/timers/{name}`, `RegisterActorTimer`.
+    pub fn create_actor_timer(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        name: &str,
+        spec: TimerSpec,
+    ) -> Result<(), ApiError> {
+        let actor = self.actor_and_name(actor_type, actor_id, "timer name", name)?;
+        self.actors()?.create_timer(&actor, name, spec)
+    }
+
+    /// `DELETE /v1.0/actors/{type}/{id}/timers/{name}`, `UnregisterActorTimer`.
+    pub fn delete_actor_timer(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let actor = self.actor_and_name(actor_type, actor_id, "timer name", name)?;
+        self.actors()?.delete_timer(&actor, name);
+        Ok(())
+    }
+
+    /// `POST /v1.0/actors/{type}/{id}/reminders/{name}`,
+    /// `RegisterActorReminder`.
+    pub async fn create_actor_reminder(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        name: &str,
+        spec: ReminderSpec,
+    ) -> Result<(), ApiError> {
+        let actor = self.actor_and_name(actor_type, actor_id, "reminder name", name)?;
+        let scheduler = self.reminder_scheduler("ERR_ACTOR_REMINDER_CREATE")?;
+        self.actors()?
+            .create_reminder(&scheduler, &actor, name, spec)
+            .await
+    }
+
+    /// `GET /v1.0/actors/{type}/{id}/reminders/{name}`, `GetActorReminder`.
+    pub async fn get_actor_reminder(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        name: &str,
+    ) -> Result<Reminder, ApiError> {
+        let actor = self.actor_and_name(actor_type, actor_id, "reminder name", name)?;
+        let scheduler = self.reminder_scheduler("ERR_ACTOR_REMINDER_GET")?;
+        self.actors()?.get_reminder(&scheduler, &actor, name).await
+    }
+
+    /// `DELETE /v1.0/actors/{type}/{id}/reminders/{name}`,
+    /// `UnregisterActorReminder`.
+    pub async fn delete_actor_reminder(
+        &self,
+        actor_type: &str,
+        actor_id: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let actor = self.actor_and_name(actor_type, actor_id, "reminder name", name)?;
+        let scheduler = self.reminder_scheduler("ERR_ACTOR_REMINDER_DELETE")?;
+        self.actors()?
+            .delete_reminder(&scheduler, &actor, name)
+            .await
+    }
+
+    /// `ListActorReminders`: a type's reminders, of one actor or of all.
+    pub async fn list_actor_reminders(
+        &self,
+        actor_type: &str,
+        actor_id: Option<&str>,
+    ) -> Result<Vec<Reminder>, ApiError> {
+        self.check_type_and_id(actor_type, actor_id)?;
+        let scheduler = self.reminder_scheduler("ERR_ACTOR_REMINDER_GET")?;
+        self.actors()?
+            .list_reminders(&scheduler, actor_type, actor_id)
+            .await
+    }
+
+    /// `UnregisterActorRemindersByType`: of one actor or of all.
+    pub async fn delete_actor_reminders(
+        &self,
+        actor_type: &str,
+        actor_id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.check_type_and_id(actor_type, actor_id)?;
+        let scheduler = self.reminder_scheduler("ERR_ACTOR_REMINDER_DELETE")?;
+        self.actors()?
+            .delete_reminders(&scheduler, actor_type, actor_id)
+            .await
+    }
+
+    fn check_type_and_id(&self, actor_type: &str, actor_id: Option<&str>) -> Result<(), ApiError> {
+        check_name("actorType", actor_type)?;
+        if let Some(id) = actor_id {
+            check_name("actorID", id)?;
+        }
+        reserved(&ActorRef::new(actor_type, actor_id.unwrap_or_default()))
     }
 }
 

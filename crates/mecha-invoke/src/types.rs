@@ -146,7 +146,7 @@ pub trait Peers: Send + Sync {
 }
 
 /// The actor a call is for: its type and id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ActorRef {
     pub actor_type: String,
     pub actor_id: String,

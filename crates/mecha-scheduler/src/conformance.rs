@@ -24,10 +24,7 @@ pub trait Harness: Send + Sync {
 }
 
 fn owner(case: &str) -> Owner {
-    Owner {
-        namespace: "default".into(),
-        app_id: mecha_core::testing::unique(case),
-    }
+    Owner::new(None, &mecha_core::testing::unique(case))
 }
 
 fn row(owner: &Owner, name: &str, due: i64, body: &[u8]) -> Row {

@@ -115,17 +115,28 @@ pub trait JobStore: Send + Sync + 'static {
 }
 
 /// Who a job belongs to: jobs of one app id in one namespace are never seen
-/// by another.
+/// by another, and an actor type's reminders (daprd keeps them as jobs too)
+/// are apart from every app's jobs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Owner {
+    /// `app` for an app's jobs, `actorreminder` for an actor type's
+    /// reminders.
+    pub space: &'static str,
     pub namespace: String,
+    /// The app id, or the actor type.
     pub app_id: String,
+}
+
+/// Escapes `%` and `|`, so that a part never holds the separator `||`.
+pub fn escape_part(part: &str) -> String {
+    part.replace('%', "%25").replace('|', "%7C")
 }
 
 impl Owner {
     /// The owner of an app's jobs; no namespace is Dapr's `default`.
     pub fn new(namespace: Option<&str>, app_id: &str) -> Self {
         Self {
+            space: "app",
             namespace: namespace
                 .filter(|ns| !ns.is_empty())
                 .unwrap_or("default")
@@ -134,13 +145,25 @@ impl Owner {
         }
     }
 
-    /// The partition of the owner's app jobs: `app||{namespace}||{appId}`,
-    /// with `%` and `|` in either escaped, so that no two owners share a
-    /// partition, and no key of one owner is another's (a job's name,
-    /// which may hold `||`, comes last).
+    /// The owner of the reminders of actor type `actor_type`.
+    pub fn actor_reminders(namespace: Option<&str>, actor_type: &str) -> Self {
+        Self {
+            space: "actorreminder",
+            ..Self::new(namespace, actor_type)
+        }
+    }
+
+    /// The partition of the owner's jobs: `app||{namespace}||{appId}` (or
+    /// `actorreminder||{namespace}||{type}`), with `%` and `|` in either
+    /// escaped, so that no two owners share a partition, and no key of one
+    /// owner is another's (a job's name, which may hold `||`, comes last).
     pub fn partition(&self) -> String {
-        let escape = |part: &str| part.replace('%', "%25").replace('|', "%7C");
-        format!("app||{}||{}", escape(&self.namespace), escape(&self.app_id))
+        format!(
+            "{}||{}||{}",
+            self.space,
+            escape_part(&self.namespace),
+            escape_part(&self.app_id)
+        )
     }
 
     fn key(&self, name: &str) -> String {
@@ -371,5 +394,13 @@ mod tests {
         assert_ne!(key("x||y", "z", "j"), key("x", "y||z", "j"));
         assert_ne!(key("ns", "a%7Cb", "j"), key("ns", "a|b", "j"));
         assert_eq!(Owner::new(None, "a"), Owner::new(Some(""), "a"));
+        assert_eq!(
+            Owner::actor_reminders(None, "Cart").key("7||r"),
+            "actorreminder||default||Cart||7||r"
+        );
+        assert_ne!(
+            Owner::actor_reminders(None, "a").partition(),
+            Owner::new(None, "a").partition()
+        );
     }
 }

@@ -33,6 +33,11 @@ struct ActorApp {
     /// Its runtime's HTTP port, for actor state.
     sidecar: AtomicU16,
     calls: Mutex<Vec<Call>>,
+    /// Timer and reminder calls: (actor id, "timer/x" or "remind/x", body, at).
+    fires: Mutex<Vec<(String, String, Value, Instant)>>,
+    /// How many fires of each (kind, name) are taken before the app
+    /// answers `X-Daprremindercancel: true`.
+    cancel_after: Mutex<BTreeMap<String, usize>>,
     deactivated: Mutex<Vec<(String, Instant)>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -46,6 +51,8 @@ impl ActorApp {
             idle,
             sidecar: AtomicU16::new(0),
             calls: Mutex::default(),
+            fires: Mutex::default(),
+            cancel_after: Mutex::default(),
             deactivated: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -54,6 +61,7 @@ impl ActorApp {
         let router = Router::new()
             .route("/dapr/config", get(config))
             .route("/actors/{actor_type}/{id}/method/{method}", put(method))
+            .route("/actors/{actor_type}/{id}/method/{kind}/{name}", put(fire))
             .route(
                 "/actors/{actor_type}/{id}",
                 axum::routing::delete(deactivate),
@@ -67,6 +75,16 @@ impl ActorApp {
 
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// The fires of `what` (`timer/x`, `remind/x`) to actor `id`.
+    fn fires(&self, id: &str, what: &str) -> Vec<(Value, Instant)> {
+        let fires = self.fires.lock().unwrap();
+        fires
+            .iter()
+            .filter(|(of, kind, _, _)| of == id && kind == what)
+            .map(|(_, _, body, at)| (body.clone(), *at))
+            .collect()
     }
 
     fn deactivated(&self, id: &str) -> bool {
@@ -153,6 +171,29 @@ async fn count(app: &ActorApp, id: &str) -> Response {
     axum::Json(json!({"app": app.name, "n": n + 1})).into_response()
 }
 
+/// A timer's or reminder's call.
+async fn fire(
+    State(app): State<Arc<ActorApp>>,
+    Path((_actor_type, id, kind, name)): Path<(String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let what = format!("{kind}/{name}");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let taken = {
+        let mut fires = app.fires.lock().unwrap();
+        fires.push((id.clone(), what.clone(), body, Instant::now()));
+        fires
+            .iter()
+            .filter(|(of, k, _, _)| *of == id && *k == what)
+            .count()
+    };
+    let limit = app.cancel_after.lock().unwrap().get(&what).copied();
+    if limit.is_some_and(|limit| taken >= limit) {
+        return (StatusCode::OK, [("X-Daprremindercancel", "true")]).into_response();
+    }
+    StatusCode::OK.into_response()
+}
+
 async fn deactivate(
     State(app): State<Arc<ActorApp>>,
     Path((_actor_type, id)): Path<(String, String)>,
@@ -162,18 +203,8 @@ async fn deactivate(
 }
 
 async fn call(sidecar: &Sidecar, id: &str, method: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .put(sidecar.http(&format!("/v1.0/actors/Counter/{id}/method/{method}")))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let path = format!("/v1.0/actors/Counter/{id}/method/{method}");
+    send(reqwest::Method::PUT, sidecar, &path, json!({})).await
 }
 
 /// Two runtimes of app `counter` on one host, each with its actor app.
@@ -460,4 +491,340 @@ async fn idle_actors_are_deactivated_and_state_outlives_them_and_restarts() {
     app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
     let (status, body) = call(&sidecar, "sleepy", "count").await;
     assert_eq!((status, body["n"].as_i64()), (200, Some(3)), "{body}");
+}
+
+/// Waits up to `limit` for `done`.
+async fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn send(method: reqwest::Method, sidecar: &Sidecar, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .request(method, sidecar.http(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_and_reminders() {
+    use reqwest::Method;
+    let host = Host::new();
+    let (app, port) = ActorApp::start("clock", "1h").await;
+    let sidecar = host.runtime("clock", &app_args(port, "http"), &[]).await;
+    app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
+    let (status, _) = call(&sidecar, "c1", "hit").await;
+    assert_eq!(status, 200);
+
+    // A timer fires with its data, and stops when the app says so.
+    app.cancel_after
+        .lock()
+        .unwrap()
+        .insert("timer/tick".into(), 3);
+    let (status, body) = send(
+        Method::POST,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/timers/tick",
+        json!({"dueTime": "0s", "period": "50ms", "callback": "onTick", "data": {"n": 1}}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    wait_for(Duration::from_secs(10), "the timer fired 3 times", || {
+        app.fires("c1", "timer/tick").len() >= 3
+    })
+    .await;
+    let (first, _) = &app.fires("c1", "timer/tick")[0];
+    assert_eq!(
+        first,
+        &json!({"data": {"n": 1}, "callback": "onTick", "dueTime": "0s", "period": "50ms"})
+    );
+    // A deleted timer fires no more (a fire in flight may still land).
+    let (status, _) = send(
+        Method::PUT,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/timers/every",
+        json!({"period": "40ms"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    wait_for(Duration::from_secs(10), "the second timer fired", || {
+        !app.fires("c1", "timer/every").is_empty()
+    })
+    .await;
+    let (status, _) = send(
+        Method::DELETE,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/timers/every",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let deleted_at = Instant::now();
+
+    // A reminder fires with its data, reads back as registered, and ends
+    // when the app cancels it.
+    app.cancel_after
+        .lock()
+        .unwrap()
+        .insert("remind/wake".into(), 2);
+    let (status, body) = send(
+        Method::POST,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/reminders/wake",
+        json!({"dueTime": "100ms", "period": "P1M", "data": {"r": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["errorCode"]),
+        (500, &json!("ERR_ACTOR_REMINDER_CREATE")),
+        "a period of calendar months, as daprd: {body}"
+    );
+    let (status, body) = send(
+        Method::POST,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/reminders/wake",
+        json!({"dueTime": "1s", "period": "R5/PT1S", "data": {"r": 1}}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = send(
+        Method::GET,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/reminders/wake",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"actorID": "c1", "actorType": "Counter", "data": {"r": 1},
+                   "dueTime": "1s", "period": "R5/PT1S"})
+        )
+    );
+    let (status, body) = send(
+        Method::POST,
+        &sidecar,
+        "/v1.0/actors/Counter/c1/reminders/wake",
+        json!({"dueTime": "1s", "overwrite": false}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["errorCode"]),
+        (409, &json!("ERR_ACTOR_REMINDER_ALREADY_EXISTS"))
+    );
+    wait_for(Duration::from_secs(15), "the reminder fired twice", || {
+        app.fires("c1", "remind/wake").len() >= 2
+    })
+    .await;
+    let (first, _) = &app.fires("c1", "remind/wake")[0];
+    assert_eq!(
+        first,
+        &json!({"data": {"r": 1}, "dueTime": "1s", "period": "R5/PT1S"})
+    );
+    let mut gone = false;
+    for _ in 0..250 {
+        let (status, body) = send(
+            Method::GET,
+            &sidecar,
+            "/v1.0/actors/Counter/c1/reminders/wake",
+            json!({}),
+        )
+        .await;
+        if status == 404 {
+            assert_eq!(body["errorCode"], "ERR_ACTOR_REMINDER_NOT_FOUND");
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the cancelled reminder was not deleted");
+    // The deleted timer did not fire again after the fire in flight.
+    let late = app
+        .fires("c1", "timer/every")
+        .iter()
+        .filter(|(_, at)| *at > deleted_at + Duration::from_millis(500))
+        .count();
+    assert_eq!(late, 0, "a deleted timer went on firing");
+
+    // daprd's errors.
+    for (path, body, status, code) in [
+        (
+            "/v1.0/actors/Other/1/reminders/r",
+            json!({"dueTime": "1s"}),
+            403,
+            "ERR_ACTOR_REMINDER_NON_HOSTED",
+        ),
+        (
+            "/v1.0/actors/Counter/c1/reminders/r",
+            json!({"period": "every day"}),
+            500,
+            "ERR_ACTOR_REMINDER_CREATE",
+        ),
+        (
+            "/v1.0/actors/Counter/c1/timers/t",
+            json!({"dueTime": "tomorrow"}),
+            500,
+            "ERR_ACTOR_TIMER_CREATE",
+        ),
+    ] {
+        let (got, answer) = send(Method::POST, &sidecar, path, body).await;
+        assert_eq!(
+            (got, &answer["errorCode"]),
+            (status, &json!(code)),
+            "{path}"
+        );
+    }
+    let response = reqwest::Client::new()
+        .post(sidecar.http("/v1.0/actors/Counter/c1/timers/t"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400, "an empty body");
+
+    // The same over gRPC, with ListActorReminders and
+    // UnregisterActorRemindersByType, which only gRPC has.
+    use mecha_proto::runtime as pb;
+    let mut grpc = sidecar.grpc().await;
+    for id in ["g1", "g2"] {
+        grpc.register_actor_reminder(pb::RegisterActorReminderRequest {
+            actor_type: "Counter".into(),
+            actor_id: id.into(),
+            name: "later".into(),
+            due_time: "1h".into(),
+            data: br#"{"from":"grpc"}"#.to_vec().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let listed = |id: Option<&str>| pb::ListActorRemindersRequest {
+        actor_type: "Counter".into(),
+        actor_id: id.map(str::to_owned),
+    };
+    let all = grpc.list_actor_reminders(listed(None)).await.unwrap();
+    let mut ids: Vec<String> = all
+        .into_inner()
+        .reminders
+        .into_iter()
+        .filter(|r| r.name == "later")
+        .map(|r| r.reminder.unwrap().actor_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["g1", "g2"]);
+    let got = grpc
+        .get_actor_reminder(pb::GetActorReminderRequest {
+            actor_type: "Counter".into(),
+            actor_id: "g1".into(),
+            name: "later".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.due_time.as_deref(), Some("1h"));
+    assert_eq!(got.data.unwrap().value, br#"{"from":"grpc"}"#);
+    grpc.unregister_actor_reminders_by_type(pb::UnregisterActorRemindersByTypeRequest {
+        actor_type: "Counter".into(),
+        actor_id: Some("g1".into()),
+    })
+    .await
+    .unwrap();
+    let one = grpc.list_actor_reminders(listed(Some("g2"))).await.unwrap();
+    assert_eq!(one.into_inner().reminders.len(), 1);
+    let none = grpc.list_actor_reminders(listed(Some("g1"))).await.unwrap();
+    assert!(none.into_inner().reminders.is_empty());
+    let err = grpc
+        .register_actor_reminder(pb::RegisterActorReminderRequest {
+            actor_type: "Other".into(),
+            actor_id: "1".into(),
+            name: "r".into(),
+            due_time: "1s".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    let answer = grpc
+        .invoke_actor(pb::InvokeActorRequest {
+            actor_type: "Counter".into(),
+            actor_id: "c1".into(),
+            method: "hit".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let answer: Value = serde_json::from_slice(&answer.data).unwrap();
+    assert_eq!(answer["app"], "clock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_outlives_kill_9_and_a_timer_its_actor_does_not() {
+    use reqwest::Method;
+    let host = Host::new();
+    let (app, port) = ActorApp::start("durable", "1s").await;
+    let mut sidecar = host.runtime("durable", &app_args(port, "http"), &[]).await;
+    app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
+    let (status, _) = call(&sidecar, "d1", "hit").await;
+    assert_eq!(status, 200);
+    let (status, body) = send(
+        Method::POST,
+        &sidecar,
+        "/v1.0/actors/Counter/d1/reminders/later",
+        json!({"dueTime": "6s", "data": "after the crash"}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    // A timer whose actor goes idle (1 s) stops with it.
+    let (status, _) = send(
+        Method::POST,
+        &sidecar,
+        "/v1.0/actors/Counter/d1/timers/slow",
+        json!({"dueTime": "2s", "period": "500ms"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let registered = Instant::now();
+    wait_for(
+        Duration::from_secs(15),
+        "the idle actor was deactivated",
+        || app.deactivated("d1"),
+    )
+    .await;
+    assert!(
+        registered.elapsed() < Duration::from_secs(2),
+        "deactivated only after the timer's due time"
+    );
+    // Past the timer's due time and two of its periods: it never fired.
+    tokio::time::sleep_until((registered + Duration::from_secs(3)).into()).await;
+    assert!(
+        app.fires("d1", "timer/slow").is_empty(),
+        "the timer of a deactivated actor fired"
+    );
+    sidecar.signal("KILL");
+    tokio::task::spawn_blocking(move || sidecar.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let sidecar = host.runtime("durable", &app_args(port, "http"), &[]).await;
+    app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
+    wait_for(
+        Duration::from_secs(20),
+        "the reminder fired after the restart",
+        || !app.fires("d1", "remind/later").is_empty(),
+    )
+    .await;
+    let fires = app.fires("d1", "remind/later");
+    assert_eq!(fires.len(), 1, "a one-shot reminder fires once");
+    assert_eq!(fires[0].0["data"], "after the crash");
 }
