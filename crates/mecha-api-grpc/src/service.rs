@@ -651,6 +651,14 @@ impl Dapr for DaprService {
             health_probe_timeout: mecha_core::units::format_go_duration(health.timeout),
             health_threshold: i32::try_from(health.threshold).unwrap_or(i32::MAX),
         });
+        let active: Vec<pb::ActiveActorsCount> = meta
+            .active_actors
+            .iter()
+            .map(|(actor_type, count)| pb::ActiveActorsCount {
+                r#type: actor_type.clone(),
+                count: i32::try_from(*count).unwrap_or(i32::MAX),
+            })
+            .collect();
         let status = match meta.actor_runtime_status {
             "RUNNING" => pb::actor_runtime::ActorRuntimeStatus::Running,
             "INITIALIZING" => pb::actor_runtime::ActorRuntimeStatus::Initializing,
@@ -701,8 +709,8 @@ impl Dapr for DaprService {
             enabled_features: meta.enabled_features,
             actor_runtime: Some(pb::ActorRuntime {
                 runtime_status: status as i32,
-                active_actors: vec![],
-                host_ready: false,
+                active_actors: active,
+                host_ready: meta.host_ready,
                 placement: meta.placement,
             }),
             ..Default::default()

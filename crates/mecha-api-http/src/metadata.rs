@@ -73,11 +73,20 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
             entry
         })
         .collect();
+    // daprd leaves a count of 0 out.
+    let active: Vec<Value> = meta
+        .active_actors
+        .iter()
+        .map(|(actor_type, count)| match count {
+            0 => json!({"type": actor_type}),
+            n => json!({"type": actor_type, "count": n}),
+        })
+        .collect();
     Json(json!({
         "id": meta.id,
         "runtimeVersion": meta.runtime_version,
         "enabledFeatures": meta.enabled_features,
-        "actors": [],
+        "actors": active,
         "components": components,
         "extended": meta.extended,
         "subscriptions": subscriptions,
@@ -85,8 +94,8 @@ pub(crate) async fn get(State(ctx): State<Ctx>) -> Response {
         "appConnectionProperties": app_json,
         "actorRuntime": {
             "runtimeStatus": meta.actor_runtime_status,
-            "activeActors": [],
-            "hostReady": false,
+            "activeActors": active,
+            "hostReady": meta.host_ready,
             "placement": meta.placement,
         },
     }))

@@ -34,9 +34,34 @@ pub struct MetadataSnapshot {
     /// The running subscriptions.
     pub subscriptions: Vec<Arc<SubscriptionSpec>>,
     pub app_connection: AppConnectionInfo,
-    /// `DISABLED` until actors exist.
+    /// `INITIALIZING` until the app's actor configuration is read, then
+    /// `RUNNING` (`DISABLED` without an actor runtime).
     pub actor_runtime_status: &'static str,
+    /// The actor types hosted here, with their active actors.
+    pub active_actors: Vec<(String, usize)>,
+    /// Whether this runtime hosts actor types and has placement's tables.
+    pub host_ready: bool,
+    /// `placement: connected` or `placement: disconnected`, as daprd.
     pub placement: String,
+}
+
+/// The actor runtime's part of the snapshot.
+struct ActorsPart {
+    actor_runtime_status: &'static str,
+    active_actors: Vec<(String, usize)>,
+    host_ready: bool,
+    placement: String,
+}
+
+impl ActorsPart {
+    fn disabled() -> Self {
+        Self {
+            actor_runtime_status: "DISABLED",
+            active_actors: Vec::new(),
+            host_ready: false,
+            placement: String::new(),
+        }
+    }
 }
 
 impl Api {
@@ -66,6 +91,7 @@ impl Api {
             max_concurrency: info.app.max_concurrency.unwrap_or(0),
             health: info.app.health.clone(),
         };
+        let actors = self.actor_metadata();
         MetadataSnapshot {
             id: info.app_id.clone(),
             runtime_version: info.runtime_version.clone(),
@@ -74,12 +100,41 @@ impl Api {
             extended,
             subscriptions: self.subscriptions().list(),
             app_connection,
-            actor_runtime_status: "DISABLED",
-            placement: if info.placement_addresses.is_empty() {
-                String::new()
+            actor_runtime_status: actors.actor_runtime_status,
+            active_actors: actors.active_actors,
+            host_ready: actors.host_ready,
+            placement: actors.placement,
+        }
+    }
+
+    fn actor_metadata(&self) -> ActorsPart {
+        let Some(actors) = self.shared.handles.actors.as_ref() else {
+            return ActorsPart::disabled();
+        };
+        let placed = actors.placement();
+        let mut active: Vec<(String, usize)> = actors.active();
+        if actors.hosting() {
+            for actor_type in &actors.config().entities {
+                if !active.iter().any(|(t, _)| t == actor_type) {
+                    active.push((actor_type.clone(), 0));
+                }
+            }
+        }
+        active.sort();
+        ActorsPart {
+            actor_runtime_status: if actors.is_configured() {
+                "RUNNING"
             } else {
-                "placement: actors are not supported by this runtime yet".into()
+                "INITIALIZING"
             },
+            active_actors: active,
+            host_ready: actors.hosting() && placed.connected && placed.version > 0,
+            placement: if placed.connected {
+                "placement: connected"
+            } else {
+                "placement: disconnected"
+            }
+            .into(),
         }
     }
 

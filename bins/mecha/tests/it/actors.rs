@@ -298,6 +298,27 @@ async fn one_owner_one_call_at_a_time_and_state() {
         .max(two.max_in_flight.load(Ordering::SeqCst));
     assert!(peak > 1 || before > 2, "different actors never ran at once");
 
+    // The metadata API reports the actor runtime as daprd does.
+    let meta: Value = reqwest::get(first.http("/v1.0/metadata"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actors = &meta["actorRuntime"];
+    assert_eq!(actors["runtimeStatus"], "RUNNING", "{meta}");
+    assert_eq!(actors["hostReady"], true, "{meta}");
+    assert_eq!(actors["placement"], "placement: connected", "{meta}");
+    let counter = actors["activeActors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "Counter")
+        .cloned()
+        .unwrap_or_default();
+    assert!(counter["count"].as_u64().unwrap_or(0) >= 1, "{meta}");
+    assert_eq!(meta["actors"], actors["activeActors"]);
+
     // The app is called with the caller's identity.
     let headers = one.headers.lock().unwrap().last().cloned().unwrap();
     assert_eq!(headers["dapr-caller-app-id"], "counter");
