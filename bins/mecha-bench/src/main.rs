@@ -6,6 +6,7 @@
 //!     cargo build --profile bench-release -p mecha -p mecha-bench
 //!     target/bench-release/mecha-bench state
 
+mod actors;
 mod databases;
 mod floor;
 mod invoke;
@@ -55,6 +56,10 @@ enum Bench {
     /// in-process, fires with and without the app hop, lateness, and
     /// start-up and memory with many registered jobs.
     Jobs(jobs::JobsArgs),
+    /// Actors: a method call against a plain invocation of the same app
+    /// method, activation, calls per second on one id and across many, and
+    /// reminders registered and fired.
+    Actors(actors::ActorsArgs),
     /// Start-up time to a healthy /v1.0/healthz, and idle RSS.
     Startup {
         #[arg(long, default_value_t = 20)]
@@ -102,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Databases(args) => runtime.block_on(databases::databases(&mecha, args)),
         Bench::Pubsub(args) => runtime.block_on(pubsub::pubsub(&mecha, args)),
         Bench::Jobs(args) => runtime.block_on(jobs::jobs(&mecha, args)),
+        Bench::Actors(args) => runtime.block_on(actors::actors(&mecha, args)),
         Bench::Floor { .. } => unreachable!("handled above"),
         Bench::Startup { runs } => {
             let startup = process::startup(&mecha, runs)?;

@@ -390,7 +390,7 @@ def run_js(mecha):
         return code
 
 
-def run_js_app(mecha, script, app_id, app_args=()):
+def run_js_app(mecha, script, app_id, app_args=(), outbound=False):
     """A JS SDK smoke test that is the app itself (a DaprServer): it learns
     its runtime's ports first, and the runtime starts once the app
     listens."""
@@ -406,7 +406,7 @@ def run_js_app(mecha, script, app_id, app_args=()):
         try:
             wait_port(app_port, node)
             sidecars.append(Sidecar(mecha, workdir, app_id, defaults=True, ports=(http_port, grpc_port),
-                                    app_args=("--app-port", str(app_port), *app_args)))
+                                    app_args=("--app-port", str(app_port), *app_args), outbound=outbound))
             code = node.wait(timeout=120)
         finally:
             if node.poll() is None:
@@ -420,6 +420,10 @@ def run_js_pubsub(mecha):
     """The JS SDK's pub/sub smoke test (tests/sdk/js/pubsub.mjs): it is the
     app (an HTTP DaprServer) and the publisher."""
     return run_js_app(mecha, "pubsub.mjs", "js-pubsub")
+
+
+def run_js_actors(mecha):
+    return run_js_app(mecha, "actors.mjs", "js-actors", outbound=True)
 
 
 def run_js_jobs(mecha):
@@ -492,7 +496,7 @@ if __name__ == "__main__":
                      + run_invoke(mecha, "http") + run_invoke(mecha, "grpc") + run_pubsub(mecha)
                      + run_bindings(mecha) + run_jobs(mecha) + run_actors(mecha))
     if "js" in suites:
-        failures += run_js(mecha) + run_js_pubsub(mecha) + run_js_jobs(mecha)
+        failures += run_js(mecha) + run_js_pubsub(mecha) + run_js_jobs(mecha) + run_js_actors(mecha)
     if "run" in suites:
         failures += run_mecha_run(mecha)
     sys.exit(1 if failures else 0)
