@@ -312,8 +312,11 @@ pub async fn actors(mecha: &Path, args: ActorsArgs) -> anyhow::Result<()> {
     }
     let register_rate = registered as f64 / started.elapsed().as_secs_f64();
 
+    // One due time for all, so they fall due together (RFC 3339).
     let due_in = 30u64;
-    let due = format!("{due_in}s");
+    let due = mecha_core::units::format_rfc3339_nanos(
+        std::time::SystemTime::now() + Duration::from_secs(due_in),
+    );
     let registering = Instant::now();
     let per = args.fires.div_ceil(args.connections);
     let mut tasks = Vec::new();
@@ -337,8 +340,7 @@ pub async fn actors(mecha: &Path, args: ActorsArgs) -> anyhow::Result<()> {
         registering.elapsed() < Duration::from_secs(due_in),
         "registering the fires took longer than their due time"
     );
-    // The first fire starts the clock: the reminders were registered over
-    // some seconds, so they fall due over those seconds too.
+    // The first fire starts the clock.
     let waited = Instant::now();
     while reminders.load(Ordering::Relaxed) == 0 {
         anyhow::ensure!(

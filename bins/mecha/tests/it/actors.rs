@@ -102,7 +102,9 @@ async fn config(State(app): State<Arc<ActorApp>>) -> Response {
         "actorIdleTimeout": app.idle,
         "actorScanInterval": "200ms",
         "drainOngoingCallTimeout": "5s",
-        "reentrancy": {"enabled": false},
+        // Reentrancy is per type: this app turns it on, with a depth of 3,
+        // when its idle timeout is "2h" (the reentrancy test's app).
+        "reentrancy": {"enabled": app.idle == "2h", "maxStackDepth": 3},
     }))
     .into_response()
 }
@@ -116,13 +118,17 @@ async fn method(
     let start = Instant::now();
     let now = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     app.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    app.headers.lock().unwrap().push(headers);
+    app.headers.lock().unwrap().push(headers.clone());
     let answer = match method.as_str() {
         "hit" => {
             tokio::time::sleep(Duration::from_millis(15)).await;
             axum::Json(json!({"app": app.name})).into_response()
         }
         "count" => count(&app, &id).await,
+        nest if nest.starts_with("nest") => {
+            let depth: u32 = nest["nest".len()..].parse().unwrap();
+            nested(&app, &id, depth, &headers).await
+        }
         "fail" => (StatusCode::INTERNAL_SERVER_ERROR, "custom error").into_response(),
         "actor-error" => (
             StatusCode::OK,
@@ -140,6 +146,33 @@ async fn method(
         end: Instant::now(),
     });
     answer
+}
+
+/// Calls the same actor again through the runtime, `depth` times deep,
+/// with the call chain's reentrancy id.
+async fn nested(app: &ActorApp, id: &str, depth: u32, headers: &HeaderMap) -> Response {
+    if depth == 0 {
+        return axum::Json(json!({"app": app.name, "depth": 0})).into_response();
+    }
+    let chain = headers
+        .get("dapr-reentrancy-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let inner = reqwest::Client::new()
+        .put(format!(
+            "http://127.0.0.1:{}/v1.0/actors/Counter/{id}/method/nest{}",
+            app.sidecar.load(Ordering::SeqCst),
+            depth - 1
+        ))
+        .header("dapr-reentrancy-id", chain)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = inner.status().as_u16();
+    let body = inner.text().await.unwrap();
+    (StatusCode::from_u16(status).unwrap(), body).into_response()
 }
 
 /// Reads `n` from the actor's state, adds one and saves it, as an SDK's
@@ -848,4 +881,152 @@ async fn a_reminder_outlives_kill_9_and_a_timer_its_actor_does_not() {
     let fires = app.fires("d1", "remind/later");
     assert_eq!(fires.len(), 1, "a one-shot reminder fires once");
     assert_eq!(fires[0].0["data"], "after the crash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_chain_reenters_its_actor_within_its_depth() {
+    let host = Host::new();
+    // "2h": the app's configuration turns reentrancy on, maxStackDepth 3.
+    let (app, port) = ActorApp::start("reentrant", "2h").await;
+    let sidecar = host
+        .runtime("reentrant", &app_args(port, "http"), &[])
+        .await;
+    app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
+    // Two calls back into the actor while it holds its turn: the chain
+    // enters again instead of waiting for itself.
+    let (status, body) = call(&sidecar, "r1", "nest2").await;
+    assert_eq!((status, &body["depth"]), (200, &json!(0)), "{body}");
+    let headers = app.headers.lock().unwrap().clone();
+    let chains: std::collections::BTreeSet<_> = headers
+        .iter()
+        .filter_map(|h| h.get("dapr-reentrancy-id").cloned())
+        .collect();
+    assert_eq!(
+        chains.len(),
+        1,
+        "one chain id, made by the runtime: {chains:?}"
+    );
+    // Deeper than maxStackDepth: daprd's error for the call too deep,
+    // which each app up the chain passes back as its own failure.
+    let (status, body) = call(&sidecar, "r2", "nest5").await;
+    assert_eq!(status, 500, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("ERR_ACTOR_STACK_DEPTH") && text.contains("maximum stack depth exceeded"),
+        "{body}"
+    );
+    // Another call to the actor is not part of the chain: it takes its turn.
+    let (status, _) = call(&sidecar, "r1", "hit").await;
+    assert_eq!(status, 200);
+}
+
+/// `mecha placement` on `port`, until dropped.
+struct PlacementProcess(std::process::Child);
+
+impl PlacementProcess {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new(crate::harness::MECHA)
+            .args(["placement", "--port", &port.to_string()])
+            .args(["--healthz-port", &crate::harness::free_port().to_string()])
+            .args(["--listen-address", "127.0.0.1", "--log-level", "warn"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+}
+
+impl Drop for PlacementProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn placement_of(sidecar: &Sidecar) -> String {
+    let meta: Value = reqwest::get(sidecar.http("/v1.0/metadata"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    meta["actorRuntime"]["placement"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits up to 30 s for the runtime's metadata to say `expected`.
+async fn placement_becomes(sidecar: &Sidecar, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = placement_of(sidecar).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "placement is still {now:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtimes_outlive_placement_and_rejoin_it() {
+    let port = crate::harness::free_port();
+    let placement = PlacementProcess::start(port);
+    let address = [
+        "--placement-host-address".to_owned(),
+        format!("127.0.0.1:{port}"),
+    ];
+    let host = Host::new();
+    let (one, one_port) = ActorApp::start("p-one", "1h").await;
+    let (two, two_port) = ActorApp::start("p-two", "1h").await;
+    let mut args = app_args(one_port, "http");
+    args.extend(address.clone());
+    let first = host.runtime("placed", &args, &[]).await;
+    let mut args = app_args(two_port, "http");
+    args.extend(address.clone());
+    let second = host.runtime("placed", &args, &[]).await;
+    // Calls spread over both once both joined.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while one.calls().is_empty() || two.calls().is_empty() {
+        assert!(Instant::now() < deadline, "the actors never spread");
+        let (status, body) = call(&first, &format!("p-{}", i % 64), "hit").await;
+        assert_eq!(status, 200, "{body}");
+        i += 1;
+    }
+    assert_eq!(placement_of(&first).await, "placement: connected");
+
+    // kill -9 of placement: both keep serving with the tables they have,
+    // say so, and every id stays where it was.
+    let mut before: Vec<Call> = one.calls().into_iter().chain(two.calls()).collect();
+    before.sort_by_key(|c| c.start);
+    let owners: BTreeMap<String, &'static str> =
+        before.into_iter().map(|c| (c.id, c.app)).collect();
+    drop(placement);
+    placement_becomes(&first, "placement: disconnected").await;
+    for n in 0..32 {
+        let id = format!("p-{n}");
+        let (status, body) = call(&second, &id, "hit").await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(owner) = owners.get(&id) {
+            assert_eq!(body["app"], *owner, "{id} moved while placement was away");
+        }
+    }
+
+    // Placement returns (empty): the runtimes rejoin by themselves.
+    let _placement = PlacementProcess::start(port);
+    placement_becomes(&first, "placement: connected").await;
+    placement_becomes(&second, "placement: connected").await;
+    let (status, body) = call(&first, "after", "hit").await;
+    assert_eq!(status, 200, "{body}");
+    assert_one_at_a_time(
+        &one.calls()
+            .into_iter()
+            .chain(two.calls())
+            .collect::<Vec<_>>(),
+    );
 }
