@@ -52,7 +52,8 @@ enum Asked {
 }
 
 async fn ask(actors: &Actors) -> Asked {
-    let Some(app) = &actors.inner.seams.app else {
+    let seams = &actors.inner.seams;
+    let Some(app) = seams.app.as_ref().filter(|_| seams.http_app) else {
         return Asked::Answered(ActorConfig::default());
     };
     let req = InvokeRequest::new(Method::GET, "dapr/config", body::empty());

@@ -124,6 +124,11 @@ pub struct Seams {
     pub namespace: Option<String>,
     /// The app; `None` without one.
     pub app: Option<Arc<dyn AppChannel>>,
+    /// Whether the app speaks HTTP: such an app says what it hosts at
+    /// `GET /dapr/config`. A gRPC app would host actors through the actor
+    /// stream (`SubscribeActorEventsAlpha1`, not built yet), and is not
+    /// asked, as daprd does not ask it.
+    pub http_app: bool,
     pub peers: Option<Arc<dyn Peers>>,
     pub placing: Arc<dyn Placing>,
     /// The most of an app's answer that is read (`--max-body-size`).
