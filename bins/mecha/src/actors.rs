@@ -105,6 +105,11 @@ fn advertised(ip: IpAddr) -> IpAddr {
 #[async_trait]
 impl Placing for PlacementSeam {
     fn join(&self, entities: Vec<String>, rebalance: Arc<dyn Rebalance>) {
+        if let Some(placement) = self.placement.get() {
+            // Joined before (a caller's first actor call): the types now.
+            placement.report(entities);
+            return;
+        }
         self.placement.get_or_init(|| {
             let host = Host {
                 name: self.own_name().to_owned(),
@@ -135,9 +140,11 @@ impl Placing for PlacementSeam {
         }
     }
 
-    async fn settled(&self, limit: Duration) {
+    async fn settled(&self, actor: &ActorRef, limit: Duration) {
         if let Some(placement) = self.placement.get() {
-            placement.settled(limit).await;
+            placement
+                .settled(&actor.actor_type, &actor.actor_id, limit)
+                .await;
         }
     }
 

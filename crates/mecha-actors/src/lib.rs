@@ -60,6 +60,12 @@ const MAX_AGAIN: u32 = 8;
 /// How often a type no runtime hosts is looked up again, a second apart
 /// (daprd's `DaprBuiltInActorNotFoundRetries`).
 const NO_HOST_RETRIES: u32 = 5;
+/// The longest drain of an actor that moved, whatever its
+/// `drainOngoingCallTimeout`: the round waits for it, and placement drops a
+/// runtime that takes more than its dissemination timeout (8 s) to answer.
+const MAX_DRAIN: Duration = Duration::from_secs(4);
+/// How long the app is given to answer an actor's deactivation.
+const DEACTIVATE_WAIT: Duration = Duration::from_secs(3);
 /// The header with which an app marks a 200 answer as the actor's error.
 const ERROR_RESPONSE: &str = "x-daprerrorresponseheader";
 
@@ -99,15 +105,17 @@ pub trait Rebalance: Send + Sync {
 /// Placement as the actor runtime uses it.
 #[async_trait]
 pub trait Placing: Send + Sync {
-    /// Joins placement, reporting `entities` (once; later calls do
-    /// nothing). `rebalance` runs on every change of the tables.
+    /// Joins placement, reporting `entities`; a later call reports its
+    /// `entities` instead. `rebalance` (of the first call) runs on every
+    /// change of the tables.
     fn join(&self, entities: Vec<String>, rebalance: Arc<dyn Rebalance>);
 
     fn lookup(&self, actor: &ActorRef) -> Located;
 
-    /// Resolves once tables are installed and no round is under way, or
-    /// after `limit`.
-    async fn settled(&self, limit: Duration);
+    /// Resolves once tables are installed and, while a round hands actors
+    /// over, once it is unlocked if `actor` is one of them; or after
+    /// `limit`.
+    async fn settled(&self, actor: &ActorRef, limit: Duration);
 
     /// Reports that this runtime hosts nothing any more, and resolves once
     /// a round has moved its actors away (or after `limit`).
@@ -230,8 +238,10 @@ impl Actors {
         self.inner.table.counts()
     }
 
+    /// What placement runs on new tables: it holds the actor runtime
+    /// weakly, so that placement's stream ends with the runtime.
     fn rebalance(&self) -> Arc<dyn Rebalance> {
-        Arc::new(self.clone())
+        Arc::new(WeakActors(Arc::downgrade(&self.inner)))
     }
 
     /// Joins placement, if the runtime has not joined yet, once the app's
@@ -291,7 +301,7 @@ impl Actors {
         let placing = &self.inner.seams.placing;
         let (mut again, mut unhosted) = (0, 0);
         loop {
-            placing.settled(PLACEMENT_WAIT).await;
+            placing.settled(actor, PLACEMENT_WAIT).await;
             match placing.lookup(actor) {
                 Located::Local => match self.call_local(actor, method, req).await? {
                     Turn::Answered(response) => return Ok(response),
@@ -363,12 +373,19 @@ impl Actors {
                 }
                 match activation.reenter(&id, max) {
                     Ok(true) => {
-                        // Part of the chain holding the turn: runs now.
-                        let answer = self.call_app(&app, actor, method, req).await;
-                        activation.leave(&id);
-                        activation.touch();
-                        drop(entered);
-                        return answer.map(Turn::Answered);
+                        // Part of the chain holding the turn: runs now, in
+                        // a task of its own, so the chain's depth comes back
+                        // down whatever the caller does.
+                        let this = self.clone();
+                        let (actor, method) = (actor.clone(), method.to_owned());
+                        let task = tokio::spawn(async move {
+                            let answer = this.call_app(&app, &actor, &method, req).await;
+                            activation.leave(&id);
+                            activation.touch();
+                            drop::<Entered>(entered);
+                            answer
+                        });
+                        return joined(task).await.map(Turn::Answered);
                     }
                     Ok(false) => Some(id),
                     Err(_) => return Err(errors::stack_depth()),
@@ -377,6 +394,14 @@ impl Actors {
         };
         let turn = activation.take_turn().await;
         if activation.is_gone() {
+            return Ok(Turn::Again(req));
+        }
+        if self.inner.seams.placing.lookup(actor) != Located::Local {
+            // The tables moved the actor while this call waited: it goes
+            // away from here (drained, as a round would), and the call
+            // goes to its new owner.
+            drop(entered);
+            self.deactivate_held(actor, &activation, Some(turn)).await;
             return Ok(Turn::Again(req));
         }
         activation.hold(chain);
@@ -392,9 +417,25 @@ impl Actors {
             drop::<Entered>(entered);
             answer
         });
-        task.await
-            .map_err(|err| errors::invoke_method(format!("the actor call failed: {err}")))?
-            .map(Turn::Answered)
+        joined(task).await.map(Turn::Answered)
+    }
+
+    /// Deactivates `actor`, whose turn is held: marked gone (calls waiting
+    /// for it start again), its timers stopped, the app told (if the actor
+    /// ever took a call), then removed.
+    async fn deactivate_held(
+        &self,
+        actor: &ActorRef,
+        activation: &Arc<table::Activation>,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) {
+        self.inner.table.mark_gone(activation, false);
+        self.inner.timers.remove_actor(actor);
+        if activation.was_used() {
+            self.tell_deactivated(actor).await;
+        }
+        self.inner.table.remove(actor, activation);
+        drop(turn);
     }
 
     /// `PUT /actors/{type}/{id}/method/{method}` on the app, read whole. As
@@ -465,7 +506,12 @@ impl Actors {
             ),
             body::empty(),
         );
-        match app.invoke(req).await {
+        let told = tokio::time::timeout(DEACTIVATE_WAIT, app.invoke(req)).await;
+        let Ok(told) = told else {
+            tracing::warn!(%actor, "the app did not answer the actor's deactivation in time");
+            return;
+        };
+        match told {
             Ok(response) if response.status.is_success() => {
                 tracing::debug!(%actor, "actor deactivated");
             }
@@ -492,10 +538,7 @@ impl Actors {
             if !self.inner.table.mark_gone(&activation, true) {
                 continue;
             }
-            self.inner.timers.remove_actor(&actor);
-            self.tell_deactivated(&actor).await;
-            self.inner.table.remove(&actor, &activation);
-            drop(turn);
+            self.deactivate_held(&actor, &activation, Some(turn)).await;
         }
     }
 
@@ -511,20 +554,24 @@ impl Actors {
             let this = self.clone();
             let of = config.of(&actor.actor_type);
             let limit = wait.unwrap_or(if of.drain_rebalanced {
-                of.drain_timeout
+                of.drain_timeout.min(MAX_DRAIN)
             } else {
                 Duration::ZERO
             });
             drains.push(async move {
-                let turn = tokio::time::timeout(limit, activation.take_turn()).await;
-                if turn.is_err() {
+                let turn = tokio::time::timeout(limit, activation.take_turn())
+                    .await
+                    .ok();
+                if turn.is_none() {
+                    // Deactivated all the same (as daprd): the call still
+                    // running ends on its own.
                     tracing::warn!(%actor, "calls in flight outlasted the drain timeout");
                 }
-                this.inner.table.mark_gone(&activation, false);
-                this.inner.timers.remove_actor(&actor);
-                this.tell_deactivated(&actor).await;
-                this.inner.table.remove(&actor, &activation);
-                drop(turn);
+                // Another deactivation got there first.
+                if activation.is_gone() && !this.inner.table.holds(&actor, &activation) {
+                    return;
+                }
+                this.deactivate_held(&actor, &activation, turn).await;
             });
         }
         futures_join(drains).await;
@@ -545,13 +592,28 @@ impl Actors {
     }
 }
 
+struct WeakActors(std::sync::Weak<Inner>);
+
 #[async_trait]
-impl Rebalance for Actors {
+impl Rebalance for WeakActors {
     async fn tables_changed(&self) {
-        let placing = self.inner.seams.placing.clone();
-        self.deactivate_where(|actor| placing.lookup(actor) == Located::Local, None)
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let actors = Actors { inner };
+        let placing = actors.inner.seams.placing.clone();
+        actors
+            .deactivate_where(|actor| placing.lookup(actor) == Located::Local, None)
             .await;
     }
+}
+
+/// The answer of a call run in a task of its own.
+async fn joined(
+    task: tokio::task::JoinHandle<Result<InvokeResponse, ApiError>>,
+) -> Result<InvokeResponse, ApiError> {
+    task.await
+        .map_err(|err| errors::invoke_method(format!("the actor call failed: {err}")))?
 }
 
 /// Runs futures to their ends, together.

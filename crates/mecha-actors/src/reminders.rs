@@ -100,7 +100,7 @@ fn parse_job_name(job: &str) -> Option<(String, &str)> {
 
 /// A JSON value for `data`: JSON as it is, other bytes (a gRPC app's) as a
 /// base64 string, as daprd marshals bytes.
-fn json_data(data: &[u8]) -> Box<serde_json::value::RawValue> {
+pub(crate) fn json_data(data: &[u8]) -> Box<serde_json::value::RawValue> {
     if let Ok(raw) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(data) {
         return raw;
     }

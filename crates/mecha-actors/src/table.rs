@@ -32,6 +32,8 @@ pub(crate) struct Activation {
     /// The reentrancy id of the chain holding the turn, and its depth.
     chain: Mutex<Option<(String, u32)>>,
     gone: AtomicBool,
+    /// Whether a call reached the app (the app knows the actor).
+    used: AtomicBool,
 }
 
 impl Activation {
@@ -42,6 +44,7 @@ impl Activation {
             last_used: Mutex::new(Instant::now()),
             chain: Mutex::new(None),
             gone: AtomicBool::new(false),
+            used: AtomicBool::new(false),
         }
     }
 
@@ -60,7 +63,13 @@ impl Activation {
 
     /// Marks the end of a call.
     pub(crate) fn touch(&self) {
+        self.used.store(true, Ordering::Release);
         *self.last_used.lock().expect("activation") = Instant::now();
+    }
+
+    /// Whether a call reached the app.
+    pub(crate) fn was_used(&self) -> bool {
+        self.used.load(Ordering::Acquire)
     }
 
     /// The turn is now held by the chain `id` (or by a call with none).
@@ -130,10 +139,18 @@ impl Table {
         Ok(Entered { activation })
     }
 
-    /// Whether `actor` is active.
+    /// Whether `actor` is active, or being deactivated (the app may still
+    /// save its state as it deactivates).
     pub(crate) fn contains(&self, actor: &ActorRef) -> bool {
+        self.actors.lock().expect("actor table").contains_key(actor)
+    }
+
+    /// Whether `activation` is still `actor`'s entry.
+    pub(crate) fn holds(&self, actor: &ActorRef, activation: &Arc<Activation>) -> bool {
         let actors = self.actors.lock().expect("actor table");
-        actors.get(actor).is_some_and(|a| !a.is_gone())
+        actors
+            .get(actor)
+            .is_some_and(|a| Arc::ptr_eq(a, activation))
     }
 
     /// Every active actor.

@@ -95,8 +95,9 @@ impl Timers {
 fn fire_body(spec: &TimerSpec) -> Vec<u8> {
     let mut body = String::from("{");
     if let Some(data) = &spec.data {
+        // JSON as it is; other bytes (a gRPC app's) as a base64 string.
         body.push_str("\"data\":");
-        body.push_str(&String::from_utf8_lossy(data));
+        body.push_str(crate::reminders::json_data(data).get());
         body.push(',');
     }
     let text = |value: &str| serde_json::Value::String(value.to_owned()).to_string();
@@ -143,7 +144,11 @@ impl Actors {
         }
         let this = self.clone();
         let (actor_ref, name_owned) = (actor.clone(), name.to_owned());
+        // The task starts once it is in the list, so that it leaves it
+        // after it was put there.
+        let (listed, is_listed) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let _ = is_listed.await;
             let (actor, name) = (actor_ref, name_owned);
             let body = Bytes::from(fire_body(&spec));
             let mut at = first;
@@ -183,6 +188,7 @@ impl Actors {
             this.inner.timers.forget(&actor, &name);
         });
         self.inner.timers.insert(actor, name, task.abort_handle());
+        let _ = listed.send(());
         Ok(())
     }
 

@@ -53,8 +53,8 @@ pub struct Placed {
     pub version: u64,
     /// Whether the stream to placement is up.
     pub connected: bool,
-    /// Whether a round is under way (locked, not yet unlocked) on the
-    /// stream that is up.
+    /// Whether new tables are installed and not yet unlocked on the stream
+    /// that is up: the actors whose owner changed are being handed over.
     pub locked: bool,
     /// The rounds completed (unlocked after an update) since the start.
     pub rounds: u64,
@@ -69,6 +69,8 @@ type Rings = HashMap<String, Ring<Host>>;
 
 struct Shared {
     rings: RwLock<Option<Rings>>,
+    /// The tables before the last update, until its unlock.
+    previous: RwLock<Option<Rings>>,
     status: watch::Sender<Placed>,
     /// The actor types this runtime reports.
     entities: watch::Sender<Vec<String>>,
@@ -105,6 +107,7 @@ impl Placement {
         let (alive, gone) = oneshot::channel();
         let shared = Arc::new(Shared {
             rings: RwLock::new(None),
+            previous: RwLock::new(None),
             status: watch::channel(Placed::default()).0,
             entities: watch::channel(host.entities.clone()).0,
             _alive: alive,
@@ -147,12 +150,46 @@ impl Placement {
         let _ = tokio::time::timeout(limit, async move { done.await.is_ok() }).await;
     }
 
-    /// Resolves once tables are installed and no round is under way, or
-    /// after `limit`.
-    pub async fn settled(&self, limit: Duration) {
+    /// Resolves once tables are installed, and, while a round hands actors
+    /// over, once it is unlocked if this actor is one whose owner changed
+    /// (the old owner drains it before acknowledging the update); or after
+    /// `limit`. The other actors are not held up by a round.
+    pub async fn settled(&self, actor_type: &str, actor_id: &str, limit: Duration) {
         let mut status = self.shared.status.subscribe();
-        let settled = status.wait_for(|placed| placed.version > 0 && !placed.locked);
-        let _ = tokio::time::timeout(limit, async move { settled.await.is_ok() }).await;
+        let wait = async {
+            loop {
+                let placed = status.borrow_and_update().clone();
+                if placed.version > 0 && !(placed.locked && self.moving(actor_type, actor_id)) {
+                    return;
+                }
+                if status.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
+
+    /// Whether the actor's owner changed in the round under way.
+    fn moving(&self, actor_type: &str, actor_id: &str) -> bool {
+        let owner = |rings: &Rings| {
+            rings
+                .get(actor_type)
+                .and_then(|ring| ring.owner(actor_id))
+                .map(|host| host.name.clone())
+        };
+        let before = self.shared.previous.read().expect("placement tables");
+        let Some(before) = before.as_ref() else {
+            return false;
+        };
+        let now = self.shared.rings.read().expect("placement tables");
+        now.as_ref().map(owner) != Some(owner(before))
+    }
+
+    /// Reports `entities` from now on (placement runs a round), without
+    /// waiting for it.
+    pub fn report(&self, entities: Vec<String>) {
+        self.shared.entities.send_replace(entities);
     }
 }
 
@@ -194,10 +231,13 @@ async fn keep_reporting(
         match shared.upgrade() {
             // Away from placement, the runtime serves with the tables it
             // has: no round can be under way.
-            Some(alive) => alive.status.send_modify(|placed| {
-                placed.connected = false;
-                placed.locked = false;
-            }),
+            Some(alive) => {
+                *alive.previous.write().expect("placement tables") = None;
+                alive.status.send_modify(|placed| {
+                    placed.connected = false;
+                    placed.locked = false;
+                });
+            }
             None => return,
         }
         tokio::select! {
@@ -271,7 +311,8 @@ async fn report(
             continue;
         };
         match phase {
-            Phase::Lock => alive.status.send_modify(|placed| placed.locked = true),
+            // As daprd 1.18: calls go on with the tables they have.
+            Phase::Lock => {}
             Phase::Update => {
                 if version < stream_version {
                     anyhow::bail!("placement sent tables {version}, older than {stream_version}");
@@ -279,8 +320,16 @@ async fn report(
                 stream_version = version;
                 let tables = order.tables.unwrap_or_default();
                 tracing::debug!(version, "placement tables installed");
-                *alive.rings.write().expect("placement tables") = Some(rings(tables));
-                alive.status.send_modify(|placed| placed.version = version);
+                let before = alive
+                    .rings
+                    .write()
+                    .expect("placement tables")
+                    .replace(rings(tables));
+                *alive.previous.write().expect("placement tables") = before;
+                alive.status.send_modify(|placed| {
+                    placed.version = version;
+                    placed.locked = true;
+                });
                 if let Some(on_update) = on_update {
                     drop(alive);
                     on_update().await;
@@ -289,6 +338,7 @@ async fn report(
             // An unlock counts only after an update (daprd's rule).
             Phase::Unlock if last == Some(Phase::Update) => {
                 completed = true;
+                *alive.previous.write().expect("placement tables") = None;
                 alive.status.send_modify(|placed| {
                     placed.locked = false;
                     placed.rounds += 1;
