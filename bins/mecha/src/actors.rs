@@ -163,10 +163,6 @@ impl Placing for PlacementSeam {
             joined: true,
             connected: placed.connected,
             version: placed.version,
-            address: match &self.source {
-                Source::Address(address) => address.clone(),
-                Source::Embedded(_) => "embedded".to_owned(),
-            },
         }
     }
 }

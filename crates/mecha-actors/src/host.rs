@@ -119,16 +119,8 @@ fn fire_reminders(actors: &Actors, host: &dyn HostStatus, stop: &CancellationTok
         tracing::warn!("no scheduler store: actor reminders cannot fire");
         return;
     };
-    for actor_type in actors.config().entities.clone() {
-        let fires = actors.reminder_fires(scheduler.clone(), &actor_type);
-        let owner = mecha_scheduler::Owner::actor_reminders(
-            actors.inner.seams.namespace.as_deref(),
-            &actor_type,
-        );
-        let (scheduler, stop) = (scheduler.clone(), stop.clone());
-        tokio::spawn(async move {
-            mecha_scheduler::fire_jobs(scheduler, fires, &owner, stop).await;
-        });
+    for actor_type in &actors.config().entities {
+        actors.fire_reminders(&scheduler, actor_type, stop);
     }
 }
 

@@ -14,8 +14,8 @@
 //! When placement's tables change, the actors that moved away are drained
 //! (their calls in flight end, up to `drainOngoingCallTimeout`) and
 //! deactivated before this runtime acknowledges the new tables, and calls
-//! wait while a round is under way: no actor is ever active on two
-//! runtimes at once.
+//! to them wait until the round is unlocked: no actor is ever active on
+//! two runtimes at once.
 
 mod config;
 mod errors;
@@ -91,8 +91,6 @@ pub struct PlacementStatus {
     pub connected: bool,
     /// The version of the tables installed (0: none).
     pub version: u64,
-    /// Placement's address, as far as this runtime knows it.
-    pub address: String,
 }
 
 /// What this runtime does when placement's tables change, before it
@@ -184,10 +182,6 @@ impl Actors {
         }
     }
 
-    pub fn app_id(&self) -> &str {
-        &self.inner.seams.app_id
-    }
-
     /// The app's actor configuration, as read.
     pub fn config(&self) -> Arc<ActorConfig> {
         self.inner.config.read().expect("actor config").clone()
@@ -211,10 +205,7 @@ impl Actors {
 
     /// Whether this runtime hosts `actor_type`.
     pub fn hosts(&self, actor_type: &str) -> bool {
-        self.inner
-            .hosting
-            .load(std::sync::atomic::Ordering::Acquire)
-            && self.config().hosts(actor_type)
+        self.hosting() && self.config().hosts(actor_type)
     }
 
     /// Whether this runtime hosts actor types.
@@ -256,11 +247,7 @@ impl Actors {
     }
 
     fn join(&self) {
-        let entities = if self
-            .inner
-            .hosting
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        let entities = if self.hosting() {
             self.config().entities.clone()
         } else {
             Vec::new()
@@ -268,15 +255,14 @@ impl Actors {
         self.inner.seams.placing.join(entities, self.rebalance());
     }
 
-    /// Calls `method` of `actor`, wherever it lives: the caller side
-    /// (`/v1.0/actors/...`, `InvokeActor`).
+    /// Calls the method `req.method` of `actor`, wherever it lives: the
+    /// caller side (`/v1.0/actors/...`, `InvokeActor`).
     pub async fn invoke(
         &self,
         actor: &ActorRef,
-        method: &str,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
-        self.route(actor, method, 0, req).await
+        self.route(actor, 0, req).await
     }
 
     /// A call another runtime routed here, `hops` runtimes on.
@@ -286,14 +272,28 @@ impl Actors {
         hops: u32,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
-        let method = req.method.clone();
-        self.route(actor, &method, hops, req).await
+        self.route(actor, hops, req).await
     }
 
-    pub(crate) async fn route(
+    /// A timer's or reminder's call (`timer/{name}`, `remind/{name}`) with
+    /// its JSON `body`, routed like any call.
+    pub(crate) async fn fire(
         &self,
         actor: &ActorRef,
-        method: &str,
+        method: String,
+        body: bytes::Bytes,
+    ) -> Result<InvokeResponse, ApiError> {
+        let mut req = InvokeRequest::new(Method::PUT, method, body::full(body));
+        req.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self.route(actor, 0, req).await
+    }
+
+    async fn route(
+        &self,
+        actor: &ActorRef,
         hops: u32,
         mut req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
@@ -303,7 +303,7 @@ impl Actors {
         loop {
             placing.settled(actor, PLACEMENT_WAIT).await;
             match placing.lookup(actor) {
-                Located::Local => match self.call_local(actor, method, req).await? {
+                Located::Local => match self.call_local(actor, req).await? {
                     Turn::Answered(response) => return Ok(response),
                     // Deactivated or moved while the call waited.
                     Turn::Again(back) if again < MAX_AGAIN => {
@@ -322,7 +322,6 @@ impl Actors {
                         .peers
                         .as_ref()
                         .ok_or_else(|| no_address(actor))?;
-                    req.method = method.to_owned();
                     return peers
                         .call_actor(&address, &app_id, actor, hops + 1, req)
                         .await;
@@ -340,12 +339,7 @@ impl Actors {
     }
 
     /// The call, at its turn in this runtime's table.
-    async fn call_local(
-        &self,
-        actor: &ActorRef,
-        method: &str,
-        mut req: InvokeRequest,
-    ) -> Result<Turn, ApiError> {
+    async fn call_local(&self, actor: &ActorRef, mut req: InvokeRequest) -> Result<Turn, ApiError> {
         let app = self
             .inner
             .seams
@@ -373,19 +367,12 @@ impl Actors {
                 }
                 match activation.reenter(&id, max) {
                     Ok(true) => {
-                        // Part of the chain holding the turn: runs now, in
-                        // a task of its own, so the chain's depth comes back
-                        // down whatever the caller does.
-                        let this = self.clone();
-                        let (actor, method) = (actor.clone(), method.to_owned());
-                        let task = tokio::spawn(async move {
-                            let answer = this.call_app(&app, &actor, &method, req).await;
-                            activation.leave(&id);
-                            activation.touch();
-                            drop::<Entered>(entered);
-                            answer
-                        });
-                        return joined(task).await.map(Turn::Answered);
+                        // Part of the chain holding the turn: runs now, and
+                        // the chain's depth comes back down after it.
+                        let answer = self
+                            .run(app, actor, req, entered, move |a| a.leave(&id))
+                            .await;
+                        return answer.map(Turn::Answered);
                     }
                     Ok(false) => Some(id),
                     Err(_) => return Err(errors::stack_depth()),
@@ -405,19 +392,38 @@ impl Actors {
             return Ok(Turn::Again(req));
         }
         activation.hold(chain);
-        // The turn is held until the app has answered whole, whatever the
-        // caller does meanwhile.
+        // The turn is held until the app has answered whole.
+        let answer = self
+            .run(app, actor, req, entered, move |a| {
+                a.hold(None);
+                drop(turn);
+            })
+            .await;
+        answer.map(Turn::Answered)
+    }
+
+    /// Calls the app in a task of its own, so that the call runs to its end
+    /// and `finish` (which gives the turn, or the chain's depth, back) runs
+    /// after it, whatever the caller does meanwhile.
+    async fn run(
+        &self,
+        app: Arc<dyn AppChannel>,
+        actor: &ActorRef,
+        req: InvokeRequest,
+        entered: Entered,
+        finish: impl FnOnce(&table::Activation) + Send + 'static,
+    ) -> Result<InvokeResponse, ApiError> {
         let this = self.clone();
-        let (actor, method) = (actor.clone(), method.to_owned());
+        let actor = actor.clone();
         let task = tokio::spawn(async move {
-            let answer = this.call_app(&app, &actor, &method, req).await;
-            activation.hold(None);
-            activation.touch();
-            drop(turn);
-            drop::<Entered>(entered);
+            let answer = this.call_app(&app, &actor, req).await;
+            finish(&entered.activation);
+            entered.activation.touch();
+            drop(entered);
             answer
         });
-        joined(task).await.map(Turn::Answered)
+        task.await
+            .map_err(|err| errors::invoke_method(format!("the actor call failed: {err}")))?
     }
 
     /// Deactivates `actor`, whose turn is held: marked gone (calls waiting
@@ -446,9 +452,9 @@ impl Actors {
         &self,
         app: &Arc<dyn AppChannel>,
         actor: &ActorRef,
-        method: &str,
         mut req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
+        let method = std::mem::take(&mut req.method);
         req.verb = Method::PUT;
         headers::strip_for_forwarding(&mut req.headers);
         if let Some(caller) = &req.caller {
@@ -461,7 +467,7 @@ impl Actors {
             "actors/{}/{}/method/{}",
             segment(&actor.actor_type),
             segment(&actor.actor_id),
-            method_path(method)
+            method_path(&method)
         );
         let response = app
             .invoke(req)
@@ -606,14 +612,6 @@ impl Rebalance for WeakActors {
             .deactivate_where(|actor| placing.lookup(actor) == Located::Local, None)
             .await;
     }
-}
-
-/// The answer of a call run in a task of its own.
-async fn joined(
-    task: tokio::task::JoinHandle<Result<InvokeResponse, ApiError>>,
-) -> Result<InvokeResponse, ApiError> {
-    task.await
-        .map_err(|err| errors::invoke_method(format!("the actor call failed: {err}")))?
 }
 
 /// Runs futures to their ends, together.

@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::Method;
 use mecha_core::{ApiError, GrpcCode};
-use mecha_invoke::{InvokeRequest, body};
 use mecha_scheduler::{AppJobs, Job, JobData, Owner, Refused, Scheduler, SchedulerError};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 
 use crate::period::Period;
-use crate::timers::cancelled;
+use crate::timers::{CallbackBody, cancelled};
 use crate::{ActorRef, Actors};
 
 /// The type URL of a reminder's job data (what the app registered, with
@@ -34,8 +34,9 @@ pub struct ReminderSpec {
     pub ttl: String,
     /// The `data` JSON, as given.
     pub data: Option<Bytes>,
-    /// Replace a reminder of the same name (daprd's default).
-    pub overwrite: bool,
+    /// Replace a reminder of the same name; daprd's default (`None`) is to
+    /// replace it.
+    pub overwrite: Option<bool>,
 }
 
 /// A reminder as it is read back.
@@ -110,14 +111,17 @@ pub(crate) fn json_data(data: &[u8]) -> Box<serde_json::value::RawValue> {
 }
 
 impl Actors {
+    /// The scheduler's owner of `actor_type`'s reminders.
+    fn reminders_of(&self, actor_type: &str) -> Owner {
+        Owner::actor_reminders(self.inner.seams.namespace.as_deref(), actor_type)
+    }
+
+    /// The owner of `actor_type`'s reminders, when this runtime hosts it.
     fn reminder_owner(&self, actor_type: &str) -> Result<Owner, ApiError> {
         if !self.hosts(actor_type) {
             return Err(non_hosted());
         }
-        Ok(Owner::actor_reminders(
-            self.inner.seams.namespace.as_deref(),
-            actor_type,
-        ))
+        Ok(self.reminders_of(actor_type))
     }
 
     /// Creates the reminder `name` of `actor`.
@@ -150,7 +154,10 @@ impl Actors {
             },
             failure_policy: None,
         };
-        match scheduler.schedule(&owner, job, spec.overwrite).await {
+        match scheduler
+            .schedule(&owner, job, spec.overwrite.unwrap_or(true))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(SchedulerError::AlreadyExists(_)) => Err(ApiError::new(
                 "ERR_ACTOR_REMINDER_ALREADY_EXISTS",
@@ -243,13 +250,24 @@ impl Actors {
             .map_err(|err| reminder_error("ERR_ACTOR_REMINDER_DELETE", "deleting", err))
     }
 
-    /// What fires the reminders of `actor_type` (the firing loop's seam).
-    pub fn reminder_fires(&self, scheduler: Scheduler, actor_type: &str) -> Arc<dyn AppJobs> {
-        Arc::new(Fires {
+    /// Claims and fires the reminders of `actor_type`, with the other
+    /// runtimes hosting it (a leased claim per tick), until `stop`.
+    pub(crate) fn fire_reminders(
+        &self,
+        scheduler: &Scheduler,
+        actor_type: &str,
+        stop: &CancellationToken,
+    ) {
+        let owner = self.reminders_of(actor_type);
+        let fires: Arc<dyn AppJobs> = Arc::new(Fires {
             actors: self.clone(),
-            scheduler,
-            owner: Owner::actor_reminders(self.inner.seams.namespace.as_deref(), actor_type),
-        })
+            scheduler: scheduler.clone(),
+            owner: owner.clone(),
+        });
+        let (scheduler, stop) = (scheduler.clone(), stop.clone());
+        tokio::spawn(async move {
+            mecha_scheduler::fire_jobs(scheduler, fires, &owner, stop).await;
+        });
     }
 }
 
@@ -290,24 +308,18 @@ impl AppJobs for Fires {
         let actor = ActorRef::new(self.owner.app_id.clone(), id);
         let stored: Stored = serde_json::from_slice(&data.value)
             .map_err(|err| Refused(format!("the reminder cannot be read: {err}")))?;
-        let text = |value: &str| serde_json::Value::String(value.to_owned()).to_string();
-        let body = format!(
-            "{{\"data\":{},\"dueTime\":{},\"period\":{}}}",
-            stored.data.as_ref().map_or("null", |raw| raw.get()),
-            text(&stored.due_time),
-            text(&stored.period)
-        );
-        let mut req = InvokeRequest::new(
-            Method::PUT,
-            format!("remind/{name}"),
-            body::full(body.into_bytes()),
-        );
-        req.headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        let method = req.method.clone();
-        match self.actors.route(&actor, &method, 0, req).await {
+        let body = CallbackBody {
+            data: Some(stored.data.as_deref().unwrap_or(RawValue::NULL)),
+            callback: None,
+            due_time: &stored.due_time,
+            period: &stored.period,
+        }
+        .encode();
+        match self
+            .actors
+            .fire(&actor, format!("remind/{name}"), body)
+            .await
+        {
             Ok(answer) => {
                 if cancelled(&answer.headers)
                     && let Err(err) = self.scheduler.delete(&self.owner, job).await

@@ -11,9 +11,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use chrono::Utc;
-use http::Method;
 use mecha_core::{ApiError, GrpcCode};
-use mecha_invoke::{InvokeRequest, body};
 use tokio::task::AbortHandle;
 
 use crate::period::{self, Period};
@@ -91,23 +89,39 @@ impl Timers {
     }
 }
 
-/// The body of a timer's call: `{"data","callback","dueTime","period"}`.
-fn fire_body(spec: &TimerSpec) -> Vec<u8> {
-    let mut body = String::from("{");
-    if let Some(data) = &spec.data {
-        // JSON as it is; other bytes (a gRPC app's) as a base64 string.
-        body.push_str("\"data\":");
-        body.push_str(crate::reminders::json_data(data).get());
-        body.push(',');
+/// The body of a timer's or a reminder's call, as daprd sends it:
+/// `{"data","callback","dueTime","period"}` (`callback` for timers only).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CallbackBody<'a> {
+    /// Left out when a timer has none; a reminder sends `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<&'a str>,
+    pub due_time: &'a str,
+    pub period: &'a str,
+}
+
+impl CallbackBody<'_> {
+    pub(crate) fn encode(&self) -> Bytes {
+        serde_json::to_vec(self)
+            .expect("strings and JSON values encode")
+            .into()
     }
-    let text = |value: &str| serde_json::Value::String(value.to_owned()).to_string();
-    body.push_str(&format!(
-        "\"callback\":{},\"dueTime\":{},\"period\":{}}}",
-        text(&spec.callback),
-        text(&spec.due_time),
-        text(&spec.period)
-    ));
-    body.into_bytes()
+}
+
+/// The body of a timer's call; its data as JSON, other bytes (a gRPC
+/// app's) as a base64 string.
+fn fire_body(spec: &TimerSpec) -> Bytes {
+    let data = spec.data.as_deref().map(crate::reminders::json_data);
+    CallbackBody {
+        data: data.as_deref(),
+        callback: Some(&spec.callback),
+        due_time: &spec.due_time,
+        period: &spec.period,
+    }
+    .encode()
 }
 
 impl Actors {
@@ -150,7 +164,7 @@ impl Actors {
         let task = tokio::spawn(async move {
             let _ = is_listed.await;
             let (actor, name) = (actor_ref, name_owned);
-            let body = Bytes::from(fire_body(&spec));
+            let body = fire_body(&spec);
             let mut at = first;
             let mut fired = 0u32;
             loop {
@@ -159,17 +173,10 @@ impl Actors {
                 if expires.is_some_and(|expires| Utc::now() >= expires) {
                     break;
                 }
-                let mut req = InvokeRequest::new(
-                    Method::PUT,
-                    format!("timer/{name}"),
-                    body::full(body.clone()),
-                );
-                req.headers.insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                );
-                let method = req.method.clone();
-                match this.route(&actor, &method, 0, req).await {
+                match this
+                    .fire(&actor, format!("timer/{name}"), body.clone())
+                    .await
+                {
                     Ok(answer) if cancelled(&answer.headers) => break,
                     Ok(_) => {}
                     Err(err) => {

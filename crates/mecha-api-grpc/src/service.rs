@@ -564,7 +564,7 @@ impl Dapr for DaprService {
             period: req.period,
             ttl: req.ttl,
             data: Some(req.data).filter(|d| !d.is_empty()),
-            overwrite: req.overwrite.unwrap_or(true),
+            overwrite: req.overwrite,
         };
         self.api
             .create_actor_reminder(&req.actor_type, &req.actor_id, &req.name, spec)

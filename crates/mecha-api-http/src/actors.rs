@@ -206,7 +206,7 @@ pub(crate) async fn create_reminder(
         period: wire.period,
         ttl: wire.ttl,
         data: raw_data(wire.data),
-        overwrite: wire.overwrite.unwrap_or(true),
+        overwrite: wire.overwrite,
     };
     ctx.api
         .create_actor_reminder(&actor_type, &actor_id, &name, spec)

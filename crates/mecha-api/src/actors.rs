@@ -8,7 +8,7 @@ use bytes::Bytes;
 use mecha_actors::{ActorRef, Actors};
 pub use mecha_actors::{Reminder, ReminderSpec, TimerSpec};
 use mecha_core::{ApiError, GrpcCode};
-use mecha_invoke::{Caller, InvokeRequest, InvokeResponse, headers, trace};
+use mecha_invoke::{InvokeRequest, InvokeResponse, headers};
 use mecha_scheduler::{Scheduler, SchedulerBlock};
 use mecha_state::{
     DeleteRequest, KeyScheme, KeyedStateStore, Metadata, Operation, SetRequest, StateBlock,
@@ -38,28 +38,20 @@ pub struct ActorStateValue {
     pub metadata: Metadata,
 }
 
-/// daprd's check of an actor type, id or method: none of `# ? \0 / \`,
-/// no control character, not `.` or `..`. Mecha refuses an empty one too
-/// (daprd lets it through to a lookup that fails).
+/// daprd's check of an actor type, id or method (`mecha_core::names`).
+/// Mecha refuses an empty one too (daprd lets it through to a lookup that
+/// fails).
 fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
-    let problem = if name.is_empty() {
-        Some("name is empty")
-    } else if name == "." || name == ".." {
-        Some("name cannot be '.' or '..'")
-    } else if name
-        .chars()
-        .any(|c| matches!(c, '#' | '?' | '\0' | '/' | '\\') || c.is_control())
-    {
-        Some("name contains forbidden character")
-    } else {
-        None
+    use mecha_core::names::{NameProblem, name_problem};
+    let problem = match name_problem(name) {
+        None => return Ok(()),
+        Some(NameProblem::Empty) => "name is empty",
+        Some(NameProblem::Dots) => "name cannot be '.' or '..'",
+        Some(NameProblem::Forbidden(_)) => "name contains forbidden character",
     };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(ApiError::bad_request(format!(
-            "invalid request: invalid {what}: {problem}"
-        ))),
-    }
+    Err(ApiError::bad_request(format!(
+        "invalid request: invalid {what}: {problem}"
+    )))
 }
 
 /// Checks the type and id of an actor.
@@ -163,18 +155,12 @@ impl Api {
         let actor = actor_ref(actor_type, actor_id)?;
         check_name("actor method", method)?;
         let actors = self.actors()?;
-        req.body = self
-            .body_limit()
-            .stream(&req.headers, req.body)
+        self.outbound(&mut req)
             .await
             .map_err(mecha_actors::invoke_method)?;
-        headers::strip_for_forwarding(&mut req.headers);
-        trace::next_hop(&mut req.headers);
-        req.caller = Some(Caller {
-            app_id: self.runtime().info.app_id.clone(),
-            namespace: self.runtime().info.namespace.clone(),
-        });
-        let mut response = actors.invoke(&actor, method, req).await?;
+        // The method named is the one called, whatever the request held.
+        req.method = method.to_owned();
+        let mut response = actors.invoke(&actor, req).await?;
         headers::strip_response(&mut response.headers);
         Ok(response)
     }

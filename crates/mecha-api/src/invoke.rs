@@ -185,17 +185,9 @@ impl Api {
         // daprd answers an app id it cannot use as any failed invocation.
         let app = AppId::parse(target)
             .map_err(|err| invoke_error(target, 500, GrpcCode::Internal, err))?;
-        req.body = self
-            .body_limit()
-            .stream(&req.headers, req.body)
+        self.outbound(&mut req)
             .await
             .map_err(|err| invoke_error(target, 500, GrpcCode::Internal, err))?;
-        headers::strip_for_forwarding(&mut req.headers);
-        trace::next_hop(&mut req.headers);
-        req.caller = Some(Caller {
-            app_id: self.runtime().info.app_id.clone(),
-            namespace: self.namespace().map(str::to_owned),
-        });
         if self.is_self(&app) {
             return self.invoke_local(req).await;
         }
@@ -216,6 +208,24 @@ impl Api {
             }
         }
         result
+    }
+
+    /// Readies a call this runtime sends on (to an app or an actor): its
+    /// body within `--max-body-size`, hop-by-hop headers removed, the next
+    /// hop of its trace, and this runtime's app as the caller.
+    pub(crate) async fn outbound(
+        &self,
+        req: &mut InvokeRequest,
+    ) -> Result<(), mecha_invoke::body::TooLarge> {
+        let body = std::mem::replace(&mut req.body, mecha_invoke::body::empty());
+        req.body = self.body_limit().stream(&req.headers, body).await?;
+        headers::strip_for_forwarding(&mut req.headers);
+        trace::next_hop(&mut req.headers);
+        req.caller = Some(Caller {
+            app_id: self.runtime().info.app_id.clone(),
+            namespace: self.namespace().map(str::to_owned),
+        });
+        Ok(())
     }
 
     /// gRPC `InvokeService`: the call as a gRPC caller makes it (whole data

@@ -8,6 +8,7 @@ pub mod error;
 pub mod host;
 pub mod limits;
 pub mod metadata;
+pub mod names;
 pub mod testing;
 pub mod units;
 

@@ -34,25 +34,19 @@ pub const MAX_NAME_BYTES: usize = 512;
 /// character but `/`, `\`, `#`, `?` and control characters, not `.` or
 /// `..`, and not too long.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("job name is empty".into());
-    }
+    use mecha_core::names::{NameProblem, name_problem};
     if name.len() > MAX_NAME_BYTES {
         return Err(format!("job name is longer than {MAX_NAME_BYTES} bytes"));
     }
-    if name == "." || name == ".." {
-        return Err(format!("job name '{name}' is not allowed"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control())
-    {
-        return Err(format!(
+    match name_problem(name) {
+        None => Ok(()),
+        Some(NameProblem::Empty) => Err("job name is empty".into()),
+        Some(NameProblem::Dots) => Err(format!("job name '{name}' is not allowed")),
+        Some(NameProblem::Forbidden(c)) => Err(format!(
             "job name '{}' contains a character that is not allowed: {c:?}",
             name.escape_debug()
-        ));
+        )),
     }
-    Ok(())
 }
 
 fn millis(span: std::time::Duration) -> i64 {
