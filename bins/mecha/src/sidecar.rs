@@ -234,7 +234,7 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
         app_id: args.app_id.clone(),
         namespace: runtime.info.namespace.clone(),
         app: app.clone().map(|app| app as _),
-        http_app: !args.app_protocol.starts_with("grpc"),
+        http_app: app.is_some() && !args.app_protocol.starts_with("grpc"),
         peers: peers.clone(),
         placing: placement.clone(),
         max_answer: max_body,

@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// daprd's `actorScanInterval` default.
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest idle scan an app without `actorScanInterval` gets.
+const MIN_SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// daprd's `drainOngoingCallTimeout` default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// daprd's reentrancy `maxStackDepth` default.
@@ -34,16 +36,27 @@ pub struct ActorConfig {
     types: HashMap<String, TypeConfig>,
 }
 
-#[derive(Deserialize, Default)]
+/// Reentrancy as an app asks for it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
-struct Reentrancy {
-    enabled: bool,
-    max_stack_depth: Option<u32>,
+pub struct Reentrancy {
+    pub enabled: bool,
+    pub max_stack_depth: Option<u32>,
+}
+
+/// What an app sets for all its types, or for some of them; `None` leaves
+/// the default (or the app's setting for all types).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub idle_timeout: Option<Duration>,
+    pub drain_timeout: Option<Duration>,
+    pub drain_rebalanced: Option<bool>,
+    pub reentrancy: Option<Reentrancy>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct Settings {
+struct WireSettings {
     actor_idle_timeout: Option<String>,
     drain_ongoing_call_timeout: Option<String>,
     drain_rebalanced_actors: Option<bool>,
@@ -55,7 +68,7 @@ struct Settings {
 struct EntityConfig {
     entities: Vec<String>,
     #[serde(flatten)]
-    settings: Settings,
+    settings: WireSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -65,33 +78,38 @@ struct Wire {
     actor_scan_interval: Option<String>,
     entities_config: Vec<EntityConfig>,
     #[serde(flatten)]
-    settings: Settings,
+    settings: WireSettings,
 }
 
-fn duration(field: &str, value: Option<&str>, default: Duration) -> Result<Duration, String> {
+fn duration(field: &str, value: Option<&str>) -> Result<Option<Duration>, String> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(default),
+        None => Ok(None),
         Some(text) => mecha_core::units::parse_go_duration(text)
+            .map(Some)
             .map_err(|err| format!("{field} {text:?}: {err}")),
     }
 }
 
-impl Settings {
-    fn over(&self, base: &TypeConfig) -> Result<TypeConfig, String> {
-        Ok(TypeConfig {
-            idle_timeout: duration(
-                "actorIdleTimeout",
-                self.actor_idle_timeout.as_deref(),
-                base.idle_timeout,
-            )?,
+impl WireSettings {
+    fn typed(&self) -> Result<Settings, String> {
+        Ok(Settings {
+            idle_timeout: duration("actorIdleTimeout", self.actor_idle_timeout.as_deref())?,
             drain_timeout: duration(
                 "drainOngoingCallTimeout",
                 self.drain_ongoing_call_timeout.as_deref(),
-                base.drain_timeout,
             )?,
-            drain_rebalanced: self
-                .drain_rebalanced_actors
-                .unwrap_or(base.drain_rebalanced),
+            drain_rebalanced: self.drain_rebalanced_actors,
+            reentrancy: self.reentrancy,
+        })
+    }
+}
+
+impl Settings {
+    fn over(&self, base: &TypeConfig) -> TypeConfig {
+        TypeConfig {
+            idle_timeout: self.idle_timeout.unwrap_or(base.idle_timeout),
+            drain_timeout: self.drain_timeout.unwrap_or(base.drain_timeout),
+            drain_rebalanced: self.drain_rebalanced.unwrap_or(base.drain_rebalanced),
             reentrancy: match &self.reentrancy {
                 None => base.reentrancy,
                 Some(r) if r.enabled => {
@@ -99,7 +117,7 @@ impl Settings {
                 }
                 Some(_) => None,
             },
-        })
+        }
     }
 }
 
@@ -119,29 +137,52 @@ impl ActorConfig {
     pub fn parse(json: &[u8]) -> Result<Self, String> {
         let wire: Wire =
             serde_json::from_slice(json).map_err(|err| format!("not the JSON expected: {err}"))?;
-        let base = wire.settings.over(&TypeConfig::defaults())?;
-        let mut types: HashMap<String, TypeConfig> = wire
-            .entities
+        let per_type = wire
+            .entities_config
+            .iter()
+            .map(|entry| Ok((entry.entities.clone(), entry.settings.typed()?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self::new(
+            wire.entities,
+            duration("actorScanInterval", wire.actor_scan_interval.as_deref())?,
+            &wire.settings.typed()?,
+            &per_type,
+        ))
+    }
+
+    /// The configuration of an app hosting `entities` with `settings`, and
+    /// `per_type` settings over them for some types; idle actors are looked
+    /// for every `scan_interval` (by default, every half of the shortest
+    /// idle timeout, at most daprd's 30 s).
+    pub fn new(
+        mut entities: Vec<String>,
+        scan_interval: Option<Duration>,
+        settings: &Settings,
+        per_type: &[(Vec<String>, Settings)],
+    ) -> Self {
+        let base = settings.over(&TypeConfig::defaults());
+        let mut types: HashMap<String, TypeConfig> = entities
             .iter()
             .map(|entity| (entity.clone(), base.clone()))
             .collect();
-        for entry in &wire.entities_config {
-            let config = entry.settings.over(&base)?;
-            for entity in &entry.entities {
+        for (of, settings) in per_type {
+            let config = settings.over(&base);
+            for entity in of {
                 types.insert(entity.clone(), config.clone());
             }
         }
-        let mut entities = wire.entities;
         entities.retain(|e| !e.is_empty());
-        Ok(Self {
+        let scan_interval = scan_interval.unwrap_or_else(|| {
+            let shortest = types.values().map(|t| t.idle_timeout).min();
+            shortest.map_or(DEFAULT_SCAN_INTERVAL, |idle| {
+                (idle / 2).clamp(MIN_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
+            })
+        });
+        Self {
             entities,
-            scan_interval: duration(
-                "actorScanInterval",
-                wire.actor_scan_interval.as_deref(),
-                DEFAULT_SCAN_INTERVAL,
-            )?,
+            scan_interval,
             types,
-        })
+        }
     }
 
     /// Whether the app hosts `actor_type`.
@@ -192,6 +233,11 @@ mod tests {
         let empty = ActorConfig::parse(b"{}").unwrap();
         assert!(empty.entities.is_empty());
         assert_eq!(empty.scan_interval, DEFAULT_SCAN_INTERVAL);
+        // Without a scan interval, idle actors are looked for often enough.
+        let quick = ActorConfig::parse(br#"{"entities":["A"],"actorIdleTimeout":"2s"}"#).unwrap();
+        assert_eq!(quick.scan_interval, Duration::from_secs(1));
+        let slow = ActorConfig::parse(br#"{"entities":["A"]}"#).unwrap();
+        assert_eq!(slow.scan_interval, DEFAULT_SCAN_INTERVAL);
         assert_eq!(empty.of("X").idle_timeout, DEFAULT_IDLE_TIMEOUT);
     }
 

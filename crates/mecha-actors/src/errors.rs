@@ -38,11 +38,6 @@ pub fn no_placement() -> ApiError {
     }
 }
 
-/// This runtime has no app to host actors.
-pub fn no_app_channel(actor_type: &str) -> ApiError {
-    invoke_method(format!("app channel for actor type {actor_type} is nil"))
-}
-
 /// The actor is already [`crate::MAX_WAITING`] calls behind.
 pub fn too_many_waiting(actor: &ActorRef) -> ApiError {
     invoke_method(format!(

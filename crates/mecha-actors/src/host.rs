@@ -1,9 +1,11 @@
 //! The actor runtime as a service of the runtime: once the runtime is
-//! ready, it asks the app what it hosts (`GET /dapr/config`, asked again
-//! while the app warms up), joins placement with those types (only now, so
-//! placement never sends calls to an app that is not ready), and
-//! deactivates idle actors every `actorScanInterval`. When the runtime
-//! stops, its active actors are deactivated, their calls in flight first.
+//! ready, it asks an HTTP app what it hosts (`GET /dapr/config`, asked
+//! again while the app warms up), joins placement with those types (only
+//! now, so placement never sends calls to an app that is not ready), and
+//! deactivates idle actors every `actorScanInterval`. A gRPC app says what
+//! it hosts when it opens its actor stream (`stream.rs`), and hosts it
+//! until the stream ends. When the runtime stops, its active actors are
+//! deactivated, their calls in flight first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use mecha_core::{HostStatus, Service};
 use mecha_invoke::{ChannelError, InvokeRequest, body};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ActorConfig, Actors};
+use crate::{ActorApp, ActorConfig, Actors};
 
 /// How long an app that is not ready is asked again for its configuration.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -30,18 +32,18 @@ pub type HasStateStore = fn(&dyn HostStatus) -> bool;
 pub struct ActorHost {
     host: Arc<dyn HostStatus>,
     actors: Actors,
-    has_state_store: HasStateStore,
     stop: CancellationToken,
 }
 
 impl ActorHost {
     pub fn new(host: Arc<dyn HostStatus>, actors: Actors, has_state_store: HasStateStore) -> Self {
-        Self {
-            host,
-            actors,
+        let stop = CancellationToken::new();
+        let _ = actors.inner.link.set(Link {
+            host: host.clone(),
             has_state_store,
-            stop: CancellationToken::new(),
-        }
+            stop: stop.clone(),
+        });
+        Self { host, actors, stop }
     }
 }
 
@@ -107,9 +109,113 @@ async fn read_config(actors: &Actors) -> ActorConfig {
     }
 }
 
-/// Claims and fires the reminders of every type this runtime hosts, with
-/// the other runtimes hosting them (a leased claim per tick).
-fn fire_reminders(actors: &Actors, host: &dyn HostStatus, stop: &CancellationToken) {
+/// What hosting actors takes from the runtime (set by [`ActorHost`]).
+pub(crate) struct Link {
+    host: Arc<dyn HostStatus>,
+    has_state_store: HasStateStore,
+    /// Cancelled when the runtime stops.
+    stop: CancellationToken,
+}
+
+/// The app's hosting now.
+#[derive(Default)]
+pub(crate) struct Hosted {
+    /// Counts the app's configurations (its streams, for a gRPC app).
+    generation: u64,
+    /// Stops the reminder loops of this hosting.
+    reminders: Option<CancellationToken>,
+}
+
+impl Actors {
+    /// Hosts `config`'s types in place of what was hosted: the app's
+    /// configuration, or that of the stream `app` it opened (which from now
+    /// on takes the calls). The generation of this hosting.
+    pub(crate) async fn host_types(
+        &self,
+        config: ActorConfig,
+        app: Option<Arc<dyn ActorApp>>,
+    ) -> Result<u64, String> {
+        let link = self
+            .inner
+            .link
+            .get()
+            .ok_or("the actor runtime is not started")?;
+        let has_store = (link.has_state_store)(link.host.as_ref());
+        if !config.entities.is_empty() && !has_store {
+            if app.is_some() {
+                return Err("no state store is marked actorStateStore: \"true\"".into());
+            }
+            tracing::warn!(
+                types = ?config.entities,
+                "the app hosts actors, but no state store is marked actorStateStore: \"true\"; \
+                 hosting none (as daprd)"
+            );
+        }
+        let hosting = !config.entities.is_empty() && has_store;
+        let mut hosted = self.inner.hosted.lock().await;
+        if let Some(old) = hosted.reminders.take() {
+            old.cancel();
+        }
+        hosted.generation += 1;
+        if let Some(app) = app {
+            *self.inner.app.write().expect("actor app") = Some(app);
+        }
+        let entities = config.entities.clone();
+        self.set_config(config, hosting);
+        if hosting {
+            tracing::info!(types = ?entities, "hosting actors");
+            // Joins placement, or reports the types to it.
+            self.join();
+            let reminders = link.stop.child_token();
+            fire_reminders(self, link.host.as_ref(), &entities, &reminders);
+            hosted.reminders = Some(reminders);
+        }
+        Ok(hosted.generation)
+    }
+
+    /// The app's stream of `generation` is gone: unless another replaced
+    /// it, the app hosts nothing now, and placement moves its actors away.
+    pub(crate) async fn disconnect(&self, generation: u64) {
+        let mut hosted = self.inner.hosted.lock().await;
+        if hosted.generation != generation {
+            return;
+        }
+        hosted.generation += 1;
+        if let Some(old) = hosted.reminders.take() {
+            old.cancel();
+        }
+        *self.inner.app.write().expect("actor app") = None;
+        let was_hosting = self.hosting();
+        self.set_config(ActorConfig::default(), false);
+        if was_hosting {
+            tracing::info!("the app's actor stream closed: hosting no actors");
+            self.inner.seams.placing.leave(LEAVE_WAIT).await;
+        }
+        drop(hosted);
+        // The app cannot be told: whatever is left is let go.
+        self.deactivate_where(|_| false, Some(Duration::ZERO)).await;
+    }
+
+    /// Lets the app's stream go, if it has one (the runtime stops).
+    fn let_stream_go(&self) {
+        if !self.inner.seams.http_app {
+            *self.inner.app.write().expect("actor app") = None;
+        }
+    }
+}
+
+/// How long a disconnected app's runtime waits for placement to move its
+/// actors away.
+const LEAVE_WAIT: Duration = Duration::from_secs(10);
+
+/// Claims and fires the reminders of `types`, with the other runtimes
+/// hosting them (a leased claim per tick), until `stop`.
+fn fire_reminders(
+    actors: &Actors,
+    host: &dyn HostStatus,
+    types: &[String],
+    stop: &CancellationToken,
+) {
     let scheduler = host
         .components()
         .all::<mecha_scheduler::SchedulerBlock>()
@@ -119,7 +225,7 @@ fn fire_reminders(actors: &Actors, host: &dyn HostStatus, stop: &CancellationTok
         tracing::warn!("no scheduler store: actor reminders cannot fire");
         return;
     };
-    for actor_type in &actors.config().entities {
+    for actor_type in types {
         actors.fire_reminders(&scheduler, actor_type, stop);
     }
 }
@@ -132,7 +238,6 @@ impl Service for ActorHost {
 
     async fn start(&self) -> anyhow::Result<()> {
         let (host, actors) = (self.host.clone(), self.actors.clone());
-        let has_state_store = self.has_state_store;
         let stop = self.stop.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -143,28 +248,16 @@ impl Service for ActorHost {
                 config = read_config(&actors) => config,
                 () = stop.cancelled() => return,
             };
-            let scan = config.scan_interval;
-            let hosting = !config.entities.is_empty() && has_state_store(host.as_ref());
-            if hosting {
-                tracing::info!(types = ?config.entities, "hosting actors");
-            } else if !config.entities.is_empty() {
-                tracing::warn!(
-                    types = ?config.entities,
-                    "the app hosts actors, but no state store is marked actorStateStore: \"true\"; \
-                     hosting none (as daprd)"
-                );
+            if let Err(err) = actors.host_types(config, None).await {
+                tracing::error!("hosting actors: {err}");
             }
-            actors.set_config(config, hosting);
-            if !hosting {
-                // A caller only: it joins on its first actor call.
-                return;
-            }
-            actors.join();
-            fire_reminders(&actors, host.as_ref(), &stop);
-            let mut every = tokio::time::interval(scan.max(Duration::from_millis(100)));
             loop {
+                let scan = actors
+                    .config()
+                    .scan_interval
+                    .max(Duration::from_millis(100));
                 tokio::select! {
-                    _ = every.tick() => actors.deactivate_idle().await,
+                    () = tokio::time::sleep(scan) => actors.deactivate_idle().await,
                     () = stop.cancelled() => return,
                 }
             }
@@ -185,5 +278,6 @@ impl Service for ActorHost {
         }
         let rest = grace.saturating_sub(started.elapsed());
         self.actors.deactivate_where(|_| false, Some(rest)).await;
+        self.actors.let_stream_go();
     }
 }

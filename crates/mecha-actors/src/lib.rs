@@ -17,11 +17,13 @@
 //! to them wait until the round is unlocked: no actor is ever active on
 //! two runtimes at once.
 
+mod app;
 mod config;
 mod errors;
 mod host;
 mod period;
 mod reminders;
+mod stream;
 mod table;
 mod timers;
 
@@ -33,12 +35,14 @@ use http::{HeaderValue, Method};
 use mecha_core::ApiError;
 use mecha_invoke::{AppChannel, InvokeRequest, InvokeResponse, Peers, body, headers};
 
-pub use config::{ActorConfig, TypeConfig};
+pub use app::ActorApp;
+pub use config::{ActorConfig, Reentrancy, Settings, TypeConfig};
 pub use errors::*;
 pub use host::ActorHost;
 pub use mecha_invoke::ActorRef;
 pub use period::Period;
 pub use reminders::{Reminder, ReminderSpec};
+pub use stream::{ActorAnswer, ActorAnswers, ActorEvent, ActorEvents, EventKind};
 pub use table::MAX_WAITING;
 pub use timers::{CANCEL, TimerSpec};
 
@@ -66,8 +70,6 @@ const NO_HOST_RETRIES: u32 = 5;
 const MAX_DRAIN: Duration = Duration::from_secs(4);
 /// How long the app is given to answer an actor's deactivation.
 const DEACTIVATE_WAIT: Duration = Duration::from_secs(3);
-/// The header with which an app marks a 200 answer as the actor's error.
-const ERROR_RESPONSE: &str = "x-daprerrorresponseheader";
 
 /// Where an actor lives, by the tables this runtime has.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,10 +132,11 @@ pub struct Seams {
     pub namespace: Option<String>,
     /// The app; `None` without one.
     pub app: Option<Arc<dyn AppChannel>>,
-    /// Whether the app speaks HTTP: such an app says what it hosts at
-    /// `GET /dapr/config`. A gRPC app would host actors through the actor
-    /// stream (`SubscribeActorEventsAlpha1`, not built yet), and is not
-    /// asked, as daprd does not ask it.
+    /// Whether the runtime has an HTTP app: such an app says what it hosts
+    /// at `GET /dapr/config` and hosts its actors behind its port. A gRPC
+    /// app (or one without a port) is not asked, as daprd does not ask it:
+    /// it hosts actors through the stream it opens
+    /// (`SubscribeActorEventsAlpha1`, `stream.rs`).
     pub http_app: bool,
     pub peers: Option<Arc<dyn Peers>>,
     pub placing: Arc<dyn Placing>,
@@ -151,6 +154,11 @@ struct Inner {
     hosting: std::sync::atomic::AtomicBool,
     table: Table,
     timers: timers::Timers,
+    /// Where the app's actors are: its HTTP channel, or the stream it
+    /// opened; `None` while a gRPC app has no stream open.
+    app: RwLock<Option<Arc<dyn ActorApp>>>,
+    link: OnceLock<host::Link>,
+    hosted: tokio::sync::Mutex<host::Hosted>,
 }
 
 /// The actor runtime's handle: cheap to clone.
@@ -169,6 +177,12 @@ enum Turn {
 
 impl Actors {
     pub fn new(seams: Seams) -> Self {
+        let app = seams.app.clone().filter(|_| seams.http_app).map(|channel| {
+            Arc::new(app::HttpApp {
+                channel,
+                max_answer: seams.max_answer,
+            }) as Arc<dyn ActorApp>
+        });
         Self {
             inner: Arc::new(Inner {
                 seams,
@@ -178,6 +192,9 @@ impl Actors {
                 hosting: std::sync::atomic::AtomicBool::new(false),
                 table: Table::default(),
                 timers: timers::Timers::default(),
+                app: RwLock::new(app),
+                link: OnceLock::new(),
+                hosted: tokio::sync::Mutex::default(),
             }),
         }
     }
@@ -340,12 +357,10 @@ impl Actors {
 
     /// The call, at its turn in this runtime's table.
     async fn call_local(&self, actor: &ActorRef, mut req: InvokeRequest) -> Result<Turn, ApiError> {
+        // Only a gRPC app between two streams has none.
         let app = self
-            .inner
-            .seams
-            .app
-            .clone()
-            .ok_or_else(|| errors::no_app_channel(&actor.actor_type))?;
+            .app()
+            .ok_or_else(|| errors::invoke_method("actor host is not connected"))?;
         let entered = self
             .inner
             .table
@@ -407,7 +422,7 @@ impl Actors {
     /// after it, whatever the caller does meanwhile.
     async fn run(
         &self,
-        app: Arc<dyn AppChannel>,
+        app: Arc<dyn ActorApp>,
         actor: &ActorRef,
         req: InvokeRequest,
         entered: Entered,
@@ -444,18 +459,14 @@ impl Actors {
         drop(turn);
     }
 
-    /// `PUT /actors/{type}/{id}/method/{method}` on the app, read whole. As
-    /// daprd: an answer other than 200 is an error, unless the app marked
-    /// it as the actor's own (`X-Daprerrorresponseheader`), which the
-    /// caller gets as it is.
+    /// The call, as the app gets it: without the headers that stay in the
+    /// runtime, with the caller's identity.
     async fn call_app(
         &self,
-        app: &Arc<dyn AppChannel>,
+        app: &Arc<dyn ActorApp>,
         actor: &ActorRef,
         mut req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
-        let method = std::mem::take(&mut req.method);
-        req.verb = Method::PUT;
         headers::strip_for_forwarding(&mut req.headers);
         if let Some(caller) = &req.caller {
             headers::set(&mut req.headers, headers::CALLER_APP_ID, &caller.app_id);
@@ -463,71 +474,27 @@ impl Actors {
                 headers::set(&mut req.headers, headers::CALLER_NAMESPACE, ns);
             }
         }
-        req.method = format!(
-            "actors/{}/{}/method/{}",
-            segment(&actor.actor_type),
-            segment(&actor.actor_id),
-            method_path(&method)
-        );
-        let response = app
-            .invoke(req)
-            .await
-            .map_err(|err| errors::invoke_method(err.to_string()))?;
-        let data = body::collect(response.body, self.inner.seams.max_answer)
-            .await
-            .map_err(|err| errors::invoke_method(format!("reading the app's answer: {err}")))?;
-        let status = response.status;
-        if status != http::StatusCode::OK && !response.headers.contains_key(ERROR_RESPONSE) {
-            if status == http::StatusCode::NOT_FOUND {
-                return Err(errors::invoke_method(format!(
-                    "actor method not found: actors/{}/{}/method/{method}",
-                    actor.actor_type, actor.actor_id
-                )));
-            }
-            return Err(errors::invoke_method(format!(
-                "error from actor service: ({}) {}",
-                status.as_u16(),
-                String::from_utf8_lossy(&data)
-            )));
-        }
-        Ok(InvokeResponse {
-            status: response.status,
-            headers: response.headers,
-            body: body::full(data),
-            grpc_status: response.grpc_status,
-        })
+        app.call(actor, req).await
     }
 
-    /// `DELETE /actors/{type}/{id}` on the app.
+    /// Tells the app `actor` is deactivated, waiting up to
+    /// [`DEACTIVATE_WAIT`] for it.
     async fn tell_deactivated(&self, actor: &ActorRef) {
-        let Some(app) = &self.inner.seams.app else {
+        let Some(app) = self.app() else {
             return;
         };
-        let req = InvokeRequest::new(
-            Method::DELETE,
-            format!(
-                "actors/{}/{}",
-                segment(&actor.actor_type),
-                segment(&actor.actor_id)
-            ),
-            body::empty(),
-        );
-        let told = tokio::time::timeout(DEACTIVATE_WAIT, app.invoke(req)).await;
-        let Ok(told) = told else {
-            tracing::warn!(%actor, "the app did not answer the actor's deactivation in time");
-            return;
-        };
-        match told {
-            Ok(response) if response.status.is_success() => {
-                tracing::debug!(%actor, "actor deactivated");
+        match tokio::time::timeout(DEACTIVATE_WAIT, app.deactivate(actor)).await {
+            Err(_) => {
+                tracing::warn!(%actor, "the app did not answer the actor's deactivation in time");
             }
-            Ok(response) => tracing::warn!(
-                %actor,
-                status = response.status.as_u16(),
-                "the app answered the actor's deactivation with an error"
-            ),
-            Err(err) => tracing::warn!(%actor, error = %err, "could not deactivate the actor"),
+            Ok(Ok(())) => tracing::debug!(%actor, "actor deactivated"),
+            Ok(Err(err)) => tracing::warn!(%actor, error = %err, "could not deactivate the actor"),
         }
+    }
+
+    /// Where the app's actors are reached now.
+    fn app(&self) -> Option<Arc<dyn ActorApp>> {
+        self.inner.app.read().expect("actor app").clone()
     }
 
     /// Deactivates the actors idle for longer than their type allows.
@@ -619,27 +586,5 @@ async fn futures_join<F: std::future::Future<Output = ()> + Send + 'static>(all:
     let tasks: Vec<_> = all.into_iter().map(tokio::spawn).collect();
     for task in tasks {
         let _ = task.await;
-    }
-}
-
-/// A path segment, percent-encoded.
-fn segment(text: &str) -> String {
-    mecha_core::address::percent_encode(text)
-}
-
-/// A method path: each of its segments percent-encoded, its `/`s kept.
-fn method_path(text: &str) -> String {
-    text.split('/').map(segment).collect::<Vec<_>>().join("/")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(segment("a b/c"), "a%20b%2Fc");
-        assert_eq!(method_path("a b/c"), "a%20b/c");
-        assert_eq!(segment("plain-id_1.2"), "plain-id_1.2");
     }
 }

@@ -4,6 +4,7 @@
 //! operation is the API layer's. (Runtime-to-runtime calls are
 //! `mecha-peers`'.)
 
+mod actor_stream;
 mod configuration;
 mod convert;
 mod jobs;

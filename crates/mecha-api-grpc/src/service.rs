@@ -834,6 +834,13 @@ impl Dapr for DaprService {
         crate::stream::subscribe(&self.api, request).await
     }
 
+    async fn subscribe_actor_events_alpha1(
+        &self,
+        request: Request<Streaming<pb::SubscribeActorEventsRequestAlpha1>>,
+    ) -> Answer<BoxStream<pb::SubscribeActorEventsResponseAlpha1>> {
+        crate::actor_stream::subscribe(&self.api, request).await
+    }
+
     async fn shutdown(&self, _request: Request<pb::ShutdownRequest>) -> Answer<()> {
         self.api.shutdown();
         Ok(Response::new(()))

@@ -5,8 +5,11 @@
 //! `{appId}||{type}||{id}||{key}`.
 
 use bytes::Bytes;
+pub use mecha_actors::{
+    ActorAnswer, ActorConfig, ActorEvent, ActorEvents, EventKind, Reentrancy, Reminder,
+    ReminderSpec, Settings, TimerSpec,
+};
 use mecha_actors::{ActorRef, Actors};
-pub use mecha_actors::{Reminder, ReminderSpec, TimerSpec};
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::{InvokeRequest, InvokeResponse, headers};
 use mecha_scheduler::{Scheduler, SchedulerBlock};
@@ -163,6 +166,15 @@ impl Api {
         let mut response = actors.invoke(&actor, req).await?;
         headers::strip_response(&mut response.headers);
         Ok(response)
+    }
+
+    /// `SubscribeActorEventsAlpha1`: the app (a gRPC app, or one with no
+    /// port) hosts `config`'s actors through the stream it opened.
+    pub async fn subscribe_actor_events(
+        &self,
+        config: ActorConfig,
+    ) -> Result<ActorEvents, ApiError> {
+        self.actors()?.connect(config).await
     }
 
     /// A call for an actor another runtime routed to this one.

@@ -548,7 +548,7 @@ async fn idle_actors_are_deactivated_and_state_outlives_them_and_restarts() {
 }
 
 /// Waits up to `limit` for `done`.
-async fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) {
+pub async fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "{what}");
@@ -1035,4 +1035,76 @@ async fn runtimes_outlive_placement_and_rejoin_it() {
             .chain(two.calls())
             .collect::<Vec<_>>(),
     );
+}
+
+/// Writes a Configuration with `ActorStateTTL` into `dir`; its path.
+fn ttl_configuration(dir: &std::path::Path) -> String {
+    let path = dir.join("actor-ttl.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: actorttl\n\
+         spec:\n  features:\n  - name: ActorStateTTL\n    enabled: true\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actor_state_expires_with_ttl_only_when_the_feature_is_on() {
+    use reqwest::Method;
+    // Each on a host of its own: both host the type `Counter`.
+    let (host, other_host) = (Host::new(), Host::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (on_app, on_port) = ActorApp::start("ttl-on", "1h").await;
+    let mut args = app_args(on_port, "http");
+    args.extend(["--config".to_owned(), ttl_configuration(dir.path())]);
+    let on = host.runtime("ttl-on", &args, &[]).await;
+    on_app.sidecar.store(on.http_port, Ordering::SeqCst);
+    let (off_app, off_port) = ActorApp::start("ttl-off", "1h").await;
+    let off = other_host
+        .runtime("ttl-off", &app_args(off_port, "http"), &[])
+        .await;
+    off_app.sidecar.store(off.http_port, Ordering::SeqCst);
+
+    let state = "/v1.0/actors/Counter/short/state";
+    let write = json!([
+        {"operation": "upsert", "request": {"key": "brief", "value": {"v": 1}, "metadata": {"ttlInSeconds": "1"}}},
+        {"operation": "upsert", "request": {"key": "kept", "value": {"v": 2}}},
+    ]);
+
+    // Without the feature, daprd's error, and nothing is written.
+    let (status, _) = call(&off, "short", "hit").await;
+    assert_eq!(status, 200);
+    let (status, body) = send(Method::POST, &off, state, write.clone()).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["errorCode"], "ERR_ACTOR_STATE_TRANSACTION_SAVE",
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("ActorStateTTL"),
+        "{body}"
+    );
+    let (status, _) = send(Method::GET, &off, &format!("{state}/kept"), json!({})).await;
+    assert_eq!(status, 204, "a refused transaction wrote nothing");
+
+    // With it, the key expires and the other stays.
+    let (status, _) = call(&on, "short", "hit").await;
+    assert_eq!(status, 200);
+    let (status, body) = send(Method::POST, &on, state, write).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = send(Method::GET, &on, &format!("{state}/brief"), json!({})).await;
+    assert_eq!((status, &body), (200, &json!({"v": 1})));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = send(Method::GET, &on, &format!("{state}/brief"), json!({})).await;
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(Instant::now() < deadline, "the key never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = send(Method::GET, &on, &format!("{state}/kept"), json!({})).await;
+    assert_eq!((status, &body), (200, &json!({"v": 2})));
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `mecha` binary, driven over HTTP and gRPC.
 
+mod actor_stream;
 mod actors;
 mod apps;
 mod architecture;
