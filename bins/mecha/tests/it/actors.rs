@@ -125,6 +125,7 @@ async fn method(
             axum::Json(json!({"app": app.name})).into_response()
         }
         "count" => count(&app, &id).await,
+        relay if relay.starts_with("relay-") => relayed(&app, &relay["relay-".len()..]).await,
         nest if nest.starts_with("nest") => {
             let depth: u32 = nest["nest".len()..].parse().unwrap();
             nested(&app, &id, depth, &headers).await
@@ -166,6 +167,23 @@ async fn nested(app: &ActorApp, id: &str, depth: u32, headers: &HeaderMap) -> Re
             depth - 1
         ))
         .header("dapr-reentrancy-id", chain)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = inner.status().as_u16();
+    let body = inner.text().await.unwrap();
+    (StatusCode::from_u16(status).unwrap(), body).into_response()
+}
+
+/// Calls method `hit` of actor `target` through the runtime, from inside
+/// this actor's call.
+async fn relayed(app: &ActorApp, target: &str) -> Response {
+    let inner = reqwest::Client::new()
+        .put(format!(
+            "http://127.0.0.1:{}/v1.0/actors/Counter/{target}/method/hit",
+            app.sidecar.load(Ordering::SeqCst),
+        ))
         .body("{}")
         .send()
         .await
@@ -432,7 +450,8 @@ async fn one_owner_one_call_at_a_time_and_state() {
 async fn a_stopping_runtime_hands_its_actors_over() {
     let (_host, [(one, first), (two, mut second)]) = two_runtimes("1h").await;
     // Callers keep calling through the first runtime while the second
-    // stops: no call fails, and no actor runs on both at once.
+    // stops, some of the actors calling others: no call fails, and no
+    // actor runs on both at once.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let first = Arc::new(first);
     let callers: Vec<_> = (0..4)
@@ -442,8 +461,15 @@ async fn a_stopping_runtime_hands_its_actors_over() {
                 let mut made = 0;
                 while !stop.load(Ordering::SeqCst) {
                     let id = format!("moving-{}", (made * 4 + caller) % 24);
-                    let (status, body) = call(&first, &id, "hit").await;
-                    assert_eq!(status, 200, "{body}");
+                    // Half the callers' actors call another actor in turn
+                    // (an actor that never calls out, so no cycle).
+                    let method = if caller % 2 == 1 {
+                        format!("relay-target-{}", made % 8)
+                    } else {
+                        "hit".to_owned()
+                    };
+                    let (status, body) = call(&first, &id, &method).await;
+                    assert_eq!(status, 200, "{id} {method}: {body}");
                     made += 1;
                 }
                 made
@@ -487,7 +513,8 @@ async fn a_stopping_runtime_hands_its_actors_over() {
     assert_one_at_a_time(&all);
     // Every actor the second hosted was deactivated there, after its last
     // call, before the first took it.
-    for call in two.calls().iter().filter(|c| c.id.starts_with("moving")) {
+    let moved = |c: &&Call| c.id.starts_with("moving") || c.id.starts_with("target");
+    for call in two.calls().iter().filter(moved) {
         assert!(
             two.deactivated(&call.id),
             "{} was never deactivated",
@@ -1107,4 +1134,85 @@ async fn actor_state_expires_with_ttl_only_when_the_feature_is_on() {
     }
     let (status, body) = send(Method::GET, &on, &format!("{state}/kept"), json!({})).await;
     assert_eq!((status, &body), (200, &json!({"v": 2})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reminders_fire_once_per_period_through_a_hand_over() {
+    use reqwest::Method;
+    const PERIOD: Duration = Duration::from_millis(500);
+    let (_host, [(one, first), (two, mut second)]) = two_runtimes("1h").await;
+    let ids: Vec<String> = (0..12).map(|i| format!("beat-{i}")).collect();
+    let mut registered = BTreeMap::new();
+    for id in &ids {
+        registered.insert(id.clone(), Instant::now());
+        let (status, body) = send(
+            Method::POST,
+            &first,
+            &format!("/v1.0/actors/Counter/{id}/reminders/beat"),
+            json!({"dueTime": "0s", "period": "500ms", "data": {"id": id}}),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let fired = |id: &str| one.fires(id, "remind/beat").len() + two.fires(id, "remind/beat").len();
+    wait_for(
+        Duration::from_secs(15),
+        "every reminder fired, some on the second",
+        || {
+            ids.iter().all(|id| fired(id) > 0)
+                && ids
+                    .iter()
+                    .any(|id| !two.fires(id, "remind/beat").is_empty())
+        },
+    )
+    .await;
+
+    // The second runtime stops; its actors' reminders go on at the first.
+    second.signal("TERM");
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = second.wait_exit(Duration::from_secs(30));
+        (status, second)
+    });
+    let (status, second) = exited.await.unwrap();
+    assert!(status.success(), "{}", second.logs());
+    let stopped = Instant::now();
+    let after = |id: &str| {
+        one.fires(id, "remind/beat")
+            .iter()
+            .filter(|(_, at)| *at > stopped)
+            .count()
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "every reminder fires on after the hand-over",
+        || ids.iter().all(|id| after(id) >= 3),
+    )
+    .await;
+    let observed = Instant::now();
+
+    // Never more fires than periods begun since each was registered (its
+    // first fire is due at once): none fired twice in a period.
+    for id in &ids {
+        let fires: Vec<(Value, Instant)> = one
+            .fires(id, "remind/beat")
+            .into_iter()
+            .chain(two.fires(id, "remind/beat"))
+            .collect();
+        let elapsed = observed.duration_since(registered[id]);
+        let periods = elapsed.as_millis() / PERIOD.as_millis() + 1;
+        assert!(
+            fires.len() as u128 <= periods,
+            "{id} fired {} times in {periods} periods",
+            fires.len()
+        );
+        for (body, _) in &fires {
+            assert_eq!(body["data"], json!({"id": id}), "{body}");
+        }
+        assert!(
+            two.fires(id, "remind/beat")
+                .iter()
+                .all(|(_, at)| *at <= stopped),
+            "{id} fired on the stopped runtime"
+        );
+    }
 }
