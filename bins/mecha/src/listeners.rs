@@ -21,6 +21,7 @@ use mecha_nameresolution::NameResolver;
 use mecha_runtime::Runtime;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::connections::{self, Limits, RequestBody};
 use crate::flags::SidecarArgs;
@@ -48,10 +49,12 @@ impl Listeners {
     /// Binds every port. The runtime-to-runtime port is an OS-chosen one
     /// unless given; until callers are authenticated (mTLS), it is
     /// reachable from this host only when every peer is on this host.
+    /// The API ports stop taking requests once `api_stop` is cancelled.
     pub async fn bind(
         args: &SidecarArgs,
         api: &Api,
         resolver: Option<&dyn NameResolver>,
+        api_stop: &CancellationToken,
     ) -> anyhow::Result<Self> {
         let runtime = api.runtime().clone();
         let mut bound: Vec<Server> = Vec::new();
@@ -59,9 +62,21 @@ impl Listeners {
         let grpc = mecha_api_grpc::service(api.clone());
         for ip in listen_ips(args)? {
             let listener = bind(ip, args.dapr_http_port, "HTTP API").await?;
-            bound.push(serve_http(listener, http.clone(), &runtime));
+            bound.push(serve(
+                listener,
+                http.clone(),
+                axum::body::Body::new,
+                Limits::HTTP,
+                api_stop.clone().cancelled_owned(),
+            ));
             let listener = bind(ip, args.dapr_grpc_port, "gRPC API").await?;
-            bound.push(serve_grpc(listener, grpc.clone(), Limits::GRPC, &runtime));
+            bound.push(serve(
+                listener,
+                grpc.clone(),
+                tonic::body::Body::new,
+                Limits::GRPC,
+                api_stop.clone().cancelled_owned(),
+            ));
         }
         let internal_ip: IpAddr = match &args.dapr_internal_grpc_listen_address {
             Some(address) => address
@@ -163,8 +178,8 @@ impl Service for Listeners {
     }
 }
 
-/// Serves an HTTP port (the API or metrics; HTTP/1.1 and h2c) until
-/// shutdown is requested.
+/// Serves an HTTP port (the metrics; HTTP/1.1 and h2c) until shutdown is
+/// requested.
 fn serve_http<S>(listener: TcpListener, service: S, runtime: &Arc<Runtime>) -> Server
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -184,33 +199,6 @@ where
 fn shutdown_requested(runtime: &Arc<Runtime>) -> impl Future<Output = ()> + Send + 'static {
     let runtime = runtime.clone();
     async move { runtime.shutdown_requested().await }
-}
-
-/// Serves a gRPC port (the API, or the runtime-to-runtime port, with its
-/// `limits`) until shutdown is requested.
-fn serve_grpc<S>(
-    listener: TcpListener,
-    service: S,
-    limits: Limits,
-    runtime: &Arc<Runtime>,
-) -> Server
-where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    serve(
-        listener,
-        service,
-        tonic::body::Body::new,
-        limits,
-        shutdown_requested(runtime),
-    )
 }
 
 /// Serves `service`, whose requests carry bodies of type `In` (made from

@@ -20,6 +20,7 @@ use mecha_pubsub::{AppSubscriptions, Subscriptions};
 use mecha_resources::{LoadOptions, Report};
 use mecha_runtime::{AppConnection, AppHealthCheck, Components, Host, Runtime, RuntimeInfo};
 use mecha_scheduler::Firing;
+use tokio_util::sync::CancellationToken;
 
 use crate::actors::PlacementSeam;
 
@@ -254,7 +255,22 @@ async fn run(args: SidecarArgs, started: Instant) -> anyhow::Result<()> {
     // as daprd's do: no request meets a half-started runtime. Connections
     // made meanwhile wait in the listen backlog. (Name resolution is built
     // before: the API is made with it.)
-    let listeners = Listeners::bind(&args, &api, resolver.as_deref()).await?;
+    // The API ports stop taking requests when the runtime is asked to stop;
+    // while it hosts actors, only once they are handed over, so that an
+    // actor being drained can still call its runtime (another actor, its
+    // state).
+    let api_stop = CancellationToken::new();
+    tokio::spawn({
+        let (runtime, actors, api_stop) = (runtime.clone(), actors.clone(), api_stop.clone());
+        async move {
+            runtime.shutdown_requested().await;
+            if actors.hosting() {
+                let _ = tokio::time::timeout(API_HELD_OPEN, actors.handed_over()).await;
+            }
+            api_stop.cancel();
+        }
+    });
+    let listeners = Listeners::bind(&args, &api, resolver.as_deref(), &api_stop).await?;
     let internal_port = listeners.internal_port();
     // Placement names this runtime by its internal address (it joins once
     // the runtime is ready, after this).
@@ -348,6 +364,10 @@ struct StartupPages {
 /// input bindings) and the first rounds of periodic work (name resolution
 /// heartbeats every 2.5 s, the first pub/sub cleanup at 10 s, whose
 /// statements are compiled once).
+/// The longest the API ports stay open, once the runtime is asked to stop,
+/// for the actors' hand-over.
+const API_HELD_OPEN: Duration = Duration::from_secs(30);
+
 const APP_START_SETTLES: Duration = Duration::from_secs(15);
 
 #[async_trait]

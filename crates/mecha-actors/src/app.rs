@@ -21,7 +21,14 @@ pub trait ActorApp: Send + Sync {
     /// Calls the method `req.method` of `actor` and reads the answer whole:
     /// a 200 answer, or one the app marked as the actor's own error
     /// (`X-Daprerrorresponseheader`), which the caller gets as it is.
-    async fn call(&self, actor: &ActorRef, req: InvokeRequest) -> Result<InvokeResponse, ApiError>;
+    /// `fire` marks a timer's or reminder's call (`timer/{name}`,
+    /// `remind/{name}` with the fire's JSON body).
+    async fn call(
+        &self,
+        actor: &ActorRef,
+        req: InvokeRequest,
+        fire: bool,
+    ) -> Result<InvokeResponse, ApiError>;
 
     /// Tells the app that `actor` is deactivated.
     async fn deactivate(&self, actor: &ActorRef) -> Result<(), String>;
@@ -40,7 +47,9 @@ impl ActorApp for HttpApp {
         &self,
         actor: &ActorRef,
         mut req: InvokeRequest,
+        _fire: bool,
     ) -> Result<InvokeResponse, ApiError> {
+        // An HTTP app tells fires by their path, as daprd calls them.
         let method = std::mem::take(&mut req.method);
         req.verb = Method::PUT;
         req.method = format!(

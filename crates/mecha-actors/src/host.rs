@@ -124,6 +124,8 @@ pub(crate) struct Hosted {
     generation: u64,
     /// Stops the reminder loops of this hosting.
     reminders: Option<CancellationToken>,
+    /// The reminder loops, each ending once its fires in flight settled.
+    loops: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Actors {
@@ -153,6 +155,9 @@ impl Actors {
         }
         let hosting = !config.entities.is_empty() && has_store;
         let mut hosted = self.inner.hosted.lock().await;
+        if link.stop.is_cancelled() {
+            return Err("the runtime is stopping".into());
+        }
         if let Some(old) = hosted.reminders.take() {
             old.cancel();
         }
@@ -162,12 +167,21 @@ impl Actors {
         }
         let entities = config.entities.clone();
         self.set_config(config, hosting);
+        if hosting || self.inner.seams.placing.status().joined {
+            // Joins placement, or reports the types to it (none, when an
+            // app that hosted some hosts none now).
+            self.join();
+        }
         if hosting {
             tracing::info!(types = ?entities, "hosting actors");
-            // Joins placement, or reports the types to it.
-            self.join();
             let reminders = link.stop.child_token();
-            fire_reminders(self, link.host.as_ref(), &entities, &reminders);
+            hosted.loops.retain(|running| !running.is_finished());
+            hosted.loops.extend(fire_reminders(
+                self,
+                link.host.as_ref(),
+                &entities,
+                &reminders,
+            ));
             hosted.reminders = Some(reminders);
         }
         Ok(hosted.generation)
@@ -191,16 +205,27 @@ impl Actors {
             tracing::info!("the app's actor stream closed: hosting no actors");
             self.inner.seams.placing.leave(LEAVE_WAIT).await;
         }
-        drop(hosted);
-        // The app cannot be told: whatever is left is let go.
+        // The app cannot be told (it has no stream now): whatever is left is
+        // let go, before another stream can take over.
         self.deactivate_where(|_| false, Some(Duration::ZERO)).await;
+        drop(hosted);
     }
 
-    /// Lets the app's stream go, if it has one (the runtime stops).
-    fn let_stream_go(&self) {
+    /// Lets the app's stream go, if it has one (the runtime stops): the
+    /// stream ends, and its end changes nothing more.
+    async fn let_stream_go(&self) {
         if !self.inner.seams.http_app {
+            let mut hosted = self.inner.hosted.lock().await;
+            hosted.generation += 1;
             *self.inner.app.write().expect("actor app") = None;
         }
+    }
+}
+
+/// Waits for every task of `all`.
+async fn futures_join_handles(all: Vec<tokio::task::JoinHandle<()>>) {
+    for running in all {
+        let _ = running.await;
     }
 }
 
@@ -209,13 +234,13 @@ impl Actors {
 const LEAVE_WAIT: Duration = Duration::from_secs(10);
 
 /// Claims and fires the reminders of `types`, with the other runtimes
-/// hosting them (a leased claim per tick), until `stop`.
+/// hosting them (a leased claim per tick), until `stop`: the loops.
 fn fire_reminders(
     actors: &Actors,
     host: &dyn HostStatus,
     types: &[String],
     stop: &CancellationToken,
-) {
+) -> Vec<tokio::task::JoinHandle<()>> {
     let scheduler = host
         .components()
         .all::<mecha_scheduler::SchedulerBlock>()
@@ -223,11 +248,12 @@ fn fire_reminders(
         .cloned();
     let Some(scheduler) = scheduler else {
         tracing::warn!("no scheduler store: actor reminders cannot fire");
-        return;
+        return Vec::new();
     };
-    for actor_type in types {
-        actors.fire_reminders(&scheduler, actor_type, stop);
-    }
+    types
+        .iter()
+        .map(|actor_type| actors.fire_reminders(&scheduler, actor_type, stop))
+        .collect()
 }
 
 #[async_trait]
@@ -276,8 +302,14 @@ impl Service for ActorHost {
         if self.actors.hosting() {
             self.actors.inner.seams.placing.leave(grace).await;
         }
+        // The reminder loops claim no more; their fires in flight settle
+        // (a claim left behind would hold its reminder for a lease).
+        let loops = std::mem::take(&mut self.actors.inner.hosted.lock().await.loops);
+        let rest = grace.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(rest, futures_join_handles(loops)).await;
         let rest = grace.saturating_sub(started.elapsed());
         self.actors.deactivate_where(|_| false, Some(rest)).await;
-        self.actors.let_stream_go();
+        self.actors.let_stream_go().await;
+        self.actors.inner.handed_over.cancel();
     }
 }

@@ -51,6 +51,10 @@ use table::{Entered, Table};
 /// The header carrying a call chain's reentrancy id.
 pub const REENTRANCY_ID: &str = "dapr-reentrancy-id";
 
+/// The header marking a timer's or reminder's call, from the runtime that
+/// fired it to the actor's owner (never from an app, nor to one).
+const FIRE: &str = "mecha-actor-fire";
+
 /// How long a call waits for placement's tables (the first ones, or the
 /// end of a round under way).
 pub const PLACEMENT_WAIT: Duration = Duration::from_secs(10);
@@ -159,6 +163,8 @@ struct Inner {
     app: RwLock<Option<Arc<dyn ActorApp>>>,
     link: OnceLock<host::Link>,
     hosted: tokio::sync::Mutex<host::Hosted>,
+    /// Cancelled once the stopping runtime's actors are handed over.
+    handed_over: tokio_util::sync::CancellationToken,
 }
 
 /// The actor runtime's handle: cheap to clone.
@@ -195,6 +201,7 @@ impl Actors {
                 app: RwLock::new(app),
                 link: OnceLock::new(),
                 hosted: tokio::sync::Mutex::default(),
+                handed_over: tokio_util::sync::CancellationToken::new(),
             }),
         }
     }
@@ -230,6 +237,11 @@ impl Actors {
         self.inner
             .hosting
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Resolves once the runtime, stopping, has handed its actors over.
+    pub async fn handed_over(&self) {
+        self.inner.handed_over.cancelled().await;
     }
 
     /// Whether `actor` is active here.
@@ -277,8 +289,9 @@ impl Actors {
     pub async fn invoke(
         &self,
         actor: &ActorRef,
-        req: InvokeRequest,
+        mut req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
+        req.headers.remove(FIRE);
         self.route(actor, 0, req).await
     }
 
@@ -305,6 +318,7 @@ impl Actors {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        req.headers.insert(FIRE, HeaderValue::from_static("1"));
         self.route(actor, 0, req).await
     }
 
@@ -467,6 +481,7 @@ impl Actors {
         actor: &ActorRef,
         mut req: InvokeRequest,
     ) -> Result<InvokeResponse, ApiError> {
+        let fire = req.headers.remove(FIRE).is_some();
         headers::strip_for_forwarding(&mut req.headers);
         if let Some(caller) = &req.caller {
             headers::set(&mut req.headers, headers::CALLER_APP_ID, &caller.app_id);
@@ -474,7 +489,7 @@ impl Actors {
                 headers::set(&mut req.headers, headers::CALLER_NAMESPACE, ns);
             }
         }
-        app.call(actor, req).await
+        app.call(actor, req, fire).await
     }
 
     /// Tells the app `actor` is deactivated, waiting up to

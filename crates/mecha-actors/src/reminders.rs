@@ -251,13 +251,14 @@ impl Actors {
     }
 
     /// Claims and fires the reminders of `actor_type`, with the other
-    /// runtimes hosting it (a leased claim per tick), until `stop`.
+    /// runtimes hosting it (a leased claim per tick), until `stop`; the
+    /// loop ends once its fires in flight settled.
     pub(crate) fn fire_reminders(
         &self,
         scheduler: &Scheduler,
         actor_type: &str,
         stop: &CancellationToken,
-    ) {
+    ) -> tokio::task::JoinHandle<()> {
         let owner = self.reminders_of(actor_type);
         let fires: Arc<dyn AppJobs> = Arc::new(Fires {
             actors: self.clone(),
@@ -267,7 +268,7 @@ impl Actors {
         let (scheduler, stop) = (scheduler.clone(), stop.clone());
         tokio::spawn(async move {
             mecha_scheduler::fire_jobs(scheduler, fires, &owner, stop).await;
-        });
+        })
     }
 }
 

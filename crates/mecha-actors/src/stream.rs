@@ -9,6 +9,8 @@
 //! - a second stream replaces the first (new calls go to it), and closing
 //!   the replaced one leaves the types hosted; daprd unregisters the types
 //!   when any of its streams closes;
+//! - an app that keeps its stream open and never answers holds the call,
+//!   as in daprd; when the stream ends, every call waiting fails at once;
 //! - `cancel` in a timer's or reminder's answer stops it, as
 //!   `X-Daprremindercancel` does for an HTTP app (daprd ignores it);
 //! - the app's answer to a deactivation is awaited for 3 s at most.
@@ -112,6 +114,15 @@ impl ActorAnswers {
     }
 }
 
+/// Removes an id from the events waiting for an answer.
+struct Forget<'a>(&'a Pending, &'a str);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.0.lock().expect("pending").remove(self.1);
+    }
+}
+
 /// One app's stream, as the actor runtime's [`ActorApp`]. Its sender is
 /// the stream's only one: once the runtime lets it go (the app
 /// disconnected or was replaced, or the runtime stopped), the stream ends.
@@ -144,7 +155,9 @@ impl ActorEvents {
 
 impl Drop for ActorEvents {
     fn drop(&mut self) {
-        // Whatever waits for an answer fails now.
+        // No event goes out any more, and whatever waits for an answer
+        // fails now.
+        self.events.close();
         self.answers.0.0.lock().expect("pending").clear();
         let (actors, generation) = (self.actors.clone(), self.generation);
         tokio::spawn(async move { actors.disconnect(generation).await });
@@ -164,7 +177,9 @@ impl StreamApp {
         (app, receiver, ActorAnswers(pending))
     }
 
-    /// Sends `kind` for `actor` and waits for the app's answer.
+    /// Sends `kind` for `actor` and waits for the app's answer, for as long
+    /// as the stream is open (as daprd, an app that keeps its stream open
+    /// and never answers holds the call).
     async fn ask(&self, actor: &ActorRef, kind: EventKind) -> Result<ActorAnswer, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         let (answer, waiting) = oneshot::channel();
@@ -173,18 +188,22 @@ impl StreamApp {
             .lock()
             .expect("pending")
             .insert(id.clone(), answer);
+        // The id is forgotten however this ends (a caller's timeout too).
+        let _forget = Forget(&self.pending, &id);
         let event = ActorEvent {
             id: id.clone(),
             actor: actor.clone(),
             kind,
         };
         if self.events.send(event).await.is_err() {
-            self.pending.0.lock().expect("pending").remove(&id);
             return Err("actor host is not connected".into());
         }
-        waiting
-            .await
-            .map_err(|_| "actor host disconnected before responding".into())
+        tokio::select! {
+            answer = waiting => {
+                answer.map_err(|_| "actor host disconnected before responding".into())
+            }
+            () = self.events.closed() => Err("actor host disconnected before responding".into()),
+        }
     }
 }
 
@@ -200,8 +219,8 @@ struct FireBody<'a> {
     period: String,
 }
 
-/// The fire a call carries, if it is one (`timer/{name}` or
-/// `remind/{name}` with a fire's body).
+/// The fire a fire's call carries (`timer/{name}` or `remind/{name}` with
+/// a fire's body).
 fn fire_of(method: &str, data: &[u8]) -> Option<EventKind> {
     let (kind, name) = method.split_once('/')?;
     if name.is_empty() || !matches!(kind, "timer" | "remind") {
@@ -255,13 +274,19 @@ fn ok(headers: HeaderMap, data: Bytes) -> InvokeResponse {
 
 #[async_trait]
 impl ActorApp for StreamApp {
-    async fn call(&self, actor: &ActorRef, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
+    async fn call(
+        &self,
+        actor: &ActorRef,
+        req: InvokeRequest,
+        fire: bool,
+    ) -> Result<InvokeResponse, ApiError> {
         let metadata = flatten(&req.headers);
         let method = req.method;
         let data = body::collect(req.body, self.max_body)
             .await
             .map_err(|err| errors::invoke_method(format!("reading the call: {err}")))?;
-        let kind = fire_of(&method, &data).unwrap_or(EventKind::Invoke {
+        let fired = fire.then(|| fire_of(&method, &data)).flatten();
+        let kind = fired.unwrap_or(EventKind::Invoke {
             method: method.clone(),
             data,
             metadata,
@@ -391,7 +416,7 @@ mod tests {
                 data: None,
             })
         );
-        // A method of that name with another body is a call.
+        // Anything else is not a fire.
         assert_eq!(fire_of("timer/tick", b"{}"), None);
         assert_eq!(fire_of("remind", b"{}"), None);
         assert_eq!(fire_of("other/x", br#"{"dueTime":"","period":""}"#), None);
@@ -420,7 +445,7 @@ mod tests {
             let (app, actor) = (app.clone(), actor.clone());
             tokio::spawn(async move {
                 let req = InvokeRequest::new(http::Method::PUT, "hello", body::full("hi"));
-                app.call(&actor, req).await
+                app.call(&actor, req, false).await
             })
         };
         let event = events.recv().await.unwrap();
@@ -446,7 +471,7 @@ mod tests {
             let (app, actor) = (app.clone(), actor.clone());
             tokio::spawn(async move {
                 let req = InvokeRequest::new(http::Method::PUT, "nope", body::empty());
-                app.call(&actor, req).await
+                app.call(&actor, req, false).await
             })
         };
         let event = events.recv().await.unwrap();

@@ -58,10 +58,13 @@ pub(crate) async fn subscribe(
     let forward = tokio::spawn(async move {
         while let Some(event) = events.next().await {
             if out.send(Ok(outgoing(message(event)))).await.is_err() {
-                break;
+                // The app's side is gone: it is disconnected now.
+                return None;
             }
         }
-        events
+        // Let go by the runtime: the app's answers to what it was sent are
+        // still taken until its side ends.
+        Some(events)
     });
     tokio::spawn(async move {
         loop {

@@ -7,8 +7,9 @@
 //!   runtime that dies leaves its claims to be taken again once they run
 //!   out (at-least-once).
 //! - The loop sleeps until the earliest due time of its partition, a job
-//!   registered through this runtime, a settled fire, or [`POLL`] (for jobs
-//!   other runtimes of the app registered in a shared store).
+//!   registered through this runtime due before then (`wake.rs`), a
+//!   settled fire, or [`POLL`] (for jobs other runtimes of the app
+//!   registered in a shared store).
 //! - Deliveries wait while the app is unhealthy ([`AppJobs`] does), which
 //!   counts toward no retry.
 
@@ -30,6 +31,8 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const POLL: Duration = Duration::from_secs(1);
 /// Fires in flight at once, per runtime.
 const MAX_IN_FLIGHT: usize = 512;
+/// How long a stopping loop waits for its fires in flight to settle.
+const SETTLE_WAIT: Duration = Duration::from_secs(3);
 /// Rows claimed in one statement.
 const BATCH: usize = 512;
 
@@ -51,6 +54,7 @@ pub struct Firing {
     app: Arc<dyn AppJobs>,
     owner: Owner,
     stop: CancellationToken,
+    running: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Firing {
@@ -60,6 +64,7 @@ impl Firing {
             app,
             owner,
             stop: CancellationToken::new(),
+            running: Mutex::default(),
         }
     }
 }
@@ -91,7 +96,7 @@ impl Service for Firing {
     async fn start(&self) -> anyhow::Result<()> {
         let (host, stop) = (self.host.clone(), self.stop.clone());
         let (app, owner) = (self.app.clone(), self.owner.clone());
-        tokio::spawn(async move {
+        let running = tokio::spawn(async move {
             tokio::select! {
                 () = host.wait_ready() => {}
                 () = stop.cancelled() => return,
@@ -100,13 +105,19 @@ impl Service for Firing {
             let Some(scheduler) = scheduler else { return };
             fire_jobs(scheduler, app, &owner, stop).await;
         });
+        *self.running.lock().expect("firing loop") = Some(running);
         Ok(())
     }
 
-    async fn drain(&self, _grace: Duration) {
-        // Fires in flight keep their claims until they run out; another
-        // runtime (or this one, restarted) fires them again.
+    async fn drain(&self, grace: Duration) {
+        // The loop stops claiming and waits for its fires in flight to
+        // settle; one that outlives the wait keeps its claim until it runs
+        // out, and another runtime (or this one, restarted) fires it again.
         self.stop.cancel();
+        let running = self.running.lock().expect("firing loop").take();
+        if let Some(running) = running {
+            let _ = tokio::time::timeout(grace, running).await;
+        }
     }
 }
 
@@ -127,12 +138,12 @@ fn millis(span: Duration) -> i64 {
 impl Fires {
     async fn run(self: Arc<Self>, stop: CancellationToken) {
         tokio::spawn(self.clone().renew(stop.clone()));
+        let wake = self.scheduler.wakes().join(&self.partition);
         while !stop.is_cancelled() {
-            // Asked for before the store is read, so no wake-up is lost.
-            let registered = self.scheduler.registered().notified();
+            // Said before the store is read, so no wake-up is lost.
+            wake.looking();
             let settled = self.settled.notified();
-            tokio::pin!(registered, settled);
-            registered.as_mut().enable();
+            tokio::pin!(settled);
             settled.as_mut().enable();
             let free = self.slots.available_permits().min(BATCH);
             let claimed = if free == 0 {
@@ -186,14 +197,31 @@ impl Fires {
                     }
                 }
             };
-            if wait.is_zero() {
+            if wait.is_zero() || !wake.plan(now_ms().saturating_add(millis(wait))) {
                 continue;
             }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = registered => {}
+                () = wake.woken() => {}
                 () = settled => {}
                 () = stop.cancelled() => break,
+            }
+        }
+        // The fires in flight settle before the loop ends (for up to
+        // SETTLE_WAIT): a claim left behind would hold its job until its
+        // lease ran out.
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let settled = self.settled.notified();
+            if self.slots.available_permits() == MAX_IN_FLIGHT {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                tracing::warn!(
+                    in_flight = MAX_IN_FLIGHT - self.slots.available_permits(),
+                    "fires still in flight as the firing loop stops; they fire again once their claims run out"
+                );
+                break;
             }
         }
     }

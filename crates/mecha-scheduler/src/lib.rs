@@ -31,6 +31,7 @@ mod block;
 pub mod firing;
 mod record;
 pub mod schedule;
+mod wake;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -255,8 +256,8 @@ pub(crate) fn fresh_version() -> i64 {
 pub struct Scheduler {
     name: String,
     store: Arc<dyn JobStore>,
-    /// Woken when a job is registered, so the firing loop looks again.
-    registered: Arc<tokio::sync::Notify>,
+    /// The firing loops, woken for jobs due before they look again.
+    wakes: Arc<wake::Wakes>,
     counts: Arc<Counts>,
 }
 
@@ -287,7 +288,7 @@ impl Scheduler {
         Self {
             name: name.into(),
             store,
-            registered: Arc::default(),
+            wakes: Arc::default(),
             counts: Arc::default(),
         }
     }
@@ -304,8 +305,8 @@ impl Scheduler {
         &self.store
     }
 
-    pub(crate) fn registered(&self) -> &tokio::sync::Notify {
-        &self.registered
+    pub(crate) fn wakes(&self) -> &Arc<wake::Wakes> {
+        &self.wakes
     }
 
     /// Checks `job`, works out its first due time, and stores it for
@@ -334,7 +335,7 @@ impl Scheduler {
             return Err(SchedulerError::AlreadyExists(record.job.name));
         }
         self.counts.created.fetch_add(1, Ordering::Relaxed);
-        self.registered.notify_waiters();
+        self.wakes.registered(&row.partition, due);
         Ok(())
     }
 

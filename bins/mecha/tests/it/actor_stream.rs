@@ -27,7 +27,7 @@ struct Seen {
     /// (actor id, name, data as JSON).
     reminders: Vec<(String, String, Value)>,
     deactivated: Vec<String>,
-    /// Whether the runtime ended the stream.
+    /// Whether the runtime ended the stream (cleanly).
     ended: bool,
 }
 
@@ -117,7 +117,12 @@ async fn connect(sidecar: &Sidecar, idle: Duration) -> Streamed {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (record, send) = (seen.clone(), answers.clone());
     let task = tokio::spawn(async move {
-        while let Ok(Some(message)) = inbound.message().await {
+        let ended = loop {
+            let message = match inbound.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => break true,
+                Err(_) => break false,
+            };
             let answer = {
                 let mut seen = record.lock().unwrap();
                 match message.response_type.unwrap() {
@@ -125,6 +130,8 @@ async fn connect(sidecar: &Sidecar, idle: Duration) -> Streamed {
                         seen.calls
                             .push((call.actor_id, call.method.clone(), call.metadata));
                         match call.method.as_str() {
+                            // Never answered.
+                            "hang" => continue,
                             "echo" => Incoming::InvokeResponse(
                                 pb::SubscribeActorEventsRequestInvokeResponseAlpha1 {
                                     id: call.id,
@@ -187,10 +194,10 @@ async fn connect(sidecar: &Sidecar, idle: Duration) -> Streamed {
                 }
             };
             if send.send(request(answer)).await.is_err() {
-                break;
+                break false;
             }
-        }
-        record.lock().unwrap().ended = true;
+        };
+        record.lock().unwrap().ended = ended;
     });
     Streamed {
         seen,
@@ -330,8 +337,32 @@ async fn a_grpc_app_hosts_actors_through_its_stream() {
         "the timer stopped when cancelled"
     );
 
-    // The app goes away and comes back: a new stream takes the calls.
+    // The app goes away with a call unanswered: the call fails at once.
+    let hanging = {
+        let url = sidecar.http("/v1.0/actors/Streamed/h/method/hang");
+        tokio::spawn(async move { reqwest::Client::new().put(url).send().await.unwrap() })
+    };
+    wait_for(Duration::from_secs(10), "the app got the call", || {
+        app.seen(|s| s.calls.iter().any(|(_, method, _)| method == "hang"))
+    })
+    .await;
     drop(app);
+    let failed = tokio::time::timeout(Duration::from_secs(10), hanging)
+        .await
+        .expect("the call ended with the stream")
+        .unwrap();
+    assert_eq!(failed.status().as_u16(), 500);
+    let body: Value = failed.json().await.unwrap();
+    assert_eq!(body["errorCode"], "ERR_ACTOR_INVOKE_METHOD", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("disconnected before responding"),
+        "{body}"
+    );
+
+    // The app comes back: a new stream takes the calls.
     let again = connect(&sidecar, Duration::from_secs(60)).await;
     let answer = call(&sidecar, "b", "echo").await;
     assert_eq!(answer.status().as_u16(), 200);
