@@ -1,6 +1,7 @@
 //! `mecha placement`: the actor placement service
 //! (`dapr.proto.placement.v1.Placement`, `mecha_placement`), with daprd's
-//! placement flags. Its health is `GET /healthz` on `--healthz-port`, and
+//! placement flags. Its health is `GET /healthz` on `--healthz-port` (with
+//! daprd's `GET /placement/state` there under `--metadata-enabled`), and
 //! Prometheus text on `--metrics-port`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +39,17 @@ pub struct PlacementArgs {
     /// round before it is disconnected (a Go duration).
     #[arg(long = "disseminate-timeout", default_value = "8s", value_parser = go_duration)]
     pub disseminate_timeout: Duration,
+    /// Serve placement's tables at `GET /placement/state` on the healthz
+    /// port (unauthenticated, so off by default, as in daprd).
+    #[arg(
+        long = "metadata-enabled",
+        env = "DAPR_PLACEMENT_METADATA_ENABLED",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub metadata_enabled: bool,
     /// debug, info, warn or error.
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -74,6 +86,24 @@ async fn bind(address: IpAddr, port: u16, what: &str) -> anyhow::Result<tokio::n
         .map_err(|err| anyhow::anyhow!("cannot listen on {address}:{port} ({what}): {err}"))
 }
 
+/// daprd's placement state page: every runtime of every namespace.
+fn state_page(service: &PlacementService) -> serde_json::Value {
+    let (version, hosts) = service.reported();
+    let hosts: Vec<serde_json::Value> = hosts
+        .into_iter()
+        .map(|reported| {
+            serde_json::json!({
+                "name": reported.host.name,
+                "namespace": reported.host.namespace,
+                "appId": reported.host.id,
+                "actorTypes": reported.host.entities,
+                "updatedAt": reported.updated_at,
+            })
+        })
+        .collect();
+    serde_json::json!({"hostList": hosts, "tableVersion": version})
+}
+
 /// How long connections get to close once placement is asked to stop.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -93,7 +123,17 @@ async fn serve(args: PlacementArgs) -> anyhow::Result<()> {
         replication_factor: args.replication_factor,
         disseminate_timeout: args.disseminate_timeout,
     });
-    let health = Router::new().route("/healthz", get(|| async { StatusCode::OK }));
+    let mut health = Router::new().route("/healthz", get(|| async { StatusCode::OK }));
+    if args.metadata_enabled {
+        let reported = service.clone();
+        health = health.route(
+            "/placement/state",
+            get(move || {
+                let page = state_page(&reported);
+                async move { axum::Json(page) }
+            }),
+        );
+    }
     tokio::spawn(async move { axum::serve(healthz, health).await });
     if let Some(metrics) = metrics {
         let counted = service.clone();

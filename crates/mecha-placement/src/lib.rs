@@ -24,7 +24,7 @@ mod wire;
 
 pub use client::{Lookup, OnUpdate, Placed, Placement, Resolve};
 pub use embedded::Embedded;
-pub use members::{Host, Members, Table, Tables};
+pub use members::{Host, Members, Reported, Table, Tables};
 pub use ring::{DEFAULT_REPLICATION_FACTOR, Ring, hash};
 pub use round::{Phase, Progress, Round};
 pub use service::{Options, PlacementService};

@@ -27,6 +27,24 @@ struct Namespace {
     version: u64,
     /// Name → runtime.
     members: BTreeMap<String, Host>,
+    /// Name → when it last reported (Unix nanoseconds).
+    reported: BTreeMap<String, i64>,
+}
+
+/// A runtime in placement's state page (`GET /placement/state`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reported {
+    pub host: Host,
+    /// When it last reported (Unix nanoseconds).
+    pub updated_at: i64,
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Every namespace's members and table version.
@@ -80,6 +98,7 @@ impl Members {
         host.entities.sort();
         host.entities.dedup();
         let namespace = self.namespaces.entry(host.namespace.clone()).or_default();
+        namespace.reported.insert(host.name.clone(), now_nanos());
         let changed = namespace.members.get(&host.name) != Some(&host);
         if changed {
             namespace.members.insert(host.name.clone(), host);
@@ -97,10 +116,27 @@ impl Members {
             return false;
         };
         let left = space.members.remove(name).is_some();
+        space.reported.remove(name);
         if left {
             space.version += 1;
         }
         left
+    }
+
+    /// Every runtime of every namespace, and the highest table version.
+    pub fn reported(&self) -> (u64, Vec<Reported>) {
+        let version = self.namespaces.values().map(|n| n.version).max();
+        let hosts = self
+            .namespaces
+            .values()
+            .flat_map(|space| {
+                space.members.values().map(|host| Reported {
+                    host: host.clone(),
+                    updated_at: space.reported.get(&host.name).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        (version.unwrap_or(0), hosts)
     }
 
     /// The tables of `namespace` at its current version.

@@ -112,6 +112,12 @@ impl PlacementService {
         }
     }
 
+    /// Every runtime of every namespace, and the highest table version
+    /// (daprd's `GET /placement/state`).
+    pub fn reported(&self) -> (u64, Vec<crate::Reported>) {
+        self.lock().members.reported()
+    }
+
     /// The runtimes connected now.
     pub fn streams(&self) -> usize {
         self.lock().connections.len()

@@ -992,6 +992,8 @@ impl PlacementProcess {
         let child = std::process::Command::new(crate::harness::MECHA)
             .args(["placement", "--port", &port.to_string()])
             .args(["--healthz-port", &crate::harness::free_port().to_string()])
+            // Its metrics port would be 9090 for every test at once.
+            .arg("--enable-metrics=false")
             .args(["--listen-address", "127.0.0.1", "--log-level", "warn"])
             .stdout(std::process::Stdio::null())
             .spawn()

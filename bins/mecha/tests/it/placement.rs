@@ -18,6 +18,7 @@ async fn placement_serves_rounds_health_and_metrics() {
         .args(["--healthz-port", &healthz.to_string()])
         .args(["--metrics-port", &metrics.to_string()])
         .args(["--listen-address", "127.0.0.1", "--log-level", "warn"])
+        .arg("--metadata-enabled")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -74,6 +75,18 @@ async fn placement_serves_rounds_health_and_metrics() {
         tables.entries["Cart"].load_map["127.0.0.1:50002"].id,
         "cart"
     );
+
+    // daprd's state page lists the runtime.
+    let (status, page) = http_get(&format!("http://127.0.0.1:{healthz}/placement/state")).unwrap();
+    assert_eq!(status, 200, "{page}");
+    let state: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(state["tableVersion"], 1, "{state}");
+    let host = &state["hostList"][0];
+    assert_eq!(host["name"], "127.0.0.1:50002", "{state}");
+    assert_eq!(host["appId"], "cart");
+    assert_eq!(host["namespace"], "default");
+    assert_eq!(host["actorTypes"], serde_json::json!(["Cart"]));
+    assert!(host["updatedAt"].as_i64().unwrap() > 1_600_000_000_000_000_000);
 
     let (status, page) = http_get(&format!("http://127.0.0.1:{metrics}/metrics")).unwrap();
     assert_eq!(status, 200);
