@@ -222,13 +222,6 @@ impl Actors {
     }
 }
 
-/// Waits for every task of `all`.
-async fn futures_join_handles(all: Vec<tokio::task::JoinHandle<()>>) {
-    for running in all {
-        let _ = running.await;
-    }
-}
-
 /// How long a disconnected app's runtime waits for placement to move its
 /// actors away.
 const LEAVE_WAIT: Duration = Duration::from_secs(10);
@@ -306,7 +299,7 @@ impl Service for ActorHost {
         // (a claim left behind would hold its reminder for a lease).
         let loops = std::mem::take(&mut self.actors.inner.hosted.lock().await.loops);
         let rest = grace.saturating_sub(started.elapsed());
-        let _ = tokio::time::timeout(rest, futures_join_handles(loops)).await;
+        let _ = tokio::time::timeout(rest, crate::join_tasks(loops)).await;
         let rest = grace.saturating_sub(started.elapsed());
         self.actors.deactivate_where(|_| false, Some(rest)).await;
         self.actors.let_stream_go().await;

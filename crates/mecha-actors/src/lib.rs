@@ -598,7 +598,11 @@ impl Rebalance for WeakActors {
 
 /// Runs futures to their ends, together.
 async fn futures_join<F: std::future::Future<Output = ()> + Send + 'static>(all: Vec<F>) {
-    let tasks: Vec<_> = all.into_iter().map(tokio::spawn).collect();
+    join_tasks(all.into_iter().map(tokio::spawn).collect()).await;
+}
+
+/// Waits for every task of `tasks` to end.
+async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for task in tasks {
         let _ = task.await;
     }

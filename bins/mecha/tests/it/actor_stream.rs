@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::actors::wait_for;
+use crate::actors::{stop_cleanly, wait_for};
 use crate::harness::Sidecar;
 use crate::invoke::{Host, app_args};
 
@@ -219,7 +219,7 @@ async fn call(sidecar: &Sidecar, id: &str, method: &str) -> reqwest::Response {
 async fn a_grpc_app_hosts_actors_through_its_stream() {
     let host = Host::new();
     // An app with no port of its own.
-    let mut sidecar = host.runtime("streamer", &[], &[]).await;
+    let sidecar = host.runtime("streamer", &[], &[]).await;
 
     // The first message must be the initial request.
     let wrong =
@@ -371,13 +371,7 @@ async fn a_grpc_app_hosts_actors_through_its_stream() {
 
     // The runtime stops: the active actor is deactivated through the
     // stream, then the stream ends.
-    sidecar.signal("TERM");
-    let exited = tokio::task::spawn_blocking(move || {
-        let status = sidecar.wait_exit(Duration::from_secs(30));
-        (status, sidecar)
-    });
-    let (status, sidecar) = exited.await.unwrap();
-    assert!(status.success(), "{}", sidecar.logs());
+    stop_cleanly(sidecar).await;
     assert!(again.seen(|s| s.deactivated.iter().any(|id| id == "b")));
     wait_for(Duration::from_secs(5), "the stream ended", || {
         again.seen(|s| s.ended)

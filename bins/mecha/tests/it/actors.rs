@@ -475,9 +475,7 @@ async fn a_stopping_runtime_hands_its_actors_over_with_mecha_placement() {
 }
 
 /// The second runtime stops while callers call actors through the first.
-async fn hand_over(
-    (_host, [(one, first), (two, mut second)]): (Host, [(Arc<ActorApp>, Sidecar); 2]),
-) {
+async fn hand_over((_host, [(one, first), (two, second)]): (Host, [(Arc<ActorApp>, Sidecar); 2])) {
     // Callers keep calling through the first runtime while the second
     // stops, some of the actors calling others: no call fails, and no
     // actor runs on both at once.
@@ -516,13 +514,7 @@ async fn hand_over(
         assert!(Instant::now() < deadline, "no moving actor on the second");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    second.signal("TERM");
-    let exited = tokio::task::spawn_blocking(move || {
-        let status = second.wait_exit(Duration::from_secs(30));
-        (status, second)
-    });
-    let (status, second) = exited.await.unwrap();
-    assert!(status.success(), "{}", second.logs());
+    stop_cleanly(second).await;
     let stopped_at = Instant::now();
     // Calls go on for a while with one runtime.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -609,6 +601,17 @@ async fn idle_actors_are_deactivated_and_state_outlives_them_and_restarts() {
     app.sidecar.store(sidecar.http_port, Ordering::SeqCst);
     let (status, body) = call(&sidecar, "sleepy", "count").await;
     assert_eq!((status, body["n"].as_i64()), (200, Some(3)), "{body}");
+}
+
+/// Sends SIGTERM to `sidecar` and waits (up to 30 s) for a clean exit.
+pub async fn stop_cleanly(mut sidecar: Sidecar) {
+    sidecar.signal("TERM");
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = sidecar.wait_exit(Duration::from_secs(30));
+        (status, sidecar)
+    });
+    let (status, sidecar) = exited.await.unwrap();
+    assert!(status.success(), "{}", sidecar.logs());
 }
 
 /// Waits up to `limit` for `done`.
@@ -1186,7 +1189,7 @@ async fn actor_state_expires_with_ttl_only_when_the_feature_is_on() {
 async fn reminders_fire_once_per_period_through_a_hand_over() {
     use reqwest::Method;
     const PERIOD: Duration = Duration::from_millis(500);
-    let (_host, [(one, first), (two, mut second)]) = two_runtimes("1h").await;
+    let (_host, [(one, first), (two, second)]) = two_runtimes("1h").await;
     let ids: Vec<String> = (0..12).map(|i| format!("beat-{i}")).collect();
     let mut registered = BTreeMap::new();
     for id in &ids {
@@ -1214,13 +1217,7 @@ async fn reminders_fire_once_per_period_through_a_hand_over() {
     .await;
 
     // The second runtime stops; its actors' reminders go on at the first.
-    second.signal("TERM");
-    let exited = tokio::task::spawn_blocking(move || {
-        let status = second.wait_exit(Duration::from_secs(30));
-        (status, second)
-    });
-    let (status, second) = exited.await.unwrap();
-    assert!(status.success(), "{}", second.logs());
+    stop_cleanly(second).await;
     let stopped = Instant::now();
     let after = |id: &str| {
         one.fires(id, "remind/beat")
