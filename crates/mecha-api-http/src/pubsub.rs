@@ -7,8 +7,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mecha_api::pubsub::{
     BulkEntry, BulkPublish, BulkPublishError, Publish, bulk_body_error, bulk_entry_error,
-    json_field, unreadable_publish,
+    is_readable_json, json_field_among, unreadable_publish,
 };
+use std::collections::BTreeMap;
+
 use mecha_core::ApiError;
 use mecha_core::limits::MAX_BULK_ITEMS;
 use serde_json::value::RawValue;
@@ -74,8 +76,8 @@ pub(crate) async fn publish_incomplete(
 }
 
 /// A bulk publish body: a JSON array of entries. The array is read as
-/// borrowed JSON text and each entry decoded on its own, so a large body
-/// never becomes one tree of JSON values.
+/// borrowed JSON text and each entry decoded on its own, its event kept as
+/// the text it came as, so a large body never becomes a tree of JSON values.
 pub(crate) fn parse_bulk(
     pubsub: &str,
     topic: &str,
@@ -87,50 +89,57 @@ pub(crate) fn parse_bulk(
         .within("entries")
         .map_err(|err| bulk_body_error(pubsub, topic, err))?
         .into_iter()
-        .map(|raw| {
-            let entry: Value = serde_json::from_str(raw.get())
-                .map_err(|err| bulk_body_error(pubsub, topic, err))?;
-            bulk_entry(pubsub, topic, &entry)
-        })
+        .map(|raw| bulk_entry(pubsub, topic, raw))
         .collect()
 }
 
 /// One entry of a bulk publish body: `entryId` (or the JS SDK's
 /// `entryID`: keys match case-insensitively, as Go's JSON decoding does),
-/// `event`, `contentType` and `metadata`.
-fn bulk_entry(pubsub: &str, topic: &str, entry: &Value) -> Result<BulkEntry, ApiError> {
-    let Value::Object(object) = entry else {
+/// `event`, `contentType` and `metadata`. An entry is read as strictly as
+/// if it were parsed whole, though its event is never built.
+fn bulk_entry(pubsub: &str, topic: &str, raw: &RawValue) -> Result<BulkEntry, ApiError> {
+    if !is_readable_json(raw.get()) {
+        let err = serde_json::from_str::<Value>(raw.get())
+            .err()
+            .map_or_else(|| "unreadable JSON".to_owned(), |err| err.to_string());
+        return Err(bulk_body_error(pubsub, topic, err));
+    }
+    if !raw.get().starts_with('{') {
         return Err(bulk_entry_error(
             pubsub,
             topic,
             "an entry is not a JSON object",
         ));
+    }
+    let object: BTreeMap<String, &RawValue> =
+        serde_json::from_str(raw.get()).map_err(|err| bulk_body_error(pubsub, topic, err))?;
+    let field = |name: &str| {
+        json_field_among(object.get(name), object.iter(), name, |v| v.get() == "null").copied()
     };
-    let text = |name: &str| {
-        json_field(object, name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
+    let value =
+        |name: &str| field(name).and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+    let text = |name: &str| match value(name) {
+        Some(Value::String(text)) => text,
+        _ => String::new(),
     };
-    let metadata = match json_field(object, "metadata") {
+    let metadata = match value("metadata") {
         Some(Value::Object(map)) => map
-            .iter()
+            .into_iter()
             .map(|(k, v)| {
                 let value = match v {
-                    Value::String(s) => s.clone(),
+                    Value::String(s) => s,
                     other => other.to_string(),
                 };
-                (k.clone(), value)
+                (k, value)
             })
             .collect(),
         _ => Default::default(),
     };
-    let event = json_field(object, "event").unwrap_or(&Value::Null);
     BulkEntry::from_json_event(
         pubsub,
         topic,
         text("entryId"),
-        event,
+        field("event").unwrap_or(RawValue::NULL),
         text("contentType"),
         metadata,
     )
@@ -206,10 +215,11 @@ mod tests {
 
     #[test]
     fn bulk_entries_are_json_objects() {
+        let raw = |value: Value| RawValue::from_string(value.to_string()).unwrap();
         let entry = bulk_entry(
             "p",
             "t",
-            &json!({"entryID": "1", "event": "AAE=", "contentType": "application/octet-stream", "metadata": {"k": 1, "s": "v"}}),
+            &raw(json!({"entryID": "1", "event": "AAE=", "contentType": "application/octet-stream", "metadata": {"k": 1, "s": "v"}})),
         )
         .unwrap();
         assert_eq!(entry.entry_id, "1", "the JS SDK's entryID is read");
@@ -218,13 +228,32 @@ mod tests {
             (&entry.metadata["k"][..], &entry.metadata["s"][..]),
             ("1", "v")
         );
-        let inferred = bulk_entry("p", "t", &json!({"entryId": "2", "event": {"a": 1}})).unwrap();
+        let inferred =
+            bulk_entry("p", "t", &raw(json!({"entryId": "2", "event": {"a": 1}}))).unwrap();
         assert_eq!(inferred.content_type, "application/json");
-        let err = bulk_entry("p", "t", &json!("not an object")).unwrap_err();
+        let err = bulk_entry("p", "t", &raw(json!("not an object"))).unwrap_err();
         assert_eq!((err.code, err.http_status), ("ERR_PUBSUB_EVENTS_SER", 400));
         let entries = parse_bulk("p", "t", br#"[{"entryId":"1","event":"x"}]"#).unwrap();
         assert_eq!(entries.len(), 1);
         let err = parse_bulk("p", "t", br#"{"entryId":"1"}"#).unwrap_err();
         assert_eq!(err.code, "ERR_PUBSUB_EVENTS_SER");
+        // The event is kept as it is spelled, and still read as strictly
+        // as a tree would read it.
+        let entries = parse_bulk(
+            "p",
+            "t",
+            br#"[{"ENTRYID":"1","event":{"n": 2.50},"METADATA":{"k":"v"}}]"#,
+        )
+        .unwrap();
+        assert_eq!(entries[0].entry_id, "1");
+        assert_eq!(&entries[0].event[..], br#"{"n": 2.50}"#);
+        assert_eq!(entries[0].metadata["k"], "v");
+        for unreadable in [
+            &br#"[{"entryId":"1","event":{"n":1e400}}]"#[..],
+            br#"[{"entryId":"1","event":"\ud800"}]"#,
+        ] {
+            let err = parse_bulk("p", "t", unreadable).unwrap_err();
+            assert_eq!((err.code, err.http_status), ("ERR_PUBSUB_EVENTS_SER", 400));
+        }
     }
 }

@@ -16,12 +16,14 @@ use mecha_pubsub::{
     SubscribeError, SubscriptionId, SubscriptionSpec,
 };
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::Api;
 use crate::topic_stream::StreamSink;
 pub use crate::topic_stream::{EventAnswers, TopicEvents};
+pub use mecha_pubsub::cloudevent::is_readable_json;
 pub use mecha_pubsub::sink::outcome_of_status_code;
-pub use mecha_pubsub::subscription::field as json_field;
+pub use mecha_pubsub::subscription::{field as json_field, field_among as json_field_among};
 pub use mecha_pubsub::{Event, EventFields, Outcome};
 
 /// A publish, as either transport carries it.
@@ -271,7 +273,7 @@ impl Api {
         };
         let now = SystemTime::now();
         let is_cloudevent = content_type
-            .is_some_and(|c| cloudevent::base_content_type(c) == cloudevent::CONTENT_TYPE);
+            .is_some_and(|c| cloudevent::base_content_type_is(c, cloudevent::CONTENT_TYPE));
         if !is_cloudevent {
             return Ok(Bytes::from(cloudevent::wrap_to_vec(
                 data,
@@ -490,45 +492,50 @@ impl Api {
 }
 
 impl BulkEntry {
-    /// An entry whose event is given as JSON: JSON content types take any
-    /// JSON, text types a string, and binary types a base64 string; without
-    /// a content type, a string is text and anything else JSON.
+    /// An entry whose event is given as JSON text: JSON content types take
+    /// any JSON (kept as it is spelled), text types a string, and binary
+    /// types a base64 string; without a content type, a string is text and
+    /// anything else JSON.
     pub fn from_json_event(
         pubsub: &str,
         topic: &str,
         entry_id: String,
-        event: &Value,
+        event: &RawValue,
         content_type: String,
         metadata: Metadata,
     ) -> Result<Self, ApiError> {
         let mismatch = |detail: &str| bulk_entry_error(pubsub, topic, detail);
+        let is_string = event.get().starts_with('"');
         let content_type = match content_type {
             given if !given.is_empty() => given,
-            _ if event.is_string() => "text/plain".into(),
+            _ if is_string => "text/plain".into(),
             _ => "application/json".into(),
         };
-        let bytes = if cloudevent::is_json(&content_type) {
-            serde_json::to_vec(event).expect("JSON values serialise")
-        } else if cloudevent::is_text(&content_type) {
-            match event {
-                Value::String(text) => text.as_bytes().to_vec(),
-                _ => return Err(mismatch("mismatch between contentType and event")),
+        let string = || -> Result<String, ApiError> {
+            match serde_json::from_str::<Value>(event.get()) {
+                Ok(Value::String(text)) => Ok(text),
+                _ => Err(mismatch("mismatch between contentType and event")),
             }
+        };
+        let bytes = if cloudevent::is_json(&content_type) {
+            Bytes::copy_from_slice(event.get().as_bytes())
+        } else if cloudevent::is_text(&content_type) {
+            Bytes::from(string()?)
         } else {
-            match event {
-                Value::String(encoded) => base64::engine::general_purpose::STANDARD
+            let encoded = string()?;
+            Bytes::from(
+                base64::engine::general_purpose::STANDARD
                     .decode(encoded)
                     .map_err(|err| {
                         mismatch(&format!(
                             "unable to decode base64 {content_type} data: {err}"
                         ))
                     })?,
-                _ => return Err(mismatch("mismatch between contentType and event")),
-            }
+            )
         };
         Ok(BulkEntry {
             entry_id,
-            event: Bytes::from(bytes),
+            event: bytes,
             content_type,
             metadata,
         })
@@ -578,7 +585,8 @@ mod tests {
 
     #[test]
     fn bulk_entries_by_content_type() {
-        let entry = |event: Value, content_type: &str| {
+        let raw_entry = |event: &str, content_type: &str| {
+            let event = RawValue::from_string(event.to_owned()).unwrap();
             BulkEntry::from_json_event(
                 "p",
                 "t",
@@ -588,8 +596,17 @@ mod tests {
                 Metadata::new(),
             )
         };
+        let entry = |event: Value, content_type: &str| raw_entry(&event.to_string(), content_type);
         let json = entry(serde_json::json!({"a": 1}), "application/json").unwrap();
         assert_eq!(&json.event[..], br#"{"a":1}"#);
+        let spelled = raw_entry(r#"{"a": 2.50}"#, "application/json").unwrap();
+        assert_eq!(
+            &spelled.event[..],
+            br#"{"a": 2.50}"#,
+            "kept as it is spelled"
+        );
+        let escaped = raw_entry(r#""a\u0062""#, "text/plain").unwrap();
+        assert_eq!(&escaped.event[..], b"ab", "a string's escapes are read");
         let text = entry(serde_json::json!("hi"), "text/plain").unwrap();
         assert_eq!(&text.event[..], b"hi");
         let binary = entry(serde_json::json!("AAE="), "application/octet-stream").unwrap();

@@ -2,6 +2,7 @@
 //! publish is wrapped in, the augmenting of an event the app built itself,
 //! and the event synthesised for a raw payload on the subscriber side.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -49,26 +50,29 @@ pub struct Origin<'a> {
     pub tracestate: &'a str,
 }
 
-/// The base of a content type, lower-cased, without parameters.
-pub fn base_content_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+/// The base of a content type as it is written, without parameters.
+fn base_of(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
+/// Whether a content type's base is `base` (lower case), allocating nothing.
+pub fn base_content_type_is(content_type: &str, base: &str) -> bool {
+    base_of(content_type).eq_ignore_ascii_case(base)
 }
 
 /// `application/json` and the `+json` types.
 pub fn is_json(content_type: &str) -> bool {
-    let base = base_content_type(content_type);
-    base == "application/json" || base.ends_with("+json")
+    let base = base_of(content_type);
+    base.eq_ignore_ascii_case("application/json")
+        || base.len() >= 5 && base.as_bytes()[base.len() - 5..].eq_ignore_ascii_case(b"+json")
 }
 
 /// Content types whose data Dapr carries as text.
 pub fn is_text(content_type: &str) -> bool {
-    let base = base_content_type(content_type);
-    base.starts_with("text/") || base == "application/xml"
+    let base = base_of(content_type);
+    base.get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("text/"))
+        || base.eq_ignore_ascii_case("application/xml")
 }
 
 /// A `metadata.cloudevent.<name>` override, matched case-insensitively.
@@ -106,7 +110,9 @@ pub fn wrap(
 }
 
 /// [`wrap`], as the JSON bytes published: JSON data is copied into them as
-/// it is, checked but never parsed into a tree and written out again.
+/// it is, checked but never parsed into a tree and written out again, and
+/// the attributes are written straight out, in the order a [`CloudEvent`]
+/// keeps them, with `data` last.
 pub fn wrap_to_vec(
     data: &[u8],
     content_type: Option<&str>,
@@ -115,24 +121,52 @@ pub fn wrap_to_vec(
     now: SystemTime,
     ttl: Option<Duration>,
 ) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, text: &str) {
+        serde_json::to_writer(out, text).expect("strings serialise");
+    }
     let wrapped = wrapped(data, content_type, metadata, origin, now, ttl);
-    serde_json::to_vec(&wrapped).expect("JSON values serialise")
+    let mut out = Vec::with_capacity(data.len() + 512);
+    out.push(b'{');
+    for (key, value) in &wrapped.attributes {
+        string(&mut out, key);
+        out.push(b':');
+        string(&mut out, value);
+        out.push(b',');
+    }
+    match &wrapped.data {
+        Payload::Json(raw) => {
+            out.extend_from_slice(br#""data":"#);
+            out.extend_from_slice(raw.as_bytes());
+        }
+        Payload::Text(text) => {
+            out.extend_from_slice(br#""data":"#);
+            string(&mut out, text);
+        }
+        Payload::Base64(encoded) => {
+            out.extend_from_slice(br#""data_base64":"#);
+            string(&mut out, encoded);
+        }
+    }
+    out.push(b'}');
+    out
 }
 
-/// A new event: its attributes, and its data apart.
-struct Wrapped<'d> {
-    attributes: CloudEvent,
-    data: Payload<'d>,
+/// A new event: its attributes (sorted by name, as a [`CloudEvent`] keeps
+/// them), and its data apart.
+struct Wrapped<'a> {
+    attributes: Vec<(&'static str, Cow<'a, str>)>,
+    data: Payload<'a>,
 }
 
 impl Wrapped<'_> {
     fn into_event(self) -> CloudEvent {
-        let mut event = self.attributes;
+        let mut event: CloudEvent = self
+            .attributes
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), Value::String(value.into_owned())))
+            .collect();
         let (key, value) = match self.data {
-            Payload::Json(raw) => (
-                "data",
-                serde_json::from_str(raw.get()).expect("checked as JSON"),
-            ),
+            Payload::Json(raw) => ("data", serde_json::from_str(raw).expect("checked as JSON")),
             Payload::Text(text) => ("data", Value::String(text.to_owned())),
             Payload::Base64(encoded) => ("data_base64", Value::String(encoded)),
         };
@@ -141,92 +175,83 @@ impl Wrapped<'_> {
     }
 }
 
-impl serde::Serialize for Wrapped<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.attributes.len() + 1))?;
-        for (key, value) in &self.attributes {
-            map.serialize_entry(key, value)?;
-        }
-        match &self.data {
-            Payload::Json(raw) => map.serialize_entry("data", raw)?,
-            Payload::Text(text) => map.serialize_entry("data", text)?,
-            Payload::Base64(encoded) => map.serialize_entry("data_base64", encoded)?,
-        }
-        map.end()
-    }
-}
-
-fn wrapped<'d>(
-    data: &'d [u8],
-    content_type: Option<&str>,
-    metadata: &Metadata,
-    origin: &Origin<'_>,
+fn wrapped<'a>(
+    data: &'a [u8],
+    content_type: Option<&'a str>,
+    metadata: &'a Metadata,
+    origin: &Origin<'a>,
     now: SystemTime,
     ttl: Option<Duration>,
-) -> Wrapped<'d> {
+) -> Wrapped<'a> {
     let content_type = content_type
         .filter(|c| !c.is_empty())
         .unwrap_or(DEFAULT_DATA_CONTENT_TYPE);
-    let mut event = CloudEvent::new();
-    let text = |key: &str, value: &str| (key.to_owned(), Value::String(value.to_owned()));
-    let id = override_of(metadata, "id")
-        .map(str::to_owned)
-        .unwrap_or_else(new_id);
-    event.extend([
-        text("id", &id),
-        text("specversion", SPEC_VERSION),
-        text(
-            "source",
-            override_of(metadata, "source").unwrap_or(origin.app_id),
-        ),
-        text(
-            "type",
-            override_of(metadata, "type").unwrap_or(DEFAULT_TYPE),
-        ),
-        text("datacontenttype", content_type),
-        text("time", &format_rfc3339(now)),
-    ]);
-    if let Some(subject) = override_of(metadata, "subject") {
-        event.insert("subject".into(), subject.into());
-    }
+    let id = match override_of(metadata, "id") {
+        Some(id) => Cow::Borrowed(id),
+        None => Cow::Owned(new_id()),
+    };
     let traceparent = override_of(metadata, "traceparent")
         .or_else(|| override_of(metadata, "traceid"))
         .unwrap_or(origin.traceparent);
     let tracestate = override_of(metadata, "tracestate").unwrap_or(origin.tracestate);
-    stamp(&mut event, origin, traceparent, tracestate);
-    if let Some(ttl) = ttl {
-        event.insert("expiration".into(), expiration(now, ttl).into());
+    let mut attributes = vec![
+        ("id", id),
+        ("specversion", SPEC_VERSION.into()),
+        (
+            "source",
+            override_of(metadata, "source")
+                .unwrap_or(origin.app_id)
+                .into(),
+        ),
+        (
+            "type",
+            override_of(metadata, "type").unwrap_or(DEFAULT_TYPE).into(),
+        ),
+        ("datacontenttype", content_type.into()),
+        ("time", format_rfc3339(now).into()),
+    ];
+    if let Some(subject) = override_of(metadata, "subject") {
+        attributes.push(("subject", subject.into()));
     }
+    attributes.extend(stamped(origin, traceparent, tracestate));
+    if let Some(ttl) = ttl {
+        attributes.push(("expiration", expiration(now, ttl).into()));
+    }
+    attributes.sort_unstable_by_key(|(key, _)| *key);
     Wrapped {
-        attributes: event,
+        attributes,
         data: payload(data, content_type),
     }
 }
 
 enum Payload<'d> {
-    /// JSON, checked.
-    Json(&'d serde_json::value::RawValue),
+    /// JSON, checked, without the whitespace around it.
+    Json(&'d str),
     Text(&'d str),
     Base64(String),
 }
 
 fn payload<'d>(data: &'d [u8], content_type: &str) -> Payload<'d> {
     let base64 = || Payload::Base64(base64::engine::general_purpose::STANDARD.encode(data));
-    if base_content_type(content_type) == OCTET_STREAM {
+    if base_content_type_is(content_type, OCTET_STREAM) {
         return base64();
     }
     let Ok(text) = std::str::from_utf8(data) else {
         // Text would lose these bytes; Dapr would mangle them.
         return base64();
     };
-    if is_json(content_type)
-        && serde_json::from_str::<Strict>(text).is_ok()
-        && let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(text)
-    {
-        return Payload::Json(raw);
+    // One strict reading checks it is a single JSON value with nothing but
+    // JSON whitespace around it.
+    if is_json(content_type) && is_readable_json(text) {
+        return Payload::Json(text.trim_matches([' ', '\t', '\n', '\r']));
     }
     Payload::Text(text)
+}
+
+/// Whether `text` is one JSON value that a subscriber can read back (see
+/// [`Strict`]), checked without building it.
+pub fn is_readable_json(text: &str) -> bool {
+    serde_json::from_str::<Strict>(text).is_ok()
 }
 
 /// Any JSON value, read as strictly as a subscriber parses the event (its
@@ -278,12 +303,24 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 }
 
 /// What the runtime sets on every event it publishes.
+fn stamped<'a>(
+    origin: &Origin<'a>,
+    traceparent: &'a str,
+    tracestate: &'a str,
+) -> [(&'static str, Cow<'a, str>); 5] {
+    [
+        ("topic", origin.topic.into()),
+        ("pubsubname", origin.pubsub.into()),
+        ("traceid", traceparent.into()),
+        ("traceparent", traceparent.into()),
+        ("tracestate", tracestate.into()),
+    ]
+}
+
 fn stamp(event: &mut CloudEvent, origin: &Origin<'_>, traceparent: &str, tracestate: &str) {
-    event.insert("topic".into(), origin.topic.into());
-    event.insert("pubsubname".into(), origin.pubsub.into());
-    event.insert("traceid".into(), traceparent.into());
-    event.insert("traceparent".into(), traceparent.into());
-    event.insert("tracestate".into(), tracestate.into());
+    for (key, value) in stamped(origin, traceparent, tracestate) {
+        event.insert(key.into(), Value::String(value.into_owned()));
+    }
 }
 
 /// Why an event the app built could not be used.
@@ -505,7 +542,13 @@ mod tests {
     /// kept as it came.
     #[test]
     fn wrapped_bytes_are_the_wrapped_event() {
-        let metadata: Metadata = [("cloudevent.id".to_owned(), "fixed".to_owned())].into();
+        let metadata: Metadata = [
+            ("cloudevent.id", "fixed"),
+            ("cloudevent.subject", "a \"quoted\"\nsubject"),
+            ("cloudevent.TraceParent", "00-tp"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
         // JSON no subscriber could read (a lone surrogate, a number out of
         // range, nesting past 128) goes as text, as JSON that does not
         // parse always did.

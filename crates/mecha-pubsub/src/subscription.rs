@@ -153,15 +153,24 @@ pub fn merge(
 /// A field of a JSON object, by name matched case-insensitively (Go's JSON
 /// decoding, which daprd uses, matches keys that way).
 pub fn field<'v>(object: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
-    object
-        .get(name)
+    field_among(object.get(name), object.iter(), name, Value::is_null)
+}
+
+/// [`field`] over any object's fields: the `exact` match, else the first
+/// key equal to `name` in any case; a null value counts as absent.
+pub fn field_among<'v, V>(
+    exact: Option<&'v V>,
+    mut fields: impl Iterator<Item = (&'v String, &'v V)>,
+    name: &str,
+    is_null: impl Fn(&V) -> bool,
+) -> Option<&'v V> {
+    exact
         .or_else(|| {
-            object
-                .iter()
+            fields
                 .find(|(key, _)| key.eq_ignore_ascii_case(name))
                 .map(|(_, value)| value)
         })
-        .filter(|value| !value.is_null())
+        .filter(|value| !is_null(value))
 }
 
 fn string_field(object: &serde_json::Map<String, Value>, name: &str) -> String {
