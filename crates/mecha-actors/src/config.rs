@@ -28,12 +28,24 @@ pub struct TypeConfig {
 }
 
 /// The app's actor configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActorConfig {
     /// The actor types the app hosts, in its order.
     pub entities: Vec<String>,
     pub scan_interval: Duration,
     types: HashMap<String, TypeConfig>,
+}
+
+/// No actor types: nothing to scan for but at daprd's pace (an idle
+/// runtime wakes no more often than that).
+impl Default for ActorConfig {
+    fn default() -> Self {
+        Self {
+            entities: Vec::new(),
+            scan_interval: DEFAULT_SCAN_INTERVAL,
+            types: HashMap::new(),
+        }
+    }
 }
 
 /// Reentrancy as an app asks for it.
@@ -233,6 +245,11 @@ mod tests {
         let empty = ActorConfig::parse(b"{}").unwrap();
         assert!(empty.entities.is_empty());
         assert_eq!(empty.scan_interval, DEFAULT_SCAN_INTERVAL);
+        assert_eq!(
+            ActorConfig::default().scan_interval,
+            DEFAULT_SCAN_INTERVAL,
+            "no types: no scan more often than daprd's"
+        );
         // Without a scan interval, idle actors are looked for often enough.
         let quick = ActorConfig::parse(br#"{"entities":["A"],"actorIdleTimeout":"2s"}"#).unwrap();
         assert_eq!(quick.scan_interval, Duration::from_secs(1));

@@ -271,12 +271,16 @@ impl Service for ActorHost {
                 tracing::error!("hosting actors: {err}");
             }
             loop {
+                // A new configuration (an actor stream's app) brings its
+                // own interval at once.
+                let reconfigured = actors.inner.configured_notify.notified();
                 let scan = actors
                     .config()
                     .scan_interval
                     .max(Duration::from_millis(100));
                 tokio::select! {
                     () = tokio::time::sleep(scan) => actors.deactivate_idle().await,
+                    () = reconfigured => {}
                     () = stop.cancelled() => return,
                 }
             }
