@@ -187,18 +187,21 @@ struct BulkDelivery<'a> {
 #[derive(serde::Deserialize)]
 struct BulkDelivered<'a> {
     #[serde(rename = "entryId", borrow)]
-    entry_id: &'a str,
-    event: Stamped,
+    entry_id: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    event: Option<Stamped>,
 }
 
 #[derive(serde::Deserialize)]
 struct Stamped {
-    data: Stamp,
+    #[serde(default)]
+    data: Option<Stamp>,
 }
 
 #[derive(serde::Deserialize)]
 struct Stamp {
-    t: u64,
+    #[serde(default)]
+    t: Option<u64>,
 }
 
 /// Records a bulk delivery's events and answers SUCCESS for each; an
@@ -207,12 +210,16 @@ fn bulk_answer(body: &[u8], arrivals: &Arrivals) -> Bytes {
     let mut answer = String::from(r#"{"statuses":["#);
     if let Ok(batch) = serde_json::from_slice::<BulkDelivery<'_>>(body) {
         for (index, entry) in batch.entries.iter().enumerate() {
-            arrivals.record_sent(entry.event.data.t);
+            let sent = entry.event.as_ref().and_then(|e| e.data.as_ref()?.t);
+            match sent {
+                Some(sent) => arrivals.record_sent(sent),
+                None => arrivals.record(&Value::Null),
+            }
             if index > 0 {
                 answer.push(',');
             }
-            // Entry ids are the runtime's UUIDs: nothing to escape.
-            answer += &format!(r#"{{"entryId":"{}","status":"SUCCESS"}}"#, entry.entry_id);
+            let id = serde_json::to_string(&entry.entry_id).expect("strings serialise");
+            answer += &format!(r#"{{"entryId":{id},"status":"SUCCESS"}}"#);
         }
     }
     answer += "]}";

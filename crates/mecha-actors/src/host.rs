@@ -270,16 +270,20 @@ impl Service for ActorHost {
             if let Err(err) = actors.host_types(config, None).await {
                 tracing::error!("hosting actors: {err}");
             }
+            let mut scanned = tokio::time::Instant::now();
             loop {
                 // A new configuration (an actor stream's app) brings its
-                // own interval at once.
+                // own interval at once, counted from the last scan.
                 let reconfigured = actors.inner.configured_notify.notified();
                 let scan = actors
                     .config()
                     .scan_interval
                     .max(Duration::from_millis(100));
                 tokio::select! {
-                    () = tokio::time::sleep(scan) => actors.deactivate_idle().await,
+                    () = tokio::time::sleep_until(scanned + scan) => {
+                        actors.deactivate_idle().await;
+                        scanned = tokio::time::Instant::now();
+                    }
                     () = reconfigured => {}
                     () = stop.cancelled() => return,
                 }
