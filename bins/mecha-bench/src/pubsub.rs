@@ -75,17 +75,15 @@ struct Arrivals {
 
 impl Arrivals {
     fn record(&self, data: &Value) {
-        match data["t"].as_u64() {
-            Some(sent) => self.record_sent(sent),
-            None => {
-                self.count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.record_sent(data["t"].as_u64());
     }
 
-    fn record_sent(&self, sent: u64) {
-        let latency = Duration::from_nanos(now_nanos().saturating_sub(sent));
-        self.latencies.lock().unwrap().push(latency);
+    /// An arrival, with its latency when it carries its sending time.
+    fn record_sent(&self, sent: Option<u64>) {
+        if let Some(sent) = sent {
+            let latency = Duration::from_nanos(now_nanos().saturating_sub(sent));
+            self.latencies.lock().unwrap().push(latency);
+        }
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -210,11 +208,7 @@ fn bulk_answer(body: &[u8], arrivals: &Arrivals) -> Bytes {
     let mut answer = String::from(r#"{"statuses":["#);
     if let Ok(batch) = serde_json::from_slice::<BulkDelivery<'_>>(body) {
         for (index, entry) in batch.entries.iter().enumerate() {
-            let sent = entry.event.as_ref().and_then(|e| e.data.as_ref()?.t);
-            match sent {
-                Some(sent) => arrivals.record_sent(sent),
-                None => arrivals.record(&Value::Null),
-            }
+            arrivals.record_sent(entry.event.as_ref().and_then(|e| e.data.as_ref()?.t));
             if index > 0 {
                 answer.push(',');
             }

@@ -6,11 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mecha_api::pubsub::{
-    BulkEntry, BulkPublish, BulkPublishError, Publish, bulk_body_error, bulk_entry_error,
-    is_readable_json, json_field_among, unreadable_publish,
+    BulkEntry, BulkPublish, BulkPublishError, Publish, bulk_body_error, unreadable_publish,
 };
-use std::collections::BTreeMap;
-
 use mecha_core::ApiError;
 use mecha_core::limits::MAX_BULK_ITEMS;
 use serde_json::value::RawValue;
@@ -89,60 +86,8 @@ pub(crate) fn parse_bulk(
         .within("entries")
         .map_err(|err| bulk_body_error(pubsub, topic, err))?
         .into_iter()
-        .map(|raw| bulk_entry(pubsub, topic, raw))
+        .map(|raw| BulkEntry::from_json_entry(pubsub, topic, raw))
         .collect()
-}
-
-/// One entry of a bulk publish body: `entryId` (or the JS SDK's
-/// `entryID`: keys match case-insensitively, as Go's JSON decoding does),
-/// `event`, `contentType` and `metadata`. An entry is read as strictly as
-/// if it were parsed whole, though its event is never built.
-fn bulk_entry(pubsub: &str, topic: &str, raw: &RawValue) -> Result<BulkEntry, ApiError> {
-    if !is_readable_json(raw.get()) {
-        let err = serde_json::from_str::<Value>(raw.get())
-            .err()
-            .map_or_else(|| "unreadable JSON".to_owned(), |err| err.to_string());
-        return Err(bulk_body_error(pubsub, topic, err));
-    }
-    if !raw.get().starts_with('{') {
-        return Err(bulk_entry_error(
-            pubsub,
-            topic,
-            "an entry is not a JSON object",
-        ));
-    }
-    let object: BTreeMap<String, &RawValue> =
-        serde_json::from_str(raw.get()).map_err(|err| bulk_body_error(pubsub, topic, err))?;
-    let field = |name: &str| {
-        json_field_among(object.get(name), object.iter(), name, |v| v.get() == "null").copied()
-    };
-    let value =
-        |name: &str| field(name).and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
-    let text = |name: &str| match value(name) {
-        Some(Value::String(text)) => text,
-        _ => String::new(),
-    };
-    let metadata = match value("metadata") {
-        Some(Value::Object(map)) => map
-            .into_iter()
-            .map(|(k, v)| {
-                let value = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                (k, value)
-            })
-            .collect(),
-        _ => Default::default(),
-    };
-    BulkEntry::from_json_event(
-        pubsub,
-        topic,
-        text("entryId"),
-        field("event").unwrap_or(RawValue::NULL),
-        text("contentType"),
-        metadata,
-    )
 }
 
 /// `POST|PUT /v1.0/publish/bulk/{pubsub}/{topic...}` (and its
@@ -216,7 +161,7 @@ mod tests {
     #[test]
     fn bulk_entries_are_json_objects() {
         let raw = |value: Value| RawValue::from_string(value.to_string()).unwrap();
-        let entry = bulk_entry(
+        let entry = BulkEntry::from_json_entry(
             "p",
             "t",
             &raw(json!({"entryID": "1", "event": "AAE=", "contentType": "application/octet-stream", "metadata": {"k": 1, "s": "v"}})),
@@ -229,9 +174,10 @@ mod tests {
             ("1", "v")
         );
         let inferred =
-            bulk_entry("p", "t", &raw(json!({"entryId": "2", "event": {"a": 1}}))).unwrap();
+            BulkEntry::from_json_entry("p", "t", &raw(json!({"entryId": "2", "event": {"a": 1}})))
+                .unwrap();
         assert_eq!(inferred.content_type, "application/json");
-        let err = bulk_entry("p", "t", &raw(json!("not an object"))).unwrap_err();
+        let err = BulkEntry::from_json_entry("p", "t", &raw(json!("not an object"))).unwrap_err();
         assert_eq!((err.code, err.http_status), ("ERR_PUBSUB_EVENTS_SER", 400));
         let entries = parse_bulk("p", "t", br#"[{"entryId":"1","event":"x"}]"#).unwrap();
         assert_eq!(entries.len(), 1);

@@ -2,7 +2,7 @@
 //! Every publish is wrapped in a CloudEvent (unless `rawPayload`), checked
 //! against the component's topic scopes and handed to the component.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -11,6 +11,7 @@ use http::HeaderMap;
 use mecha_core::{ApiError, GrpcCode};
 use mecha_invoke::trace;
 use mecha_pubsub::cloudevent::{self, Origin};
+use mecha_pubsub::subscription::field_among;
 use mecha_pubsub::{
     Feature, Kind, Metadata, PubSubBlock, PubSubHandle, PublishError, PublishRequest,
     SubscribeError, SubscriptionId, SubscriptionSpec,
@@ -21,9 +22,7 @@ use serde_json::value::RawValue;
 use crate::Api;
 use crate::topic_stream::StreamSink;
 pub use crate::topic_stream::{EventAnswers, TopicEvents};
-pub use mecha_pubsub::cloudevent::is_readable_json;
 pub use mecha_pubsub::sink::outcome_of_status_code;
-pub use mecha_pubsub::subscription::{field as json_field, field_among as json_field_among};
 pub use mecha_pubsub::{Event, EventFields, Outcome};
 
 /// A publish, as either transport carries it.
@@ -492,6 +491,53 @@ impl Api {
 }
 
 impl BulkEntry {
+    /// One entry of an HTTP bulk publish body: `entryId` (or the JS SDK's
+    /// `entryID`: keys match case-insensitively, as Go's JSON decoding
+    /// does), `event`, `contentType` and `metadata`. The entry is read as
+    /// strictly as if it were parsed whole, though its event is never built.
+    pub fn from_json_entry(pubsub: &str, topic: &str, raw: &RawValue) -> Result<Self, ApiError> {
+        cloudevent::read_strictly(raw.get()).map_err(|err| bulk_body_error(pubsub, topic, err))?;
+        if !raw.get().starts_with('{') {
+            return Err(bulk_entry_error(
+                pubsub,
+                topic,
+                "an entry is not a JSON object",
+            ));
+        }
+        let object: BTreeMap<String, &RawValue> =
+            serde_json::from_str(raw.get()).map_err(|err| bulk_body_error(pubsub, topic, err))?;
+        let field = |name: &str| {
+            field_among(object.get(name), object.iter(), name, |v| v.get() == "null").copied()
+        };
+        let value =
+            |name: &str| field(name).and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        let text = |name: &str| match value(name) {
+            Some(Value::String(text)) => text,
+            _ => String::new(),
+        };
+        let metadata = match value("metadata") {
+            Some(Value::Object(map)) => map
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, value)
+                })
+                .collect(),
+            _ => Default::default(),
+        };
+        Self::from_json_event(
+            pubsub,
+            topic,
+            text("entryId"),
+            field("event").unwrap_or(RawValue::NULL),
+            text("contentType"),
+            metadata,
+        )
+    }
+
     /// An entry whose event is given as JSON text: JSON content types take
     /// any JSON (kept as it is spelled), text types a string, and binary
     /// types a base64 string; without a content type, a string is text and
@@ -511,11 +557,9 @@ impl BulkEntry {
             _ if is_string => "text/plain".into(),
             _ => "application/json".into(),
         };
-        let string = || -> Result<String, ApiError> {
-            match serde_json::from_str::<Value>(event.get()) {
-                Ok(Value::String(text)) => Ok(text),
-                _ => Err(mismatch("mismatch between contentType and event")),
-            }
+        let string = || {
+            serde_json::from_str::<String>(event.get())
+                .map_err(|_| mismatch("mismatch between contentType and event"))
         };
         let bytes = if cloudevent::is_json(&content_type) {
             Bytes::copy_from_slice(event.get().as_bytes())

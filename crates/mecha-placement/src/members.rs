@@ -25,10 +25,8 @@ pub struct Host {
 #[derive(Default)]
 struct Namespace {
     version: u64,
-    /// Name → runtime.
-    members: BTreeMap<String, Host>,
-    /// Name → when it last reported (Unix nanoseconds).
-    reported: BTreeMap<String, i64>,
+    /// Name → runtime, and when it last reported.
+    members: BTreeMap<String, Reported>,
 }
 
 /// A runtime in placement's state page (`GET /placement/state`).
@@ -98,11 +96,11 @@ impl Members {
         host.entities.sort();
         host.entities.dedup();
         let namespace = self.namespaces.entry(host.namespace.clone()).or_default();
-        namespace.reported.insert(host.name.clone(), now_nanos());
-        let changed = namespace.members.get(&host.name) != Some(&host);
-        if changed {
-            namespace.members.insert(host.name.clone(), host);
-        }
+        let changed = namespace.members.get(&host.name).map(|r| &r.host) != Some(&host);
+        let updated_at = now_nanos();
+        namespace
+            .members
+            .insert(host.name.clone(), Reported { host, updated_at });
         if changed {
             namespace.version += 1;
         }
@@ -116,7 +114,6 @@ impl Members {
             return false;
         };
         let left = space.members.remove(name).is_some();
-        space.reported.remove(name);
         if left {
             space.version += 1;
         }
@@ -129,12 +126,7 @@ impl Members {
         let hosts = self
             .namespaces
             .values()
-            .flat_map(|space| {
-                space.members.values().map(|host| Reported {
-                    host: host.clone(),
-                    updated_at: space.reported.get(&host.name).copied().unwrap_or(0),
-                })
-            })
+            .flat_map(|space| space.members.values().cloned())
             .collect();
         (version.unwrap_or(0), hosts)
     }
@@ -150,7 +142,7 @@ impl Members {
             return tables;
         };
         tables.version = space.version;
-        for host in space.members.values() {
+        for Reported { host, .. } in space.members.values() {
             for entity in &host.entities {
                 tables
                     .entries

@@ -242,16 +242,17 @@ fn payload<'d>(data: &'d [u8], content_type: &str) -> Payload<'d> {
     };
     // One strict reading checks it is a single JSON value with nothing but
     // JSON whitespace around it.
-    if is_json(content_type) && is_readable_json(text) {
+    if is_json(content_type) && read_strictly(text).is_ok() {
         return Payload::Json(text.trim_matches([' ', '\t', '\n', '\r']));
     }
     Payload::Text(text)
 }
 
-/// Whether `text` is one JSON value that a subscriber can read back (see
-/// [`Strict`]), checked without building it.
-pub fn is_readable_json(text: &str) -> bool {
-    serde_json::from_str::<Strict>(text).is_ok()
+/// Checks that `text` is one JSON value a subscriber can read back (see
+/// [`Strict`]), without building it; the error is the one building it
+/// would give.
+pub fn read_strictly(text: &str) -> serde_json::Result<()> {
+    serde_json::from_str::<Strict>(text).map(drop)
 }
 
 /// Any JSON value, read as strictly as a subscriber parses the event (its
